@@ -1,0 +1,111 @@
+//! The connector registry. `registry()` is a plain list: the API, CLI and
+//! console read the catalog from it, so adding a connector touches only its
+//! folder and one line here.
+use std::sync::OnceLock;
+
+use switchyard_core::spec::PropertySpec;
+use switchyard_core::{Direction, Org};
+
+mod planned;
+pub mod webhook;
+
+/// Standard types are offered to every organization; custom (first-party)
+/// types only to organizations enabled for them.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Category {
+    Standard,
+    Custom,
+}
+
+/// One direction a type supports: whether it runs yet, and what it takes.
+#[derive(Debug, Clone)]
+pub struct DirectionSupport {
+    pub direction: Direction,
+    /// `false` lists the type as disabled ("coming soon"): the catalog never
+    /// offers what cannot run end to end.
+    pub available: bool,
+    pub properties: Vec<PropertySpec>,
+}
+
+/// A catalog entry: one integration type.
+#[derive(Debug, Clone)]
+pub struct ConnectorType {
+    pub key: &'static str,
+    pub name: &'static str,
+    pub description: &'static str,
+    pub category: Category,
+    pub directions: Vec<DirectionSupport>,
+}
+
+impl ConnectorType {
+    pub fn direction(&self, direction: Direction) -> Option<&DirectionSupport> {
+        self.directions.iter().find(|d| d.direction == direction)
+    }
+    pub fn is_available(&self) -> bool {
+        self.directions.iter().any(|d| d.available)
+    }
+    pub fn offered_to(&self, org: &Org) -> bool {
+        self.category == Category::Standard || org.custom_integrations
+    }
+}
+
+/// Every integration type Switchyard knows, in catalog order.
+pub fn registry() -> &'static [ConnectorType] {
+    static REGISTRY: OnceLock<Vec<ConnectorType>> = OnceLock::new();
+    REGISTRY.get_or_init(|| {
+        let mut types = vec![webhook::connector_type()];
+        types.extend(planned::types());
+        types
+    })
+}
+
+/// The types an organization may see: standard ones, and custom ones once enabled.
+pub fn catalog_for(org: &Org) -> impl Iterator<Item = &'static ConnectorType> + '_ {
+    registry().iter().filter(move |t| t.offered_to(org))
+}
+
+/// A type by key, as the organization sees it (a custom type it is not
+/// enabled for does not exist for it).
+pub fn find_for(org: &Org, key: &str) -> Option<&'static ConnectorType> {
+    catalog_for(org).find(|t| t.key == key)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::collections::HashSet;
+
+    #[test]
+    fn keys_are_unique_per_direction_and_specs_are_consistent() {
+        let mut seen = HashSet::new();
+        for t in registry() {
+            for d in &t.directions {
+                assert!(seen.insert((t.key, d.direction)), "{} listed twice", t.key);
+                let mut names = HashSet::new();
+                for p in &d.properties {
+                    assert!(names.insert(p.name), "{}.{} twice", t.key, p.name);
+                    if let Some(c) = &p.required_when {
+                        assert!(
+                            d.properties.iter().any(|q| q.name == c.property),
+                            "{}.{} depends on unknown",
+                            t.key,
+                            p.name
+                        );
+                    }
+                    if p.kind == switchyard_core::spec::PropertyKind::Enum {
+                        assert!(!p.options.is_empty(), "{}.{} enum without options", t.key, p.name);
+                    }
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn only_working_connectors_are_available() {
+        let available: Vec<_> = registry()
+            .iter()
+            .flat_map(|t| t.directions.iter().filter(|d| d.available).map(move |d| (t.key, d.direction)))
+            .collect();
+        assert_eq!(available, [("WEBHOOK", Direction::Egress)]);
+    }
+}

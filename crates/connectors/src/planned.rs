@@ -1,0 +1,335 @@
+//! Types the catalog lists as disabled ("coming soon") until their connector
+//! works end to end. Each carries the properties it will take, so the wizard
+//! can show them; when a connector is built it moves to a folder of its own.
+use serde_json::json;
+use switchyard_core::spec::{PropertyKind as K, PropertySpec as P};
+use switchyard_core::{Direction, ResourceType};
+
+use crate::{Category, ConnectorType, DirectionSupport};
+
+fn planned(
+    key: &'static str,
+    name: &'static str,
+    description: &'static str,
+    directions: Vec<(Direction, Vec<P>)>,
+) -> ConnectorType {
+    ConnectorType {
+        key,
+        name,
+        description,
+        category: Category::Standard,
+        directions: directions
+            .into_iter()
+            .map(|(direction, properties)| DirectionSupport { direction, available: false, properties })
+            .collect(),
+    }
+}
+
+fn objects() -> P {
+    P::new("objects", "Objects", K::List)
+        .describe("Which objects trigger the integration; `*` globs allowed. All when empty.")
+}
+
+fn aws(resource: P) -> Vec<P> {
+    vec![
+        resource,
+        P::new("region", "Region", K::String).required(),
+        P::new("accessKeyId", "Access key id", K::String).required(),
+        P::new("secretAccessKey", "Secret access key", K::Secret).required(),
+        P::new("endpointUrl", "Endpoint URL", K::Url).describe("Overrides the AWS endpoint (for compatible services)."),
+    ]
+}
+
+fn gcp(topics: P) -> Vec<P> {
+    vec![
+        P::new("accountKeyJson", "Service account key (JSON)", K::Secret).required(),
+        P::new("projectId", "Project id", K::String).describe("Defaults to the project of the account key."),
+        topics,
+        P::new("endpointUrl", "Endpoint URL", K::Url),
+    ]
+}
+
+fn event_hubs(extra: P) -> Vec<P> {
+    vec![
+        P::new("connectionString", "Connection string", K::Secret),
+        P::new("host", "Namespace host", K::String),
+        P::new("policyName", "Policy name", K::String),
+        P::new("policyKey", "Policy key", K::Secret),
+        P::new("eventHub", "Event hub name", K::String).required(),
+        extra,
+    ]
+}
+
+fn mqtt(topic: P) -> Vec<P> {
+    vec![
+        P::new("protocol", "Protocol", K::Enum).options(&["mqtt", "mqtts", "ws", "wss"]).default(json!("mqtt")),
+        P::new("host", "Host", K::String).required(),
+        P::new("port", "Port", K::Number).range(1.0, 65535.0).describe("Defaults to the protocol's port."),
+        P::new("version", "Protocol version", K::Enum).options(&["3.1.1", "5"]).default(json!("3.1.1")),
+        P::new("cleanSession", "Clean session", K::Bool).default(json!(true)),
+        P::new("clientId", "Client id", K::Template).describe("Generated when blank."),
+        P::new("authMethod", "Authentication", K::Enum)
+            .options(&["NONE", "PASSWORD", "CERTIFICATE"])
+            .default(json!("NONE")),
+        P::new("username", "Username", K::String).required_when("authMethod", &["PASSWORD"]),
+        P::new("password", "Password", K::Secret).required_when("authMethod", &["PASSWORD"]),
+        P::new("clientCertificate", "Client certificate", K::Secret).required_when("authMethod", &["CERTIFICATE"]),
+        P::new("privateKey", "Private key", K::Secret).required_when("authMethod", &["CERTIFICATE"]),
+        P::new("caCertificate", "CA certificate", K::String),
+        topic,
+    ]
+}
+
+fn recipients(item: K) -> P {
+    P::new("recipients", "Recipients", K::List).items(item).describe("Managed under the integration's recipients.")
+}
+
+fn twilio(extra: Vec<P>) -> Vec<P> {
+    let mut props = vec![
+        P::new("accountSid", "Account SID", K::String).required(),
+        P::new("authToken", "Auth token", K::Secret).required(),
+        P::new("fromNumber", "From number", K::Phone).required(),
+        P::new("apiBaseUrl", "API base URL", K::Url),
+        recipients(K::Phone),
+    ];
+    props.extend(extra);
+    props
+}
+
+fn inbound_mapping() -> P {
+    P::new("place", "Place", K::Resource).resource(ResourceType::Place).describe("Where data without a mapping lands.")
+}
+
+pub(crate) fn types() -> Vec<ConnectorType> {
+    use Direction::{Egress, Ingress};
+    let mut types = vec![
+        planned(
+            "MQTT",
+            "MQTT broker",
+            "Subscribe to, or publish to, an external MQTT broker.",
+            vec![
+                (Ingress, mqtt(P::new("topics", "Topics", K::List).required())),
+                (Egress, mqtt(P::new("topicTemplate", "Topic template", K::Template).required())),
+            ],
+        ),
+        planned(
+            "AWS_SQS",
+            "Amazon SQS",
+            "Receive from, or send to, an SQS queue.",
+            vec![
+                (Ingress, aws(P::new("queueUrl", "Queue URL", K::Url).required())),
+                (Egress, {
+                    let mut p = aws(P::new("queueUrl", "Queue URL", K::Url).required());
+                    p.push(objects());
+                    p
+                }),
+            ],
+        ),
+        planned(
+            "GCP_PUBSUB",
+            "Google Cloud Pub/Sub",
+            "Subscribe to, or publish to, Pub/Sub topics.",
+            vec![
+                (Ingress, gcp(P::new("topics", "Topics", K::List).required())),
+                (Egress, {
+                    let mut p = gcp(P::new("topic", "Topic", K::String).required());
+                    p.push(objects());
+                    p
+                }),
+            ],
+        ),
+        planned(
+            "AZURE_EVENT_HUBS",
+            "Azure Event Hubs",
+            "Consume from, or send to, an event hub.",
+            vec![
+                (Ingress, event_hubs(P::new("consumerGroup", "Consumer group", K::String).default(json!("$Default")))),
+                (Egress, event_hubs(P::new("partitionKeyTemplate", "Partition key template", K::Template))),
+            ],
+        ),
+        planned(
+            "PARTICLE",
+            "Particle",
+            "Receive events from a Particle event stream.",
+            vec![(
+                Ingress,
+                vec![
+                    P::new("accessToken", "Access token", K::Secret).required(),
+                    P::new("eventNames", "Event names", K::List)
+                        .describe("A trailing `*` is a prefix match; `*` alone is every event."),
+                    P::new("deviceId", "Device name or id", K::String),
+                    P::new("product", "Product slug or id", K::String),
+                ],
+            )],
+        ),
+        planned(
+            "WEBSOCKET",
+            "WebSocket server",
+            "Connect to a WebSocket server and take in its messages.",
+            vec![(
+                Ingress,
+                vec![
+                    P::new("url", "URL", K::Url).required().options(&["ws", "wss"]),
+                    P::new("headers", "Headers", K::List),
+                    P::new("username", "Username", K::String),
+                    P::new("password", "Password", K::Secret),
+                    P::new("caCertificate", "CA certificate", K::String),
+                ],
+            )],
+        ),
+        planned(
+            "HTTP_INBOUND",
+            "HTTP inbound",
+            "Receive data posted to an endpoint of your own.",
+            vec![(
+                Ingress,
+                vec![
+                    P::new("token", "Shared token", K::Secret)
+                        .describe("Callers must present it; generated when not given."),
+                    inbound_mapping(),
+                ],
+            )],
+        ),
+        planned(
+            "HTTP_POLL",
+            "HTTP polling",
+            "Poll an HTTP API on a schedule.",
+            vec![(
+                Ingress,
+                vec![
+                    P::new("url", "URL", K::Url).required(),
+                    P::new("intervalSeconds", "Interval (s)", K::Number).range(10.0, 86400.0).default(json!(300)),
+                    P::new("headers", "Headers", K::List),
+                    P::new("token", "Bearer token", K::Secret),
+                    inbound_mapping(),
+                ],
+            )],
+        ),
+        planned(
+            "WEATHER",
+            "Weather",
+            "Weather observations and forecasts for a Place.",
+            vec![(
+                Ingress,
+                vec![
+                    P::new("place", "Place", K::Resource).resource(ResourceType::Place).required(),
+                    P::new("apiKey", "API key", K::Secret).required(),
+                    P::new("intervalSeconds", "Interval (s)", K::Number).range(300.0, 86400.0).default(json!(900)),
+                ],
+            )],
+        ),
+        planned(
+            "UTILITY_DATA",
+            "Utility data",
+            "Meter and billing data from a utility.",
+            vec![(
+                Ingress,
+                vec![
+                    P::new("provider", "Provider", K::String).required(),
+                    P::new("apiKey", "API key", K::Secret).required(),
+                    P::new("place", "Place", K::Resource).resource(ResourceType::Place).required(),
+                ],
+            )],
+        ),
+        planned(
+            "EMAIL",
+            "E-mail",
+            "Send an e-mail per event or alarm.",
+            vec![(
+                Egress,
+                vec![
+                    P::new("smtpHost", "SMTP host", K::String).required(),
+                    P::new("smtpPort", "SMTP port", K::Number).range(1.0, 65535.0).default(json!(587)),
+                    P::new("security", "Security", K::Enum)
+                        .options(&["STARTTLS", "TLS", "NONE"])
+                        .default(json!("STARTTLS")),
+                    P::new("username", "Username", K::String),
+                    P::new("password", "Password", K::Secret),
+                    P::new("from", "From", K::Email).required(),
+                    recipients(K::Email),
+                    P::new("subjectTemplate", "Subject template", K::Template).required(),
+                    P::new("bodyTemplate", "Body template", K::Template).required(),
+                ],
+            )],
+        ),
+        planned(
+            "SMS",
+            "SMS",
+            "Send a text message per event or alarm.",
+            vec![(Egress, twilio(vec![P::new("bodyTemplate", "Message template", K::Template).required()]))],
+        ),
+        planned(
+            "PHONE",
+            "Phone call",
+            "Place a voice call that speaks the alarm.",
+            vec![(Egress, twilio(vec![P::new("speechTemplate", "Speech template", K::Template).required()]))],
+        ),
+        planned(
+            "AWS_SNS",
+            "Amazon SNS",
+            "Publish each record to an SNS topic.",
+            vec![(Egress, {
+                let mut p = aws(P::new("topicArn", "Topic ARN", K::String).required());
+                p.push(objects());
+                p
+            })],
+        ),
+        planned(
+            "NATS",
+            "NATS",
+            "Publish to NATS subjects, optionally with JetStream acks.",
+            vec![(
+                Egress,
+                vec![
+                    P::new("servers", "Servers", K::List).required(),
+                    P::new("subjectTemplate", "Subject template", K::Template).required(),
+                    P::new("credentials", "Credentials", K::Secret),
+                    P::new("jetStream", "JetStream", K::Bool).default(json!(false)),
+                ],
+            )],
+        ),
+        planned(
+            "AMQP",
+            "AMQP 0-9-1",
+            "Publish to an exchange with publisher confirms.",
+            vec![(
+                Egress,
+                vec![
+                    P::new("url", "URL", K::Secret).required(),
+                    P::new("exchange", "Exchange", K::String).required(),
+                    P::new("routingKeyTemplate", "Routing key template", K::Template).required(),
+                ],
+            )],
+        ),
+        planned(
+            "KAFKA",
+            "Kafka",
+            "Produce to a Kafka topic with an idempotent producer.",
+            vec![(
+                Egress,
+                vec![
+                    P::new("bootstrapServers", "Bootstrap servers", K::List).required(),
+                    P::new("topic", "Topic", K::String).required(),
+                    P::new("keyTemplate", "Key template", K::Template),
+                    P::new("saslMechanism", "SASL mechanism", K::Enum)
+                        .options(&["NONE", "PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512"])
+                        .default(json!("NONE")),
+                    P::new("username", "Username", K::String),
+                    P::new("password", "Password", K::Secret),
+                    P::new("tls", "TLS", K::Bool).default(json!(false)),
+                ],
+            )],
+        ),
+    ];
+    types.push(ConnectorType {
+        key: "LUA_SCRIPT",
+        name: "Scripted integration",
+        description: "A custom integration built from a manifest and Lua handlers.",
+        category: Category::Custom,
+        directions: vec![
+            DirectionSupport { direction: Ingress, available: false, properties: vec![] },
+            DirectionSupport { direction: Egress, available: false, properties: vec![] },
+        ],
+    });
+    types
+}

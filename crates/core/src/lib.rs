@@ -1,0 +1,21 @@
+//! Switchyard's domain: prefixed ids, the records the API manages, property
+//! specs and their validation, secrets and API keys. Nothing here does I/O.
+
+pub mod error;
+pub mod ids;
+pub mod keys;
+pub mod model;
+pub mod path;
+pub mod secret;
+pub mod spec;
+
+pub use error::{FieldError, ValidationErrors};
+pub use ids::*;
+pub use model::*;
+pub use path::ResourcePath;
+pub use secret::{Cipher, CipherError, Secret};
+
+/// Milliseconds since the Unix epoch, the one time unit stored and served.
+pub fn now_ms() -> i64 {
+    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_millis() as i64).unwrap_or(0)
+}

@@ -1,0 +1,247 @@
+//! Persistence. The `Store` trait is the seam every other crate uses; it is
+//! built from one sub-trait per area so each file stays small. `SqlStore`
+//! implements it once, in SQL that runs on both backends (SQLite, the
+//! embedded default, and PostgreSQL); backend-specific code (connecting,
+//! pragmas, locking) lives in `sqlite.rs` and `postgres.rs`.
+//!
+//! Tenant scoping lives here: every method on tenant data takes the
+//! organization, and every query filters by it, so a handler cannot forget.
+use std::sync::Arc;
+
+use async_trait::async_trait;
+use switchyard_core::{
+    ApiKey, ApiKeyId, CipherError, Device, DeviceId, Direction, Integration, IntegrationId, MappingId, Org, OrgId,
+    Place, PlaceId, ResourceEntry, ResourceMapping, ResourcePath,
+};
+
+mod db;
+mod integrations;
+mod migrate;
+mod orgs;
+mod places;
+mod postgres;
+mod sqlite;
+#[cfg(feature = "testing")]
+pub mod testing;
+
+pub use switchyard_core::Cipher;
+
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    /// A unique rule was broken (a duplicate external id, say).
+    #[error("{0}")]
+    Conflict(String),
+    /// The row is referenced by others and cannot be deleted.
+    #[error("{0}")]
+    InUse(String),
+    /// The change is well-formed but not allowed by the data (a place moved under itself).
+    #[error("{field}: {message}")]
+    Invalid { field: &'static str, message: String },
+    #[error("database error")]
+    Database(#[from] sqlx::Error),
+    #[error("stored data could not be read: {0}")]
+    Corrupt(String),
+    #[error(transparent)]
+    Cipher(#[from] CipherError),
+    #[error("unsupported database URL `{0}`: use sqlite://PATH or postgres://…")]
+    UnsupportedUrl(String),
+}
+
+impl StoreError {
+    fn is_unique_violation(&self) -> bool {
+        matches!(self, StoreError::Database(sqlx::Error::Database(e)) if e.is_unique_violation())
+    }
+    fn is_foreign_key_violation(&self) -> bool {
+        matches!(self, StoreError::Database(sqlx::Error::Database(e)) if e.is_foreign_key_violation())
+    }
+}
+
+pub type Result<T, E = StoreError> = std::result::Result<T, E>;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Backend {
+    Sqlite,
+    Postgres,
+}
+
+/// `limit` rows after the cursor (the last id of the previous page).
+#[derive(Debug, Clone, Default)]
+pub struct PageRequest {
+    pub limit: usize,
+    pub after: Option<String>,
+}
+
+#[derive(Debug, Clone)]
+pub struct Page<T> {
+    pub items: Vec<T>,
+    pub next_cursor: Option<String>,
+}
+
+#[derive(Debug, Clone, Default)]
+pub struct IntegrationFilter {
+    pub direction: Option<Direction>,
+    pub type_key: Option<String>,
+    pub enabled: Option<bool>,
+    /// Case-insensitive substring of the name.
+    pub q: Option<String>,
+}
+
+#[async_trait]
+pub trait OrgStore: Send + Sync {
+    async fn create_org(&self, org: &Org) -> Result<()>;
+    async fn list_orgs(&self) -> Result<Vec<Org>>;
+    async fn get_org(&self, id: &OrgId) -> Result<Option<Org>>;
+    async fn set_custom_integrations(&self, id: &OrgId, enabled: bool) -> Result<bool>;
+    async fn create_key(&self, key: &ApiKey, hash: &str) -> Result<()>;
+    async fn list_keys(&self, org: &OrgId) -> Result<Vec<ApiKey>>;
+    async fn revoke_key(&self, org: &OrgId, id: &ApiKeyId) -> Result<bool>;
+    /// The live key with this hash, and its organization.
+    async fn authenticate(&self, key_hash: &str) -> Result<Option<(ApiKey, Org)>>;
+}
+
+#[async_trait]
+pub trait PlaceStore: Send + Sync {
+    async fn create_place(&self, org: &OrgId, place: &Place) -> Result<()>;
+    async fn get_place(&self, org: &OrgId, id: &PlaceId) -> Result<Option<Place>>;
+    /// `parent`: `None` lists every place; `Some(None)` the roots; `Some(Some(p))` p's children.
+    async fn list_places(
+        &self,
+        org: &OrgId,
+        parent: Option<Option<&PlaceId>>,
+        page: &PageRequest,
+    ) -> Result<Page<Place>>;
+    async fn update_place(&self, org: &OrgId, place: &Place) -> Result<bool>;
+    /// Refused (`InUse`) while the place has children, devices or mappings.
+    async fn delete_place(&self, org: &OrgId, id: &PlaceId) -> Result<bool>;
+    async fn create_device(&self, org: &OrgId, device: &Device) -> Result<()>;
+    async fn get_device(&self, org: &OrgId, id: &DeviceId) -> Result<Option<Device>>;
+    async fn list_devices(&self, org: &OrgId, place: Option<&PlaceId>, page: &PageRequest) -> Result<Page<Device>>;
+    async fn update_device(&self, org: &OrgId, device: &Device) -> Result<bool>;
+    /// Refused (`InUse`) while mappings point at the device.
+    async fn delete_device(&self, org: &OrgId, id: &DeviceId) -> Result<bool>;
+    /// The resource a path names, if it exists in the organization.
+    async fn resolve(&self, org: &OrgId, path: &ResourcePath) -> Result<Option<ResourceEntry>>;
+    /// The places and devices directly under a path (`/` lists root places).
+    async fn children(&self, org: &OrgId, path: &ResourcePath, page: &PageRequest) -> Result<Page<ResourceEntry>>;
+}
+
+#[async_trait]
+pub trait IntegrationStore: Send + Sync {
+    async fn create_integration(&self, integration: &Integration) -> Result<()>;
+    async fn get_integration(&self, org: &OrgId, id: &IntegrationId) -> Result<Option<Integration>>;
+    async fn list_integrations(
+        &self,
+        org: &OrgId,
+        filter: &IntegrationFilter,
+        page: &PageRequest,
+    ) -> Result<Page<Integration>>;
+    /// Writes name, enabled, properties, secrets, metadata and resource paths.
+    async fn update_integration(&self, integration: &Integration) -> Result<bool>;
+    /// Deletes the integration and its mappings, atomically.
+    async fn delete_integration(&self, org: &OrgId, id: &IntegrationId) -> Result<bool>;
+    /// `Conflict` when the integration already maps the external id.
+    async fn create_mapping(&self, org: &OrgId, mapping: &ResourceMapping) -> Result<()>;
+    async fn get_mapping(&self, org: &OrgId, id: &MappingId) -> Result<Option<ResourceMapping>>;
+    async fn list_mappings(
+        &self,
+        org: &OrgId,
+        integration: &IntegrationId,
+        page: &PageRequest,
+    ) -> Result<Page<ResourceMapping>>;
+    async fn delete_mapping(&self, org: &OrgId, id: &MappingId) -> Result<bool>;
+}
+
+/// Everything Switchyard persists.
+#[async_trait]
+pub trait Store: OrgStore + PlaceStore + IntegrationStore {
+    fn backend(&self) -> Backend;
+    /// A cheap round trip, for readiness checks.
+    async fn ping(&self) -> Result<()>;
+}
+
+/// The SQL implementation of [`Store`], on either backend.
+pub struct SqlStore {
+    pool: db::Pool,
+    cipher: Cipher,
+}
+
+/// Opens (creating if needed) the database at `url` and brings its schema up
+/// to date. `sqlite://PATH` or `postgres://…`.
+pub async fn open(url: &str, cipher: Cipher) -> Result<Arc<dyn Store>> {
+    let pool = if url.starts_with("sqlite:") {
+        sqlite::connect(url).await?
+    } else if url.starts_with("postgres:") || url.starts_with("postgresql:") {
+        postgres::connect(url).await?
+    } else {
+        return Err(StoreError::UnsupportedUrl(redact_url(url)));
+    };
+    migrate::run(&pool).await?;
+    Ok(Arc::new(SqlStore { pool, cipher }))
+}
+
+/// A URL with its password replaced, fit for messages and logs.
+pub fn redact_url(url: &str) -> String {
+    match (url.find("://"), url.rfind('@')) {
+        (Some(scheme_end), Some(at)) if at > scheme_end => {
+            let creds = &url[scheme_end + 3..at];
+            match creds.split_once(':') {
+                Some((user, _)) => format!("{}{user}:***{}", &url[..scheme_end + 3], &url[at..]),
+                None => url.to_owned(),
+            }
+        }
+        _ => url.to_owned(),
+    }
+}
+
+#[async_trait]
+impl Store for SqlStore {
+    fn backend(&self) -> Backend {
+        match self.pool {
+            db::Pool::Sqlite { .. } => Backend::Sqlite,
+            db::Pool::Pg(_) => Backend::Postgres,
+        }
+    }
+
+    async fn ping(&self) -> Result<()> {
+        self.pool.fetch_optional(db::q("SELECT 1")).await.map(drop)
+    }
+}
+
+/// Shared paging: asks for one row more than the limit to know if there is a next page.
+fn paged<T>(mut items: Vec<T>, page: &PageRequest, id: impl Fn(&T) -> String) -> Page<T> {
+    let next_cursor = if items.len() > page.limit {
+        items.truncate(page.limit);
+        items.last().map(id)
+    } else {
+        None
+    };
+    Page { items, next_cursor }
+}
+
+/// Appends `AND id > $n ORDER BY id LIMIT $m` for cursor paging.
+fn page_clause(q: &mut db::Q, column: &str, page: &PageRequest) {
+    if let Some(after) = &page.after {
+        let p = q.arg(after.as_str());
+        q.push_sql(&format!(" AND {column} > {p}"));
+    }
+    let limit = q.arg(page.limit as i64 + 1);
+    q.push_sql(&format!(" ORDER BY {column} LIMIT {limit}"));
+}
+
+fn json_text<T: serde::Serialize>(value: &T) -> String {
+    serde_json::to_string(value).expect("in-memory values serialise to JSON")
+}
+
+fn from_json<T: serde::de::DeserializeOwned>(column: &str, text: &str) -> Result<T> {
+    serde_json::from_str(text).map_err(|e| StoreError::Corrupt(format!("{column}: {e}")))
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn urls_are_redacted() {
+        assert_eq!(super::redact_url("postgres://u:pw@h/db"), "postgres://u:***@h/db");
+        assert_eq!(super::redact_url("postgres://h/db"), "postgres://h/db");
+        assert_eq!(super::redact_url("sqlite://./data/x.db"), "sqlite://./data/x.db");
+    }
+}

@@ -1,0 +1,376 @@
+use std::collections::BTreeMap;
+
+use serde_json::json;
+use switchyard_core::*;
+use switchyard_store::{IntegrationFilter, PageRequest, StoreError};
+
+use crate::Harness;
+
+fn org(name: &str) -> Org {
+    Org { id: OrgId::new(), name: name.into(), custom_integrations: false, created_at: now_ms() }
+}
+
+fn place(name: &str, parent: Option<&PlaceId>) -> Place {
+    Place {
+        id: PlaceId::new(),
+        name: name.into(),
+        parent_id: parent.cloned(),
+        metadata: Metadata::new(),
+        created_at: now_ms(),
+        updated_at: now_ms(),
+    }
+}
+
+fn device(name: &str, place: &PlaceId) -> Device {
+    Device {
+        id: DeviceId::new(),
+        name: name.into(),
+        place_id: place.clone(),
+        device_type: "meter".into(),
+        external_ids: [("serial".to_string(), format!("S-{name}"))].into(),
+        metadata: Metadata::new(),
+        created_at: now_ms(),
+        updated_at: now_ms(),
+    }
+}
+
+fn integration(org: &OrgId, name: &str, type_key: &str, direction: Direction) -> Integration {
+    Integration {
+        id: IntegrationId::new(),
+        org_id: org.clone(),
+        name: name.into(),
+        type_key: type_key.into(),
+        direction,
+        enabled: true,
+        properties: json!({"url": "https://example.test/in"}).as_object().unwrap().clone(),
+        secrets: BTreeMap::from([("password".to_string(), Secret::new("hunter2-very-secret"))]),
+        metadata: [("team".to_string(), "ops".to_string())].into(),
+        resource_paths: vec![],
+        created_at: now_ms(),
+        updated_at: now_ms(),
+    }
+}
+
+fn page(limit: usize) -> PageRequest {
+    PageRequest { limit, after: None }
+}
+
+async fn setup_org(h: &Harness, name: &str) -> Org {
+    let o = org(name);
+    h.store.create_org(&o).await.unwrap();
+    o
+}
+
+pub async fn migrations_are_idempotent(h: Harness) {
+    // Opening the same database again re-runs the migrator, which must find nothing to do.
+    let o = setup_org(&h, "a").await;
+    if let Some(dir) = &h.dir {
+        let url = format!("sqlite://{}", dir.path().join("store.db").display());
+        let again = switchyard_store::open(&url, crate::cipher()).await.unwrap();
+        assert_eq!(again.get_org(&o.id).await.unwrap().unwrap().name, "a");
+    }
+    h.store.ping().await.unwrap();
+}
+
+pub async fn orgs_and_keys(h: Harness) {
+    let o = setup_org(&h, "Acme").await;
+    assert_eq!(h.store.list_orgs().await.unwrap(), vec![o.clone()]);
+    assert!(h.store.set_custom_integrations(&o.id, true).await.unwrap());
+    assert!(h.store.get_org(&o.id).await.unwrap().unwrap().custom_integrations);
+
+    let new = keys::generate_api_key();
+    let key = ApiKey {
+        id: ApiKeyId::new(),
+        org_id: o.id.clone(),
+        name: "ci".into(),
+        prefix: new.prefix.clone(),
+        scope: Scope::Read,
+        created_at: now_ms(),
+        revoked_at: None,
+    };
+    h.store.create_key(&key, &new.hash).await.unwrap();
+    let (found, found_org) = h.store.authenticate(&new.hash).await.unwrap().unwrap();
+    assert_eq!((found.id.clone(), found.scope, found_org.id.clone()), (key.id.clone(), Scope::Read, o.id.clone()));
+    assert!(h.store.authenticate(&keys::hash_api_key("sy_wrong")).await.unwrap().is_none());
+
+    assert!(h.store.revoke_key(&o.id, &key.id).await.unwrap());
+    assert!(!h.store.revoke_key(&o.id, &key.id).await.unwrap(), "revoking twice changes nothing");
+    assert!(h.store.authenticate(&new.hash).await.unwrap().is_none(), "a revoked key no longer authenticates");
+    assert!(h.store.list_keys(&o.id).await.unwrap()[0].revoked_at.is_some());
+}
+
+pub async fn tenants_are_isolated(h: Harness) {
+    let a = setup_org(&h, "a").await;
+    let b = setup_org(&h, "b").await;
+    let p = place("site", None);
+    h.store.create_place(&a.id, &p).await.unwrap();
+    let d = device("m1", &p.id);
+    h.store.create_device(&a.id, &d).await.unwrap();
+    let i = integration(&a.id, "hook", "WEBHOOK", Direction::Egress);
+    h.store.create_integration(&i).await.unwrap();
+
+    assert!(h.store.get_place(&b.id, &p.id).await.unwrap().is_none());
+    assert!(h.store.get_device(&b.id, &d.id).await.unwrap().is_none());
+    assert!(h.store.get_integration(&b.id, &i.id).await.unwrap().is_none());
+    assert!(h.store.list_integrations(&b.id, &IntegrationFilter::default(), &page(10)).await.unwrap().items.is_empty());
+    assert!(h.store.resolve(&b.id, &d.path()).await.unwrap().is_none());
+    assert!(!h.store.delete_integration(&b.id, &i.id).await.unwrap());
+    assert!(!h.store.revoke_key(&b.id, &ApiKeyId::new()).await.unwrap());
+
+    // The database itself refuses links across organizations.
+    let foreign_child = place("intruder", Some(&p.id));
+    assert!(h.store.create_place(&b.id, &foreign_child).await.is_err());
+    assert!(h.store.create_device(&b.id, &device("x", &p.id)).await.is_err());
+    let m = ResourceMapping {
+        id: MappingId::new(),
+        integration_id: i.id.clone(),
+        external_id: "ext".into(),
+        resource_type: ResourceType::Device,
+        resource_path: d.path(),
+        device_type: None,
+        created_at: now_ms(),
+    };
+    assert!(h.store.create_mapping(&b.id, &m).await.is_err());
+    assert!(h.store.get_integration(&a.id, &i.id).await.unwrap().is_some(), "the owner still sees it");
+}
+
+pub async fn place_tree(h: Harness) {
+    let o = setup_org(&h, "a").await;
+    let root = place("campus", None);
+    let child = place("building", Some(&root.id));
+    let grandchild = place("floor", Some(&child.id));
+    for p in [&root, &child, &grandchild] {
+        h.store.create_place(&o.id, p).await.unwrap();
+    }
+    let roots = h.store.list_places(&o.id, Some(None), &page(10)).await.unwrap();
+    assert_eq!(roots.items, vec![root.clone()]);
+    let kids = h.store.list_places(&o.id, Some(Some(&root.id)), &page(10)).await.unwrap();
+    assert_eq!(kids.items, vec![child.clone()]);
+    assert_eq!(h.store.list_places(&o.id, None, &page(10)).await.unwrap().items.len(), 3);
+
+    let mut looped = root.clone();
+    looped.parent_id = Some(grandchild.id.clone());
+    match h.store.update_place(&o.id, &looped).await {
+        Err(StoreError::Invalid { field, .. }) => assert_eq!(field, "parentId"),
+        other => panic!("a cycle must be refused, got {other:?}"),
+    }
+    let mut renamed = child.clone();
+    renamed.name = "hall".into();
+    assert!(h.store.update_place(&o.id, &renamed).await.unwrap());
+    assert_eq!(h.store.get_place(&o.id, &child.id).await.unwrap().unwrap().name, "hall");
+
+    assert!(matches!(h.store.delete_place(&o.id, &root.id).await, Err(StoreError::InUse(_))));
+    assert!(h.store.delete_place(&o.id, &grandchild.id).await.unwrap());
+    assert!(h.store.get_place(&o.id, &grandchild.id).await.unwrap().is_none());
+}
+
+pub async fn devices_and_moves(h: Harness) {
+    let o = setup_org(&h, "a").await;
+    let p1 = place("one", None);
+    let p2 = place("two", None);
+    h.store.create_place(&o.id, &p1).await.unwrap();
+    h.store.create_place(&o.id, &p2).await.unwrap();
+    let mut d = device("m1", &p1.id);
+    h.store.create_device(&o.id, &d).await.unwrap();
+    assert_eq!(h.store.get_device(&o.id, &d.id).await.unwrap().unwrap(), d);
+    assert_eq!(h.store.list_devices(&o.id, Some(&p1.id), &page(10)).await.unwrap().items.len(), 1);
+    assert!(h.store.list_devices(&o.id, Some(&p2.id), &page(10)).await.unwrap().items.is_empty());
+
+    d.place_id = p2.id.clone();
+    d.device_type = "inverter".into();
+    assert!(h.store.update_device(&o.id, &d).await.unwrap());
+    assert_eq!(h.store.list_devices(&o.id, Some(&p2.id), &page(10)).await.unwrap().items, vec![d.clone()]);
+    assert!(
+        h.store.resolve(&o.id, &ResourcePath::Device(p1.id.clone(), d.id.clone())).await.unwrap().is_none(),
+        "old path is gone"
+    );
+    assert!(h.store.resolve(&o.id, &d.path()).await.unwrap().is_some());
+    assert!(h.store.delete_device(&o.id, &d.id).await.unwrap());
+    assert!(h.store.get_device(&o.id, &d.id).await.unwrap().is_none());
+}
+
+pub async fn integrations_round_trip_with_secrets(h: Harness) {
+    let o = setup_org(&h, "a").await;
+    let i = integration(&o.id, "hook", "WEBHOOK", Direction::Egress);
+    h.store.create_integration(&i).await.unwrap();
+    let got = h.store.get_integration(&o.id, &i.id).await.unwrap().unwrap();
+    assert_eq!(got, i);
+    assert_eq!(got.secrets["password"].expose(), "hunter2-very-secret");
+
+    let mut changed = got.clone();
+    changed.name = "renamed".into();
+    changed.enabled = false;
+    changed.secrets.clear();
+    changed.properties.insert("method".into(), json!("PUT"));
+    assert!(h.store.update_integration(&changed).await.unwrap());
+    assert_eq!(h.store.get_integration(&o.id, &i.id).await.unwrap().unwrap(), changed);
+
+    assert!(h.store.delete_integration(&o.id, &i.id).await.unwrap());
+    assert!(h.store.get_integration(&o.id, &i.id).await.unwrap().is_none());
+    assert!(!h.store.update_integration(&changed).await.unwrap());
+}
+
+pub async fn integration_filters_and_paging(h: Harness) {
+    let o = setup_org(&h, "a").await;
+    let mut made = vec![];
+    for (name, t, d, enabled) in [
+        ("Alpha hook", "WEBHOOK", Direction::Egress, true),
+        ("beta 100% hook", "WEBHOOK", Direction::Egress, false),
+        ("Gamma broker", "MQTT", Direction::Ingress, true),
+        ("delta_queue", "AWS_SQS", Direction::Egress, true),
+        ("deltaXqueue", "AWS_SQS", Direction::Egress, true),
+    ] {
+        let mut i = integration(&o.id, name, t, d);
+        i.enabled = enabled;
+        h.store.create_integration(&i).await.unwrap();
+        made.push(i.id);
+    }
+    let names = |f: IntegrationFilter| {
+        let store = h.store.clone();
+        let org = o.id.clone();
+        async move {
+            store
+                .list_integrations(&org, &f, &page(50))
+                .await
+                .unwrap()
+                .items
+                .into_iter()
+                .map(|i| i.name)
+                .collect::<Vec<_>>()
+        }
+    };
+    assert_eq!(
+        names(IntegrationFilter { direction: Some(Direction::Ingress), ..Default::default() }).await,
+        ["Gamma broker"]
+    );
+    assert_eq!(names(IntegrationFilter { type_key: Some("WEBHOOK".into()), ..Default::default() }).await.len(), 2);
+    assert_eq!(names(IntegrationFilter { enabled: Some(false), ..Default::default() }).await, ["beta 100% hook"]);
+    assert_eq!(
+        names(IntegrationFilter { q: Some("HOOK".into()), ..Default::default() }).await.len(),
+        2,
+        "name search ignores case"
+    );
+    assert_eq!(names(IntegrationFilter { q: Some("100%".into()), ..Default::default() }).await, ["beta 100% hook"]);
+    assert_eq!(
+        names(IntegrationFilter { q: Some("delta_".into()), ..Default::default() }).await,
+        ["delta_queue"],
+        "_ is literal"
+    );
+
+    let mut seen = vec![];
+    let mut req = page(2);
+    loop {
+        let p = h.store.list_integrations(&o.id, &IntegrationFilter::default(), &req).await.unwrap();
+        assert!(p.items.len() <= 2);
+        seen.extend(p.items.into_iter().map(|i| i.id));
+        match p.next_cursor {
+            Some(c) => req.after = Some(c),
+            None => break,
+        }
+    }
+    assert_eq!(seen, made, "pages cover every integration once, in creation order");
+}
+
+pub async fn mappings(h: Harness) {
+    let o = setup_org(&h, "a").await;
+    let p1 = place("one", None);
+    let p2 = place("two", None);
+    h.store.create_place(&o.id, &p1).await.unwrap();
+    h.store.create_place(&o.id, &p2).await.unwrap();
+    let mut d = device("m1", &p1.id);
+    h.store.create_device(&o.id, &d).await.unwrap();
+    let i = integration(&o.id, "broker", "MQTT", Direction::Ingress);
+    h.store.create_integration(&i).await.unwrap();
+    let mapping = |ext: &str, path: ResourcePath| ResourceMapping {
+        id: MappingId::new(),
+        integration_id: i.id.clone(),
+        external_id: ext.into(),
+        resource_type: path.resource_type().unwrap(),
+        resource_path: path,
+        device_type: Some("meter".into()),
+        created_at: now_ms(),
+    };
+    let to_device = mapping("sensor-1", d.path());
+    let to_place = mapping("site-1", ResourcePath::Place(p2.id.clone()));
+    h.store.create_mapping(&o.id, &to_device).await.unwrap();
+    h.store.create_mapping(&o.id, &to_place).await.unwrap();
+    match h.store.create_mapping(&o.id, &mapping("sensor-1", ResourcePath::Place(p1.id.clone()))).await {
+        Err(StoreError::Conflict(msg)) => assert!(msg.contains("sensor-1")),
+        other => panic!("duplicate external id must conflict, got {other:?}"),
+    }
+    let listed = h.store.list_mappings(&o.id, &i.id, &page(10)).await.unwrap().items;
+    assert_eq!(listed, vec![to_device.clone(), to_place.clone()]);
+
+    // A mapped device can move; its mapping follows it. It cannot be deleted while mapped.
+    d.place_id = p2.id.clone();
+    h.store.update_device(&o.id, &d).await.unwrap();
+    assert_eq!(h.store.get_mapping(&o.id, &to_device.id).await.unwrap().unwrap().resource_path, d.path());
+    assert!(matches!(h.store.delete_device(&o.id, &d.id).await, Err(StoreError::InUse(_))));
+    assert!(matches!(h.store.delete_place(&o.id, &p2.id).await, Err(StoreError::InUse(_))));
+
+    assert!(h.store.delete_mapping(&o.id, &to_place.id).await.unwrap());
+    assert!(!h.store.delete_mapping(&o.id, &to_place.id).await.unwrap());
+    // Deleting the integration takes its mappings with it.
+    assert!(h.store.delete_integration(&o.id, &i.id).await.unwrap());
+    assert!(h.store.get_mapping(&o.id, &to_device.id).await.unwrap().is_none());
+    assert!(h.store.delete_device(&o.id, &d.id).await.unwrap(), "no mapping holds the device any more");
+}
+
+pub async fn resources_under_paths(h: Harness) {
+    let o = setup_org(&h, "a").await;
+    let root = place("campus", None);
+    let child = place("building", Some(&root.id));
+    h.store.create_place(&o.id, &root).await.unwrap();
+    h.store.create_place(&o.id, &child).await.unwrap();
+    let d = device("m1", &root.id);
+    h.store.create_device(&o.id, &d).await.unwrap();
+
+    let top = h.store.children(&o.id, &ResourcePath::Root, &page(10)).await.unwrap().items;
+    assert_eq!(top.iter().map(|e| e.id.as_str()).collect::<Vec<_>>(), [root.id.as_str()]);
+    let under = h.store.children(&o.id, &ResourcePath::Place(root.id.clone()), &page(10)).await.unwrap().items;
+    let mut kinds: Vec<_> = under.iter().map(|e| (e.resource_type.as_str(), e.path.to_string())).collect();
+    kinds.sort();
+    assert_eq!(kinds, vec![("device", d.path().to_string()), ("place", format!("/places/{}", child.id))]);
+    let first = h.store.children(&o.id, &ResourcePath::Place(root.id.clone()), &page(1)).await.unwrap();
+    assert_eq!(first.items.len(), 1);
+    let rest = h
+        .store
+        .children(&o.id, &ResourcePath::Place(root.id.clone()), &PageRequest { limit: 1, after: first.next_cursor })
+        .await
+        .unwrap();
+    assert_eq!(rest.items.len(), 1);
+    assert_ne!(rest.items[0].id, first.items[0].id);
+
+    let resolved = h.store.resolve(&o.id, &d.path()).await.unwrap().unwrap();
+    assert_eq!((resolved.resource_type, resolved.device_type.as_deref()), (ResourceType::Device, Some("meter")));
+    assert!(
+        h.store.resolve(&o.id, &ResourcePath::Device(child.id.clone(), d.id.clone())).await.unwrap().is_none(),
+        "wrong place"
+    );
+    assert!(h.store.children(&o.id, &d.path(), &page(10)).await.unwrap().items.is_empty());
+}
+
+pub async fn secrets_are_encrypted_at_rest(h: Harness) {
+    let o = setup_org(&h, "a").await;
+    let i = integration(&o.id, "hook", "WEBHOOK", Direction::Egress);
+    h.store.create_integration(&i).await.unwrap();
+    if let Some(dir) = &h.dir {
+        let mut bytes = Vec::new();
+        for entry in std::fs::read_dir(dir.path()).unwrap() {
+            bytes.extend(std::fs::read(entry.unwrap().path()).unwrap());
+        }
+        assert!(bytes.windows(4).any(|w| w == b"hook"), "the scan must see the rows it checks");
+        assert!(
+            !bytes.windows(19).any(|w| w == b"hunter2-very-secret"),
+            "secret found in plain text in the database files"
+        );
+    }
+    // Read with the wrong key, the secrets are unreadable rather than wrong.
+    let wrong = Cipher::new(&[8u8; 32]);
+    let url = match &h.dir {
+        Some(dir) => format!("sqlite://{}", dir.path().join("store.db").display()),
+        None => return,
+    };
+    let other = switchyard_store::open(&url, wrong).await.unwrap();
+    assert!(matches!(other.get_integration(&o.id, &i.id).await, Err(StoreError::Cipher(_))));
+}
