@@ -1,1 +1,95 @@
+//! The `/v2` HTTP API: one module per resource under `routes/`, thin handlers
+//! built from extractors (`Caller<Read|Write>`, `ApiJson`, `ApiQuery`), errors
+//! as `application/problem+json`, and an OpenAPI document generated from the
+//! same handler annotations that build the router, so the two cannot drift.
+use std::future::Future;
+use std::time::Instant;
 
+use axum::extract::{DefaultBodyLimit, Request, State};
+use axum::http::header;
+use axum::middleware::Next;
+use axum::response::{IntoResponse, Response};
+use axum::routing::get;
+use axum::{Extension, Router};
+
+pub mod error;
+pub mod extract;
+mod openapi;
+mod routes;
+pub mod state;
+
+pub use error::{ApiError, Problem};
+pub use state::AppState;
+
+/// Request bodies larger than this are refused with 413.
+pub const DEFAULT_BODY_LIMIT: usize = 1024 * 1024;
+
+#[derive(Debug, Clone)]
+pub struct ApiConfig {
+    pub body_limit: usize,
+}
+
+impl Default for ApiConfig {
+    fn default() -> Self {
+        Self { body_limit: DEFAULT_BODY_LIMIT }
+    }
+}
+
+/// The OpenAPI document, as served at `/v2/openapi.json`.
+pub fn openapi_document() -> utoipa::openapi::OpenApi {
+    openapi::routes().split_for_parts().1
+}
+
+pub fn router(state: AppState, config: &ApiConfig) -> Router {
+    let (api, document) = openapi::routes().split_for_parts();
+    let document = serde_json::to_vec(&document).expect("the OpenAPI document serialises");
+    api.route(
+        "/v2/openapi.json",
+        get(move || async move { ([(header::CONTENT_TYPE, "application/json")], document.clone()) }),
+    )
+    .route("/healthz", get(|| async { "ok" }))
+    .route("/readyz", get(ready))
+    .fallback(|| async { ApiError::NotFound("no such route".into()) })
+    .method_not_allowed_fallback(|| async { ApiError::BadRequest("method not allowed on this route".into()) })
+    .layer(DefaultBodyLimit::max(config.body_limit))
+    .layer(Extension(extract::BodyLimit(config.body_limit)))
+    .layer(axum::middleware::from_fn(log_request))
+    .with_state(state)
+}
+
+async fn ready(State(state): State<AppState>) -> Response {
+    match state.store.ping().await {
+        Ok(()) => "ready".into_response(),
+        Err(e) => {
+            tracing::warn!(error = %e, "store not ready");
+            (axum::http::StatusCode::SERVICE_UNAVAILABLE, "store unavailable").into_response()
+        }
+    }
+}
+
+/// One line per request: method, path (no query: it may carry search terms), status, time.
+async fn log_request(request: Request, next: Next) -> Response {
+    let method = request.method().clone();
+    let path = request.uri().path().to_owned();
+    let started = Instant::now();
+    let response = next.run(request).await;
+    let status = response.status().as_u16();
+    let ms = started.elapsed().as_secs_f64() * 1000.0;
+    if status >= 500 {
+        tracing::warn!(%method, %path, status, ms, "request");
+    } else {
+        tracing::info!(%method, %path, status, ms, "request");
+    }
+    response
+}
+
+/// Serves the API on `listener` until `shutdown` completes, then finishes
+/// the requests in flight.
+pub async fn serve(
+    listener: tokio::net::TcpListener,
+    state: AppState,
+    config: &ApiConfig,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> std::io::Result<()> {
+    axum::serve(listener, router(state, config)).with_graceful_shutdown(shutdown).await
+}

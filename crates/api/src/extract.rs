@@ -1,0 +1,131 @@
+//! Extractors: who is calling (and may they), and request bodies and queries
+//! parsed at the boundary with errors that name the field.
+use std::marker::PhantomData;
+
+use axum::body::Bytes;
+use axum::extract::{FromRequest, FromRequestParts, Request};
+use axum::http::request::Parts;
+use axum::http::{header, StatusCode};
+use serde::de::DeserializeOwned;
+use switchyard_core::{ApiKey, Org, Scope};
+
+use crate::error::ApiError;
+use crate::state::AppState;
+
+pub trait ScopeMarker: Send + Sync + 'static {
+    const SCOPE: Scope;
+}
+/// GET requests.
+pub struct Read;
+/// Create, update, delete and actions.
+pub struct Write;
+impl ScopeMarker for Read {
+    const SCOPE: Scope = Scope::Read;
+}
+impl ScopeMarker for Write {
+    const SCOPE: Scope = Scope::Write;
+}
+
+/// The authenticated caller, holding at least scope `S`. Handlers take it as
+/// an argument; authorization never happens inside a handler.
+pub struct Caller<S> {
+    pub org: Org,
+    pub key: ApiKey,
+    _scope: PhantomData<S>,
+}
+
+impl<S: ScopeMarker> FromRequestParts<AppState> for Caller<S> {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, Self::Rejection> {
+        let presented = parts
+            .headers
+            .get("x-api-key")
+            .ok_or(ApiError::Unauthorized("missing X-Api-Key header"))?
+            .to_str()
+            .map_err(|_| ApiError::Unauthorized("the API key is not valid"))?;
+        let hash = switchyard_core::keys::hash_api_key(presented.trim());
+        let (key, org) =
+            state.store.authenticate(&hash).await?.ok_or(ApiError::Unauthorized("the API key is not valid"))?;
+        if key.scope < S::SCOPE {
+            return Err(ApiError::Forbidden("this API key has read scope; the request needs write"));
+        }
+        Ok(Caller { org, key, _scope: PhantomData })
+    }
+}
+
+/// A JSON body: 415 when it is not JSON, 413 when too large, 400 when it does
+/// not parse, 422 (with the field path) when it does not fit `T`.
+pub struct ApiJson<T>(pub T);
+
+impl<T: DeserializeOwned, S: Send + Sync> FromRequest<S> for ApiJson<T> {
+    type Rejection = ApiError;
+
+    async fn from_request(req: Request, state: &S) -> Result<Self, Self::Rejection> {
+        let is_json = req
+            .headers()
+            .get(header::CONTENT_TYPE)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.split(';').next())
+            .map(|mime| {
+                let mime = mime.trim().to_ascii_lowercase();
+                mime == "application/json" || (mime.starts_with("application/") && mime.ends_with("+json"))
+            })
+            .unwrap_or(false);
+        if !is_json {
+            return Err(ApiError::UnsupportedMediaType);
+        }
+        let limit = req.extensions().get::<BodyLimit>().map(|l| l.0).unwrap_or(crate::DEFAULT_BODY_LIMIT);
+        let bytes = Bytes::from_request(req, state).await.map_err(|rejection| {
+            if rejection.status() == StatusCode::PAYLOAD_TOO_LARGE {
+                ApiError::PayloadTooLarge(limit)
+            } else {
+                ApiError::BadRequest(rejection.body_text())
+            }
+        })?;
+        parse_json(&bytes).map(ApiJson)
+    }
+}
+
+pub(crate) fn parse_json<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
+    let value: serde_json::Value = serde_json::from_slice(bytes)
+        .map_err(|e| ApiError::BadRequest(format!("the request body is not valid JSON: {e}")))?;
+    serde_path_to_error::deserialize(value).map_err(|e| {
+        let path = e.path().to_string();
+        let message = e.inner().to_string();
+        let field = if path == "." { unknown_field(&message).unwrap_or_else(|| "body".to_owned()) } else { path };
+        ApiError::invalid(field, message)
+    })
+}
+
+/// serde reports an unknown field at the parent's path; name the field itself.
+fn unknown_field(message: &str) -> Option<String> {
+    let rest = message.strip_prefix("unknown field `")?;
+    Some(rest[..rest.find('`')?].to_owned())
+}
+
+/// The request body limit, recorded for the 413 message.
+#[derive(Clone, Copy)]
+pub struct BodyLimit(pub usize);
+
+/// A query string: 422 naming the parameter when it does not fit `T`.
+pub struct ApiQuery<T>(pub T);
+
+impl<T: DeserializeOwned, S: Send + Sync> FromRequestParts<S> for ApiQuery<T> {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, _state: &S) -> Result<Self, Self::Rejection> {
+        let query = parts.uri.query().unwrap_or_default();
+        let deserializer = serde_urlencoded::Deserializer::new(form_urlencoded::parse(query.as_bytes()));
+        serde_path_to_error::deserialize(deserializer).map(ApiQuery).map_err(|e| {
+            let path = e.path().to_string();
+            let message = e.inner().to_string();
+            let field = if path == "." {
+                message.strip_prefix("missing field `").and_then(|r| r.split('`').next()).unwrap_or("query").to_owned()
+            } else {
+                path
+            };
+            ApiError::invalid(field, message)
+        })
+    }
+}

@@ -1,0 +1,54 @@
+//! The router and the OpenAPI document are built together: each handler is
+//! registered once, through `routes!`, which adds both its route and its
+//! operation, so a route cannot exist without documentation.
+use utoipa::openapi::security::{ApiKey, ApiKeyValue, SecurityScheme};
+use utoipa::{Modify, OpenApi};
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
+
+use crate::routes::{catalog, devices, integrations, mappings, places, resources};
+use crate::state::AppState;
+
+#[derive(OpenApi)]
+#[openapi(
+    info(title = "Switchyard API", description = "Integrations hub for IoT and energy platforms. Send your API key in `X-Api-Key`."),
+    modifiers(&Security),
+    tags(
+        (name = "integrations", description = "Integrations: create, list, read, update, delete"),
+        (name = "catalog", description = "Integration types and their properties"),
+        (name = "resources", description = "Resource paths: validate and browse"),
+        (name = "resource-mappings", description = "External ids mapped to Places and devices"),
+        (name = "places", description = "Places, a tree"),
+        (name = "devices", description = "Devices (Things)"),
+    )
+)]
+struct ApiDoc;
+
+struct Security;
+
+impl Modify for Security {
+    fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
+        openapi
+            .components
+            .get_or_insert_with(Default::default)
+            .add_security_scheme("apiKey", SecurityScheme::ApiKey(ApiKey::Header(ApiKeyValue::new("X-Api-Key"))));
+    }
+}
+
+pub(crate) fn routes() -> OpenApiRouter<AppState> {
+    OpenApiRouter::with_openapi(ApiDoc::openapi())
+        .routes(routes!(catalog::catalog))
+        .routes(routes!(catalog::mapping))
+        .routes(routes!(catalog::properties))
+        .routes(routes!(resources::validate_path))
+        .routes(routes!(resources::resources))
+        .routes(routes!(integrations::list, integrations::create))
+        .routes(routes!(integrations::get, integrations::update, integrations::delete))
+        .routes(routes!(mappings::list))
+        .routes(routes!(mappings::create))
+        .routes(routes!(mappings::delete))
+        .routes(routes!(places::list, places::create))
+        .routes(routes!(places::get, places::update, places::delete))
+        .routes(routes!(devices::list, devices::create))
+        .routes(routes!(devices::get, devices::update, devices::delete))
+}

@@ -1,0 +1,55 @@
+//! One module per resource. Shared here: list envelopes and paging.
+use serde::{Deserialize, Deserializer, Serialize};
+use switchyard_store::{Page, PageRequest};
+use utoipa::ToSchema;
+
+use crate::error::{ApiError, ApiResult};
+
+pub mod catalog;
+pub mod devices;
+pub mod integrations;
+pub mod mappings;
+pub mod places;
+pub mod resources;
+
+pub const DEFAULT_LIMIT: usize = 50;
+pub const MAX_LIMIT: usize = 200;
+
+/// A page of results; pass `nextCursor` as `cursor` for the next one.
+#[derive(Debug, Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct List<T: ToSchema> {
+    pub data: Vec<T>,
+    /// Absent on the last page.
+    pub next_cursor: Option<String>,
+}
+
+impl<T: ToSchema> List<T> {
+    pub fn from_page<U>(page: Page<U>, view: impl Fn(U) -> T) -> Self {
+        Self { data: page.items.into_iter().map(view).collect(), next_cursor: page.next_cursor }
+    }
+}
+
+/// Checks `limit` and `cursor` query parameters.
+pub fn page_request(limit: Option<usize>, cursor: Option<String>) -> ApiResult<PageRequest> {
+    let limit = limit.unwrap_or(DEFAULT_LIMIT);
+    if !(1..=MAX_LIMIT).contains(&limit) {
+        return Err(ApiError::invalid("limit", format!("must be between 1 and {MAX_LIMIT}")));
+    }
+    if let Some(c) = &cursor {
+        if c.is_empty() || c.len() > 64 || !c.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_') {
+            return Err(ApiError::invalid("cursor", "is not a cursor returned by this API"));
+        }
+    }
+    Ok(PageRequest { limit, after: cursor })
+}
+
+/// For update bodies: tells "absent" (keep) from `null` (clear).
+pub fn double_option<'de, T: Deserialize<'de>, D: Deserializer<'de>>(d: D) -> Result<Option<Option<T>>, D::Error> {
+    Option::<T>::deserialize(d).map(Some)
+}
+
+/// Parses an id taken from the path; a malformed id names nothing, so 404.
+pub fn path_id<K: switchyard_core::IdKind>(raw: &str) -> ApiResult<switchyard_core::Id<K>> {
+    switchyard_core::Id::parse(raw).map_err(|_| ApiError::NotFound(format!("no {} `{raw}`", K::NAME.to_lowercase())))
+}
