@@ -98,9 +98,9 @@ pub(crate) fn parse_json<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiErro
     })
 }
 
-/// serde reports an unknown field at the parent's path; name the field itself.
+/// serde reports unknown and missing fields at the parent's path; name the field itself.
 fn unknown_field(message: &str) -> Option<String> {
-    let rest = message.strip_prefix("unknown field `")?;
+    let rest = message.strip_prefix("unknown field `").or_else(|| message.strip_prefix("missing field `"))?;
     Some(rest[..rest.find('`')?].to_owned())
 }
 
@@ -120,11 +120,7 @@ impl<T: DeserializeOwned, S: Send + Sync> FromRequestParts<S> for ApiQuery<T> {
         serde_path_to_error::deserialize(deserializer).map(ApiQuery).map_err(|e| {
             let path = e.path().to_string();
             let message = e.inner().to_string();
-            let field = if path == "." {
-                message.strip_prefix("missing field `").and_then(|r| r.split('`').next()).unwrap_or("query").to_owned()
-            } else {
-                path
-            };
+            let field = if path == "." { unknown_field(&message).unwrap_or_else(|| "query".to_owned()) } else { path };
             ApiError::invalid(field, message)
         })
     }

@@ -37,11 +37,11 @@ impl Default for ApiConfig {
 
 /// The OpenAPI document, as served at `/v2/openapi.json`.
 pub fn openapi_document() -> utoipa::openapi::OpenApi {
-    openapi::routes().split_for_parts().1
+    openapi::build().1
 }
 
 pub fn router(state: AppState, config: &ApiConfig) -> Router {
-    let (api, document) = openapi::routes().split_for_parts();
+    let (api, document) = openapi::build();
     let document = serde_json::to_vec(&document).expect("the OpenAPI document serialises");
     api.route(
         "/v2/openapi.json",

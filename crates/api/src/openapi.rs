@@ -35,8 +35,28 @@ impl Modify for Security {
     }
 }
 
-pub(crate) fn routes() -> OpenApiRouter<AppState> {
-    OpenApiRouter::with_openapi(ApiDoc::openapi())
+/// Errors are sent as `application/problem+json`; say so in the document.
+fn problem_media_type(openapi: &mut utoipa::openapi::OpenApi) {
+    for item in openapi.paths.paths.values_mut() {
+        let operations = [&mut item.get, &mut item.put, &mut item.post, &mut item.delete, &mut item.patch];
+        for op in operations.into_iter().flatten() {
+            for response in op.responses.responses.values_mut() {
+                let utoipa::openapi::RefOr::T(response) = response else { continue };
+                let is_problem = response.content.get("application/json").is_some_and(|c| {
+                    matches!(&c.schema, Some(utoipa::openapi::RefOr::Ref(r)) if r.ref_location.ends_with("/Problem"))
+                });
+                if is_problem {
+                    let content = response.content.shift_remove("application/json").expect("checked above");
+                    response.content.insert("application/problem+json".into(), content);
+                }
+            }
+        }
+    }
+}
+
+/// The API's routes and the document that describes them.
+pub(crate) fn build() -> (axum::Router<AppState>, utoipa::openapi::OpenApi) {
+    let (router, mut document) = OpenApiRouter::with_openapi(ApiDoc::openapi())
         .routes(routes!(catalog::catalog))
         .routes(routes!(catalog::mapping))
         .routes(routes!(catalog::properties))
@@ -51,4 +71,7 @@ pub(crate) fn routes() -> OpenApiRouter<AppState> {
         .routes(routes!(places::get, places::update, places::delete))
         .routes(routes!(devices::list, devices::create))
         .routes(routes!(devices::get, devices::update, devices::delete))
+        .split_for_parts();
+    problem_media_type(&mut document);
+    (router, document)
 }

@@ -112,7 +112,7 @@ impl<K: IdKind> utoipa::PartialSchema for Id<K> {
 }
 impl<K: IdKind> utoipa::ToSchema for Id<K> {
     fn name() -> Cow<'static, str> {
-        Cow::Borrowed(K::NAME)
+        Cow::Owned(format!("{}Id", K::NAME))
     }
 }
 

@@ -209,7 +209,10 @@ fn apply(
     }
     for spec in specs {
         let present = state.properties.contains_key(spec.name) || state.secrets.contains_key(spec.name);
-        if !present && spec.is_required(&state.properties) && !errors.0.iter().any(|e| e.field.ends_with(spec.name)) {
+        if !present
+            && spec.is_required(&state.properties)
+            && !errors.0.iter().any(|e| e.field.strip_prefix("properties.") == Some(spec.name))
+        {
             let why = match &spec.required_when {
                 Some(c) if !spec.required => format!("is required when {} is {}", c.property, c.equals.join(" or ")),
                 _ => "is required".to_owned(),

@@ -1,1 +1,145 @@
+//! The API against the real server on 127.0.0.1:0, over real HTTP.
+use std::sync::Arc;
 
+use reqwest::{Method, StatusCode};
+use serde_json::{json, Value};
+use switchyard_core::{keys, now_ms, ApiKey, ApiKeyId, Cipher, Org, OrgId, Scope};
+use switchyard_store::Store;
+
+mod auth;
+mod catalog;
+mod integrations;
+mod openapi;
+mod resources;
+
+pub struct App {
+    pub base: String,
+    pub client: reqwest::Client,
+    pub store: Arc<dyn Store>,
+    pub org: Org,
+    pub write_key: String,
+    pub read_key: String,
+    _dir: Option<tempfile::TempDir>,
+}
+
+pub async fn spawn_app() -> App {
+    let dir = tempfile::tempdir().unwrap();
+    let url = format!("sqlite://{}", dir.path().join("api.db").display());
+    spawn_with(&url, Some(dir)).await
+}
+
+pub async fn spawn_app_on_postgres() -> App {
+    spawn_with(&switchyard_store::testing::fresh_postgres_url().await, None).await
+}
+
+async fn spawn_with(url: &str, dir: Option<tempfile::TempDir>) -> App {
+    let store = switchyard_store::open(url, Cipher::new(&[3u8; 32])).await.unwrap();
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let base = format!("http://{}", listener.local_addr().unwrap());
+    let state = switchyard_api::AppState { store: store.clone() };
+    let config = switchyard_api::ApiConfig { body_limit: 64 * 1024 };
+    tokio::spawn(async move { switchyard_api::serve(listener, state, &config, std::future::pending()).await });
+    let (org, write_key) = new_org(&*store, "Acme", false).await;
+    let read_key = new_key(&*store, &org.id, Scope::Read).await;
+    App { base, client: reqwest::Client::new(), store, org, write_key, read_key, _dir: dir }
+}
+
+pub async fn new_org(store: &dyn Store, name: &str, custom: bool) -> (Org, String) {
+    let org = Org { id: OrgId::new(), name: name.into(), custom_integrations: custom, created_at: now_ms() };
+    store.create_org(&org).await.unwrap();
+    let key = new_key(store, &org.id, Scope::Write).await;
+    (org, key)
+}
+
+pub async fn new_key(store: &dyn Store, org: &OrgId, scope: Scope) -> String {
+    let new = keys::generate_api_key();
+    let key = ApiKey {
+        id: ApiKeyId::new(),
+        org_id: org.clone(),
+        name: "test".into(),
+        prefix: new.prefix,
+        scope,
+        created_at: now_ms(),
+        revoked_at: None,
+    };
+    store.create_key(&key, &new.hash).await.unwrap();
+    new.plaintext
+}
+
+/// A response: status, content type and JSON body (Null when empty).
+#[derive(Debug)]
+pub struct Resp {
+    pub status: StatusCode,
+    pub content_type: String,
+    pub body: Value,
+}
+
+impl Resp {
+    /// The field paths of a 422.
+    pub fn fields(&self) -> Vec<String> {
+        self.body["errors"].as_array().into_iter().flatten().map(|e| e["field"].as_str().unwrap().to_owned()).collect()
+    }
+}
+
+impl App {
+    pub async fn call(&self, method: Method, path: &str, key: Option<&str>, body: Option<Value>) -> Resp {
+        let mut req = self.client.request(method, format!("{}{path}", self.base));
+        if let Some(key) = key {
+            req = req.header("x-api-key", key);
+        }
+        if let Some(body) = body {
+            req = req.json(&body);
+        }
+        let res = req.send().await.unwrap();
+        let status = res.status();
+        let content_type =
+            res.headers().get("content-type").map(|v| v.to_str().unwrap().to_owned()).unwrap_or_default();
+        let bytes = res.bytes().await.unwrap();
+        let body = if bytes.is_empty() { Value::Null } else { serde_json::from_slice(&bytes).unwrap() };
+        Resp { status, content_type, body }
+    }
+    pub async fn get(&self, path: &str) -> Resp {
+        self.call(Method::GET, path, Some(&self.read_key), None).await
+    }
+    pub async fn post(&self, path: &str, body: Value) -> Resp {
+        self.call(Method::POST, path, Some(&self.write_key), Some(body)).await
+    }
+    pub async fn put(&self, path: &str, body: Value) -> Resp {
+        self.call(Method::PUT, path, Some(&self.write_key), Some(body)).await
+    }
+    pub async fn delete(&self, path: &str) -> Resp {
+        self.call(Method::DELETE, path, Some(&self.write_key), None).await
+    }
+
+    /// A root Place and a device in it; returns (place id, device id, device path).
+    pub async fn place_and_device(&self, device_type: &str) -> (String, String, String) {
+        let place = self.post("/v2/places", json!({"name": "Plant A"})).await;
+        assert_eq!(place.status, StatusCode::CREATED, "{:?}", place.body);
+        let place_id = place.body["id"].as_str().unwrap().to_owned();
+        let device =
+            self.post("/v2/devices", json!({"name": "Meter 1", "placeId": place_id, "deviceType": device_type})).await;
+        assert_eq!(device.status, StatusCode::CREATED, "{:?}", device.body);
+        let device_id = device.body["id"].as_str().unwrap().to_owned();
+        let path = format!("/places/{place_id}/devices/{device_id}");
+        (place_id, device_id, path)
+    }
+
+    pub async fn webhook(&self, name: &str) -> Value {
+        let res = self
+            .post(
+                "/v2/integrations",
+                json!({"name": name, "type": "WEBHOOK", "properties": {"url": "https://example.test/in"}}),
+            )
+            .await;
+        assert_eq!(res.status, StatusCode::CREATED, "{:?}", res.body);
+        res.body
+    }
+}
+
+/// Asserts a problem+json error with this status and code.
+pub fn assert_problem(res: &Resp, status: StatusCode, code: &str) {
+    assert_eq!(res.status, status, "{:?}", res.body);
+    assert_eq!(res.content_type, "application/problem+json", "{:?}", res.body);
+    assert_eq!(res.body["code"], code, "{:?}", res.body);
+    assert_eq!(res.body["status"], status.as_u16());
+}
