@@ -64,9 +64,10 @@ enum OrgsCommand {
     List,
     /// Change an organization's settings.
     Update {
-        org: String,
+        #[arg(value_parser = OrgId::parse)]
+        org: OrgId,
         /// Offer (true) or stop offering (false) custom integration types.
-        #[arg(long, value_name = "BOOL")]
+        #[arg(long, value_name = "BOOL", action = clap::ArgAction::Set)]
         custom_integrations: bool,
     },
 }
@@ -75,8 +76,8 @@ enum OrgsCommand {
 enum KeysCommand {
     /// Create an API key; prints it once.
     Create {
-        #[arg(long)]
-        org: String,
+        #[arg(long, value_parser = OrgId::parse)]
+        org: OrgId,
         #[arg(long, default_value = "read", value_parser = ["read", "write"])]
         scope: String,
         #[arg(long, default_value = "cli")]
@@ -84,15 +85,16 @@ enum KeysCommand {
     },
     /// List an organization's keys (never the keys themselves).
     List {
-        #[arg(long)]
-        org: String,
+        #[arg(long, value_parser = OrgId::parse)]
+        org: OrgId,
     },
     /// Revoke a key; requests with it are refused from then on.
     Revoke {
-        #[arg(long)]
-        org: String,
+        #[arg(long, value_parser = OrgId::parse)]
+        org: OrgId,
         /// The key's id (`key_…`).
-        key: String,
+        #[arg(value_parser = ApiKeyId::parse)]
+        key: ApiKeyId,
     },
 }
 
@@ -104,10 +106,6 @@ fn init_logging(config: &Config) {
         LogFormat::Json => builder.json().init(),
         LogFormat::Pretty => builder.init(),
     }
-}
-
-fn parse_org(raw: &str) -> anyhow::Result<OrgId> {
-    OrgId::parse(raw).with_context(|| format!("`{raw}`"))
 }
 
 #[tokio::main]
@@ -153,16 +151,14 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             }
             Ok(())
         }
-        Command::Orgs(OrgsCommand::Update { org, custom_integrations }) => {
-            let id = parse_org(&org)?;
+        Command::Orgs(OrgsCommand::Update { org: id, custom_integrations }) => {
             if !store.set_custom_integrations(&id, custom_integrations).await? {
                 anyhow::bail!("no organization {id}");
             }
             println!("{id}: custom integrations {}", if custom_integrations { "enabled" } else { "disabled" });
             Ok(())
         }
-        Command::Keys(KeysCommand::Create { org, scope, name }) => {
-            let id = parse_org(&org)?;
+        Command::Keys(KeysCommand::Create { org: id, scope, name }) => {
             store.get_org(&id).await?.with_context(|| format!("no organization {id}"))?;
             let scope = Scope::parse(&scope).expect("clap checked the value");
             let (key, plaintext) = bootstrap::create_key(&*store, &id, &name, scope).await?;
@@ -170,8 +166,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             println!("{} key (shown once): {plaintext}", scope.as_str());
             Ok(())
         }
-        Command::Keys(KeysCommand::List { org }) => {
-            let id = parse_org(&org)?;
+        Command::Keys(KeysCommand::List { org: id }) => {
             for key in store.list_keys(&id).await? {
                 let state = if key.revoked_at.is_some() { "revoked" } else { "active" };
                 println!("{}\t{}…\t{}\t{}\t{state}", key.id, key.prefix, key.scope.as_str(), key.name);
@@ -179,8 +174,6 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             Ok(())
         }
         Command::Keys(KeysCommand::Revoke { org, key }) => {
-            let org = parse_org(&org)?;
-            let key = ApiKeyId::parse(&key).with_context(|| format!("`{key}`"))?;
             if !store.revoke_key(&org, &key).await? {
                 anyhow::bail!("no active key {key} in organization {org}");
             }

@@ -1,0 +1,143 @@
+use reqwest::Method;
+use serde_json::json;
+
+use crate::{call, run, switchyard, text, Server};
+
+fn line_after<'a>(out: &'a str, prefix: &str) -> &'a str {
+    out.lines()
+        .find_map(|l| l.split_once(prefix).map(|(_, rest)| rest))
+        .unwrap_or_else(|| panic!("no `{prefix}` in {out}"))
+}
+
+#[tokio::test]
+async fn orgs_and_keys_work_beside_a_running_server() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = Server::start(switchyard(dir.path()).args(["serve", "--listen", "127.0.0.1:0"]));
+    let base = server.base.clone();
+
+    let out = text(&run(switchyard(dir.path()).args(["orgs", "create", "Second Co"])).stdout);
+    let org = out.lines().next().unwrap().to_owned();
+    assert!(org.starts_with("org_"), "{out}");
+    let write = line_after(&out, "write key (shown once): ").to_owned();
+    let (status, _) = call(Method::POST, &format!("{base}/v2/places"), &write, Some(json!({"name": "P"}))).await;
+    assert_eq!(status, 201, "a key made by the CLI works on the running server at once");
+
+    let out = text(
+        &run(switchyard(dir.path()).args(["keys", "create", "--org", &org, "--scope", "read", "--name", "dash"]))
+            .stdout,
+    );
+    let key_id = out.lines().next().unwrap().to_owned();
+    let read = line_after(&out, "read key (shown once): ").to_owned();
+    assert_eq!(call(Method::GET, &format!("{base}/v2/places"), &read, None).await.0, 200);
+    assert_eq!(call(Method::POST, &format!("{base}/v2/places"), &read, Some(json!({"name": "Q"}))).await.0, 403);
+
+    let listed = text(&run(switchyard(dir.path()).args(["keys", "list", "--org", &org])).stdout);
+    assert_eq!(listed.lines().count(), 2, "{listed}");
+    assert!(listed.contains(&key_id) && listed.contains("read") && listed.contains("dash"));
+    assert!(!listed.contains(&read) && !listed.contains(&write), "keys are never shown again");
+
+    run(switchyard(dir.path()).args(["keys", "revoke", "--org", &org, &key_id]));
+    assert_eq!(call(Method::GET, &format!("{base}/v2/places"), &read, None).await.0, 401);
+    let again = switchyard(dir.path()).args(["keys", "revoke", "--org", &org, &key_id]).output().unwrap();
+    assert!(!again.status.success());
+    assert!(text(&again.stderr).contains("no active key"));
+
+    let orgs = text(&run(switchyard(dir.path()).args(["orgs", "list"])).stdout);
+    assert!(orgs.contains("Default") && orgs.contains("Second Co"), "{orgs}");
+    let catalog = format!("{base}/v2/integrations/catalog");
+    assert!(!call(Method::GET, &catalog, &write, None).await.1.to_string().contains("LUA_SCRIPT"));
+    run(switchyard(dir.path()).args(["orgs", "update", &org, "--custom-integrations", "true"]));
+    assert!(call(Method::GET, &catalog, &write, None).await.1.to_string().contains("LUA_SCRIPT"));
+}
+
+#[tokio::test]
+async fn configuration_layers_defaults_file_environment_flags() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(
+        dir.path().join("switchyard.toml"),
+        "listen = \"127.0.0.2:0\"\ndata_dir = \"state\"\nlog_format = \"json\"\n",
+    )
+    .unwrap();
+    let from_file = Server::start(switchyard(dir.path()).arg("serve"));
+    assert!(from_file.base.starts_with("http://127.0.0.2:"), "{}", from_file.base);
+    assert!(dir.path().join("state/admin.key").exists(), "data_dir from the file");
+    assert!(from_file.logs().lines().any(|l| l.starts_with('{')), "json logs from the file");
+    from_file.stop();
+
+    let from_env = Server::start(switchyard(dir.path()).arg("serve").env("SWITCHYARD_LISTEN", "127.0.0.3:0"));
+    assert!(from_env.base.starts_with("http://127.0.0.3:"), "environment beats the file: {}", from_env.base);
+    from_env.stop();
+
+    let from_flag = Server::start(
+        switchyard(dir.path()).args(["serve", "--listen", "127.0.0.4:0"]).env("SWITCHYARD_LISTEN", "127.0.0.3:0"),
+    );
+    assert!(from_flag.base.starts_with("http://127.0.0.4:"), "flags beat the environment: {}", from_flag.base);
+    from_flag.stop();
+
+    let other = tempfile::tempdir().unwrap();
+    std::fs::write(other.path().join("custom.toml"), "listen = \"127.0.0.5:0\"\n").unwrap();
+    let explicit =
+        Server::start(switchyard(dir.path()).args(["serve", "--config"]).arg(other.path().join("custom.toml")));
+    assert!(explicit.base.starts_with("http://127.0.0.5:"), "--config names the file: {}", explicit.base);
+}
+
+/// Arguments, environment, and what the error must say.
+type Case<'a> = (Vec<&'a str>, Vec<(&'a str, &'a str)>, &'a str);
+
+#[test]
+fn bad_configuration_fails_fast_and_says_what_is_wrong() {
+    let dir = tempfile::tempdir().unwrap();
+    let secret_value = "c2hvcnQ-not-a-key";
+    let cases: Vec<Case> = vec![
+        (vec!["serve", "--listen", "nowhere"], vec![], "listen: `nowhere` is not an address"),
+        (vec!["serve"], vec![("SWITCHYARD_SECRET_KEY", secret_value)], "secret_key: the secret key"),
+        (vec!["serve", "--database-url", "mysql://db/x"], vec![], "database_url: `mysql://db/x` is not supported"),
+        (vec!["serve"], vec![("SWITCHYARD_LOG_FORMAT", "xml")], "log_format"),
+        (vec!["serve"], vec![("SWITCHYARD_BODY_LIMIT_BYTES", "ten")], "body_limit_bytes"),
+        (vec!["serve", "--config", "missing.toml"], vec![], "config file missing.toml does not exist"),
+        (vec!["orgs", "update", "acme", "--custom-integrations", "true"], vec![], "not a valid Organization id"),
+        (vec!["keys", "revoke", "--org", "org_01m81j4j6mrv2rehfz943cb5bf", "k1"], vec![], "not a valid ApiKey id"),
+    ];
+    for (args, envs, expected) in cases {
+        let mut cmd = switchyard(dir.path());
+        cmd.args(&args).envs(envs.iter().copied());
+        let out = cmd.output().unwrap();
+        let stderr = text(&out.stderr);
+        assert!(!out.status.success(), "{args:?} should fail");
+        assert!(stderr.contains(expected), "{args:?}: expected `{expected}` in: {stderr}");
+        assert!(!stderr.contains(secret_value), "the secret key value was echoed: {stderr}");
+    }
+    std::fs::write(dir.path().join("switchyard.toml"), "listen = \"127.0.0.1:0\"\nlisten_port = 9\n").unwrap();
+    let out = switchyard(dir.path()).arg("serve").output().unwrap();
+    assert!(text(&out.stderr).contains("unknown setting `listen_port`"), "{}", text(&out.stderr));
+    assert!(!dir.path().join("data").exists(), "nothing is created when the configuration is refused");
+}
+
+#[test]
+fn every_command_has_help() {
+    let dir = tempfile::tempdir().unwrap();
+    for (args, expected) in [
+        (vec!["--help"], vec!["serve", "migrate", "orgs", "keys"]),
+        (vec!["serve", "--help"], vec!["--listen", "--data-dir", "--database-url", "--config"]),
+        (vec!["migrate", "--help"], vec!["--data-dir"]),
+        (vec!["orgs", "--help"], vec!["create", "list", "update"]),
+        (vec!["orgs", "create", "--help"], vec!["--custom-integrations"]),
+        (vec!["keys", "--help"], vec!["create", "list", "revoke"]),
+        (vec!["keys", "create", "--help"], vec!["--org", "--scope"]),
+        (vec!["keys", "revoke", "--help"], vec!["--org"]),
+    ] {
+        let out = text(&run(switchyard(dir.path()).args(&args)).stdout);
+        for word in expected {
+            assert!(out.contains(word), "{args:?} help lacks {word}: {out}");
+        }
+    }
+}
+
+#[test]
+fn migrate_prepares_the_database() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = text(&run(switchyard(dir.path()).args(["migrate", "--data-dir", "db"])).stdout);
+    assert!(out.contains("up to date"));
+    assert!(dir.path().join("db/switchyard.db").exists());
+    assert!(!dir.path().join("db/admin.key").exists(), "only serve bootstraps an organization");
+}
