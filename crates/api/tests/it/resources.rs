@@ -19,8 +19,8 @@ async fn places_form_a_tree() {
     let floor = app.post("/v2/places", json!({"name": "Floor 1", "parentId": hall_id})).await;
     let floor_id = floor.body["id"].as_str().unwrap().to_owned();
 
-    assert_eq!(ids(&app.get("/v2/places?parent=root").await), [campus_id.clone()]);
-    assert_eq!(ids(&app.get(&format!("/v2/places?parent={campus_id}")).await), [hall_id.clone()]);
+    assert_eq!(ids(&app.get("/v2/places?parent=root").await), [campus_id.as_str()]);
+    assert_eq!(ids(&app.get(&format!("/v2/places?parent={campus_id}")).await), [hall_id.as_str()]);
     assert_eq!(ids(&app.get("/v2/places").await).len(), 3);
     assert_eq!(app.get(&format!("/v2/places/{hall_id}")).await.body["parentId"], campus_id);
 
@@ -67,7 +67,7 @@ async fn devices_live_in_places() {
         .await;
     assert_eq!(moved.status, StatusCode::OK, "{:?}", moved.body);
     assert_eq!(moved.body["externalIds"], json!({"serial": "A-1"}));
-    assert_eq!(ids(&app.get(&format!("/v2/devices?place={other}")).await), [device.clone()]);
+    assert_eq!(ids(&app.get(&format!("/v2/devices?place={other}")).await), [device.as_str()]);
     assert_eq!(ids(&app.get(&format!("/v2/devices?place={place}")).await), Vec::<String>::new());
     let old = app.get(&format!("/v2/integrations/validate-path?path={path}")).await;
     assert_eq!(old.body["valid"], false, "the device moved away from the old path");
@@ -113,7 +113,7 @@ async fn paths_validate_and_browse() {
     assert_problem(&missing, StatusCode::UNPROCESSABLE_ENTITY, "validation_failed");
     assert_eq!(missing.fields(), ["path"]);
 
-    assert_eq!(ids(&app.get("/v2/integrations/resources").await), [place.clone()]);
+    assert_eq!(ids(&app.get("/v2/integrations/resources").await), [place.as_str()]);
     let under = app.get(&format!("/v2/integrations/resources?path=/places/{place}")).await;
     let mut found: Vec<(String, String)> = under.body["data"]
         .as_array()
