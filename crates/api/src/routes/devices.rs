@@ -9,7 +9,7 @@ use switchyard_core::{
 };
 use utoipa::{IntoParams, ToSchema};
 
-use super::{page_request, path_id, List};
+use super::{deleted, page_request, path_id, List};
 use crate::error::{ApiError, ApiResult};
 use crate::extract::{ApiJson, ApiQuery, Caller, Read, Write};
 use crate::state::AppState;
@@ -187,9 +187,5 @@ pub async fn delete(
     Path(id): Path<String>,
 ) -> ApiResult<StatusCode> {
     let id: DeviceId = path_id(&id)?;
-    if state.store.delete_device(&caller.org.id, &id).await? {
-        Ok(StatusCode::NO_CONTENT)
-    } else {
-        Err(ApiError::not_found("device", &id))
-    }
+    deleted(state.store.delete_device(&caller.org.id, &id).await?, "device", &id)
 }

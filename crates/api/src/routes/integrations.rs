@@ -16,7 +16,7 @@ use switchyard_store::IntegrationFilter;
 use utoipa::{IntoParams, ToSchema};
 
 use super::resources::check_resources;
-use super::{page_request, path_id, List};
+use super::{deleted, page_request, path_id, List};
 use crate::error::{ApiError, ApiResult};
 use crate::extract::{ApiJson, ApiQuery, Caller, Read, Write};
 use crate::state::AppState;
@@ -327,10 +327,9 @@ pub async fn delete(
     Path(id): Path<String>,
 ) -> ApiResult<StatusCode> {
     let id: IntegrationId = path_id(&id)?;
-    if state.store.delete_integration(&caller.org.id, &id).await? {
+    let found = state.store.delete_integration(&caller.org.id, &id).await?;
+    if found {
         tracing::info!(integration = %id, "integration deleted");
-        Ok(StatusCode::NO_CONTENT)
-    } else {
-        Err(ApiError::not_found("integration", &id))
     }
+    deleted(found, "integration", &id)
 }

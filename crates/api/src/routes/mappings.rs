@@ -7,7 +7,7 @@ use serde::Deserialize;
 use switchyard_core::{now_ms, MappingId, ResourceMapping, ResourcePath, ResourceType, ValidationErrors};
 use utoipa::{IntoParams, ToSchema};
 
-use super::{page_request, path_id, List};
+use super::{deleted, page_request, path_id, List};
 use crate::error::{ApiError, ApiResult};
 use crate::extract::{ApiJson, ApiQuery, Caller, Read, Write};
 use crate::state::AppState;
@@ -120,9 +120,5 @@ pub async fn delete(
     Path(id): Path<String>,
 ) -> ApiResult<StatusCode> {
     let id: MappingId = path_id(&id)?;
-    if state.store.delete_mapping(&caller.org.id, &id).await? {
-        Ok(StatusCode::NO_CONTENT)
-    } else {
-        Err(ApiError::not_found("resource mapping", &id))
-    }
+    deleted(state.store.delete_mapping(&caller.org.id, &id).await?, "resource mapping", &id)
 }

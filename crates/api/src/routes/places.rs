@@ -6,7 +6,7 @@ use serde::Deserialize;
 use switchyard_core::{now_ms, validate_metadata, validate_name, Metadata, OrgId, Place, PlaceId, ValidationErrors};
 use utoipa::{IntoParams, ToSchema};
 
-use super::{double_option, page_request, path_id, List};
+use super::{deleted, double_option, page_request, path_id, List};
 use crate::error::{ApiError, ApiResult};
 use crate::extract::{ApiJson, ApiQuery, Caller, Read, Write};
 use crate::state::AppState;
@@ -163,9 +163,5 @@ pub async fn delete(
     Path(id): Path<String>,
 ) -> ApiResult<StatusCode> {
     let id: PlaceId = path_id(&id)?;
-    if state.store.delete_place(&caller.org.id, &id).await? {
-        Ok(StatusCode::NO_CONTENT)
-    } else {
-        Err(ApiError::not_found("place", &id))
-    }
+    deleted(state.store.delete_place(&caller.org.id, &id).await?, "place", &id)
 }
