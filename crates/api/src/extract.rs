@@ -93,7 +93,13 @@ pub(crate) fn parse_json<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiErro
     serde_path_to_error::deserialize(value).map_err(|e| {
         let path = e.path().to_string();
         let message = e.inner().to_string();
-        let field = if path == "." { unknown_field(&message).unwrap_or_else(|| "body".to_owned()) } else { path };
+        let field = match (path.as_str(), unknown_field(&message)) {
+            (".", Some(name)) => name,
+            (".", None) => "body".to_owned(),
+            // A missing field is reported at its parent's path.
+            (_, Some(name)) if message.starts_with("missing") => format!("{path}.{name}"),
+            _ => path,
+        };
         ApiError::invalid(field, message)
     })
 }

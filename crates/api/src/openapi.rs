@@ -6,7 +6,7 @@ use utoipa::{Modify, OpenApi};
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
-use crate::routes::{catalog, devices, integrations, mappings, places, resources};
+use crate::routes::{catalog, deliveries, devices, integrations, mappings, places, resources, telemetry, triggers};
 use crate::state::AppState;
 
 #[derive(OpenApi)]
@@ -20,6 +20,9 @@ use crate::state::AppState;
         (name = "resource-mappings", description = "External ids mapped to Places and devices"),
         (name = "places", description = "Places, a tree"),
         (name = "devices", description = "Devices (Things)"),
+        (name = "telemetry", description = "Records in: values, events, alarms"),
+        (name = "triggers", description = "What an egress integration receives"),
+        (name = "deliveries", description = "The delivery log, and resending"),
     )
 )]
 struct ApiDoc;
@@ -71,6 +74,12 @@ pub(crate) fn build() -> (axum::Router<AppState>, utoipa::openapi::OpenApi) {
         .routes(routes!(places::get, places::update, places::delete))
         .routes(routes!(devices::list, devices::create))
         .routes(routes!(devices::get, devices::update, devices::delete))
+        .routes(routes!(telemetry::ingest))
+        .routes(routes!(triggers::list, triggers::create))
+        .routes(routes!(triggers::get, triggers::update, triggers::delete))
+        .routes(routes!(deliveries::list))
+        .routes(routes!(deliveries::get))
+        .routes(routes!(deliveries::resend))
         .split_for_parts();
     problem_media_type(&mut document);
     (router, document)

@@ -31,6 +31,31 @@ pub struct Config {
     pub log_level: String,
     /// Largest accepted request body.
     pub body_limit_bytes: usize,
+    pub egress: EgressConfig,
+}
+
+/// Outbound safety.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct EgressConfig {
+    /// CIDRs that delivery may reach although they are not public (loopback,
+    /// private networks). A list, or one comma-separated string
+    /// (`SWITCHYARD_EGRESS_ALLOW=127.0.0.1/32,::1/128`).
+    #[serde(default, deserialize_with = "list_or_commas")]
+    pub allow: Vec<String>,
+}
+
+fn list_or_commas<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Vec<String>, D::Error> {
+    #[derive(Deserialize)]
+    #[serde(untagged)]
+    enum Form {
+        List(Vec<String>),
+        Text(String),
+    }
+    Ok(match Form::deserialize(d)? {
+        Form::List(items) => items,
+        Form::Text(text) => text.split(',').map(|s| s.trim().to_owned()).filter(|s| !s.is_empty()).collect(),
+    })
 }
 
 impl Default for Config {
@@ -43,6 +68,7 @@ impl Default for Config {
             log_format: LogFormat::Pretty,
             log_level: "info".into(),
             body_limit_bytes: switchyard_api::DEFAULT_BODY_LIMIT,
+            egress: EgressConfig::default(),
         }
     }
 }
@@ -71,15 +97,20 @@ impl Config {
             None => {}
         }
         let config: Config = figment
-            .merge(Env::prefixed("SWITCHYARD_").only(&[
-                "listen",
-                "data_dir",
-                "database_url",
-                "secret_key",
-                "log_format",
-                "log_level",
-                "body_limit_bytes",
-            ]))
+            .merge(
+                Env::prefixed("SWITCHYARD_")
+                    .only(&[
+                        "listen",
+                        "data_dir",
+                        "database_url",
+                        "secret_key",
+                        "log_format",
+                        "log_level",
+                        "body_limit_bytes",
+                        "egress_allow",
+                    ])
+                    .map(|key| if key == "egress_allow" { "egress.allow".into() } else { key.into() }),
+            )
             .merge(Serialized::defaults(overrides))
             .extract()
             .map_err(|e| anyhow::anyhow!(describe(e)))?;
@@ -100,12 +131,19 @@ impl Config {
         if let Some(key) = &self.secret_key {
             switchyard_core::Cipher::from_base64(key).map_err(|e| anyhow::anyhow!("secret_key: {e}"))?;
         }
+        self.egress_policy()?;
         if self.body_limit_bytes < 1024 {
             bail!("body_limit_bytes: must be at least 1024");
         }
         tracing_subscriber::EnvFilter::try_new(&self.log_level)
             .map_err(|e| anyhow::anyhow!("log_level: `{}` is not a valid filter: {e}", self.log_level))?;
         Ok(())
+    }
+
+    pub fn egress_policy(&self) -> anyhow::Result<switchyard_connectors::EgressPolicy> {
+        let nets = switchyard_connectors::EgressPolicy::parse_list(&self.egress.allow.join(","))
+            .map_err(|e| anyhow::anyhow!("egress.allow: {e}"))?;
+        Ok(switchyard_connectors::EgressPolicy::new(nets))
     }
 
     pub fn listen_addr(&self) -> anyhow::Result<SocketAddr> {

@@ -191,7 +191,20 @@ async fn serve(config: Config, store: std::sync::Arc<dyn switchyard_store::Store
     println!("Switchyard listening on http://{local}");
     tracing::info!(address = %local, store = ?store.backend(), "listening");
     let api = switchyard_api::ApiConfig { body_limit: config.body_limit_bytes };
-    switchyard_api::serve(listener, switchyard_api::AppState { store }, &api, shutdown_signal()).await?;
+    let stop = tokio_util::sync::CancellationToken::new();
+    let tasks = tokio_util::task::TaskTracker::new();
+    let engine_config = switchyard_engine::EngineConfig { egress: config.egress_policy()?, ..Default::default() };
+    let engine = switchyard_engine::Engine::start(store, engine_config, stop.clone(), &tasks).await?;
+    let on_signal = stop.clone();
+    let signal = async move {
+        shutdown_signal().await;
+        on_signal.cancel();
+    };
+    switchyard_api::serve(listener, switchyard_api::AppState::new(engine), &api, signal).await?;
+    // The API has stopped taking requests; let the sends in flight finish and be recorded.
+    stop.cancel();
+    tasks.close();
+    tasks.wait().await;
     tracing::info!("stopped");
     Ok(())
 }

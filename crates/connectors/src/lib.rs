@@ -3,11 +3,16 @@
 //! folder and one line here.
 use std::sync::OnceLock;
 
-use switchyard_core::spec::PropertySpec;
-use switchyard_core::{Direction, Org};
+use switchyard_core::spec::{PropertySpec, Resolved};
+use switchyard_core::{Direction, Integration, Org, ValidationErrors};
 
+pub mod egress;
 mod planned;
+pub mod policy;
 pub mod webhook;
+
+pub use egress::{BuildError, Egress, EgressContext, Outbound, Outcome, Response, SendResult};
+pub use policy::EgressPolicy;
 
 /// Standard types are offered to every organization; custom (first-party)
 /// types only to organizations enabled for them.
@@ -25,6 +30,24 @@ pub struct DirectionSupport {
     /// offers what cannot run end to end.
     pub available: bool,
     pub properties: Vec<PropertySpec>,
+    /// Checks across properties that the specs cannot express (422 on failure).
+    pub check: fn(&Resolved) -> Result<(), ValidationErrors>,
+    /// At create: fills in generated values; returns those to show once.
+    pub prepare: fn(&mut Resolved) -> Vec<(&'static str, String)>,
+    /// Builds the sender for an integration (EGRESS types that are available).
+    pub build: Option<BuildEgress>,
+}
+
+/// Makes the sender for one integration from its settings.
+pub type BuildEgress = fn(&Integration, &EgressContext) -> Result<Box<dyn Egress>, BuildError>;
+
+/// For types with nothing to check or generate.
+pub fn no_check(_: &Resolved) -> Result<(), ValidationErrors> {
+    Ok(())
+}
+
+pub fn nothing_to_prepare(_: &mut Resolved) -> Vec<(&'static str, String)> {
+    vec![]
 }
 
 /// A catalog entry: one integration type.
@@ -44,6 +67,16 @@ impl ConnectorType {
     pub fn is_available(&self) -> bool {
         self.directions.iter().any(|d| d.available)
     }
+    /// The sender for an integration of this type.
+    pub fn build_egress(&self, integration: &Integration, ctx: &EgressContext) -> Result<Box<dyn Egress>, BuildError> {
+        let build = self
+            .direction(integration.direction)
+            .filter(|d| d.available)
+            .and_then(|d| d.build)
+            .ok_or_else(|| BuildError::Config(format!("{} cannot send yet", self.key)))?;
+        build(integration, ctx)
+    }
+
     pub fn offered_to(&self, org: &Org) -> bool {
         self.category == Category::Standard || org.custom_integrations
     }
@@ -62,6 +95,11 @@ pub fn registry() -> &'static [ConnectorType] {
 /// The types an organization may see: standard ones, and custom ones once enabled.
 pub fn catalog_for(org: &Org) -> impl Iterator<Item = &'static ConnectorType> + '_ {
     registry().iter().filter(move |t| t.offered_to(org))
+}
+
+/// A type by key, whoever asks (for running integrations that exist).
+pub fn find(key: &str) -> Option<&'static ConnectorType> {
+    registry().iter().find(|t| t.key == key)
 }
 
 /// A type by key, as the organization sees it (a custom type it is not

@@ -5,7 +5,7 @@ use serde_json::json;
 use switchyard_core::spec::{PropertyKind as K, PropertySpec as P};
 use switchyard_core::{Direction, ResourceType};
 
-use crate::{Category, ConnectorType, DirectionSupport};
+use crate::{no_check, nothing_to_prepare, Category, ConnectorType, DirectionSupport};
 
 fn planned(
     key: &'static str,
@@ -20,7 +20,14 @@ fn planned(
         category: Category::Standard,
         directions: directions
             .into_iter()
-            .map(|(direction, properties)| DirectionSupport { direction, available: false, properties })
+            .map(|(direction, properties)| DirectionSupport {
+                direction,
+                available: false,
+                properties,
+                check: no_check,
+                prepare: nothing_to_prepare,
+                build: None,
+            })
             .collect(),
     }
 }
@@ -327,8 +334,22 @@ pub(crate) fn types() -> Vec<ConnectorType> {
         description: "A custom integration built from a manifest and Lua handlers.",
         category: Category::Custom,
         directions: vec![
-            DirectionSupport { direction: Ingress, available: false, properties: vec![] },
-            DirectionSupport { direction: Egress, available: false, properties: vec![] },
+            DirectionSupport {
+                direction: Ingress,
+                available: false,
+                properties: vec![],
+                check: no_check,
+                prepare: nothing_to_prepare,
+                build: None,
+            },
+            DirectionSupport {
+                direction: Egress,
+                available: false,
+                properties: vec![],
+                check: no_check,
+                prepare: nothing_to_prepare,
+                build: None,
+            },
         ],
     });
     types

@@ -143,6 +143,10 @@ id_kinds! {
     DeviceKind, DeviceId, "dev_", "Device";
     IntegrationKind, IntegrationId, "int_", "Integration";
     MappingKind, MappingId, "rm_", "ResourceMapping";
+    RecordKindId, RecordId, "rec_", "Record";
+    TriggerKind, TriggerId, "trg_", "Trigger";
+    DeliveryKind, DeliveryId, "dlv_", "Delivery";
+    ActionKind, ActionId, "act_", "Action";
 }
 
 #[cfg(test)]

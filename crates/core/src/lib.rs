@@ -1,18 +1,22 @@
 //! Switchyard's domain: prefixed ids, the records the API manages, property
 //! specs and their validation, secrets and API keys. Nothing here does I/O.
 
+pub mod delivery;
 pub mod error;
 pub mod ids;
 pub mod keys;
 pub mod model;
 pub mod path;
+pub mod record;
 pub mod secret;
 pub mod spec;
 
+pub use delivery::{Attempt, AttemptOutcome, Delivery, DeliveryStatus};
 pub use error::{FieldError, ValidationErrors};
 pub use ids::*;
 pub use model::*;
 pub use path::ResourcePath;
+pub use record::{glob_match, Record, RecordKind, Trigger};
 pub use secret::{Cipher, CipherError, Secret};
 
 /// Milliseconds since the Unix epoch, the one time unit stored and served.

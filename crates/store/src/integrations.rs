@@ -168,6 +168,20 @@ impl IntegrationStore for SqlStore {
         Ok(n == 1)
     }
 
+    async fn set_integration_enabled(&self, org: &OrgId, id: &IntegrationId, enabled: bool) -> Result<bool> {
+        let n = self
+            .pool
+            .execute(
+                q("UPDATE integrations SET enabled = $3, updated_at = $4 WHERE org_id = $1 AND id = $2")
+                    .bind(org)
+                    .bind(id)
+                    .bind(enabled)
+                    .bind(switchyard_core::now_ms()),
+            )
+            .await?;
+        Ok(n == 1)
+    }
+
     async fn delete_integration(&self, org: &OrgId, id: &IntegrationId) -> Result<bool> {
         let mut tx = self.pool.begin().await?;
         tx.conn()
@@ -222,6 +236,24 @@ impl IntegrationStore for SqlStore {
         let row = self
             .pool
             .fetch_optional(q(format!("{MAPPING_SELECT} WHERE m.org_id = $1 AND m.id = $2")).bind(org).bind(id))
+            .await?;
+        row.as_ref().map(mapping_from).transpose()
+    }
+
+    async fn find_mapping(
+        &self,
+        org: &OrgId,
+        integration: &IntegrationId,
+        external_id: &str,
+    ) -> Result<Option<ResourceMapping>> {
+        let row = self
+            .pool
+            .fetch_optional(
+                q(format!("{MAPPING_SELECT} WHERE m.org_id = $1 AND m.integration_id = $2 AND m.external_id = $3"))
+                    .bind(org)
+                    .bind(integration)
+                    .bind(external_id),
+            )
             .await?;
         row.as_ref().map(mapping_from).transpose()
     }

@@ -10,19 +10,23 @@ use std::sync::Arc;
 
 use async_trait::async_trait;
 use switchyard_core::{
-    ApiKey, ApiKeyId, CipherError, Device, DeviceId, Direction, Integration, IntegrationId, MappingId, Org, OrgId,
-    Place, PlaceId, ResourceEntry, ResourceMapping, ResourcePath,
+    ApiKey, ApiKeyId, Attempt, CipherError, Delivery, DeliveryId, DeliveryStatus, Device, DeviceId, Direction,
+    Integration, IntegrationId, MappingId, Org, OrgId, Place, PlaceId, Record, RecordId, ResourceEntry,
+    ResourceMapping, ResourcePath, Trigger, TriggerId,
 };
 
 mod db;
+mod deliveries;
 mod integrations;
 mod migrate;
 mod orgs;
 mod places;
 mod postgres;
 mod sqlite;
+mod telemetry;
 #[cfg(feature = "testing")]
 pub mod testing;
+mod triggers;
 
 pub use switchyard_core::Cipher;
 
@@ -137,11 +141,20 @@ pub trait IntegrationStore: Send + Sync {
     ) -> Result<Page<Integration>>;
     /// Writes name, enabled, properties, secrets, metadata and resource paths.
     async fn update_integration(&self, integration: &Integration) -> Result<bool>;
+    /// Turns an integration on or off (410 Gone turns it off).
+    async fn set_integration_enabled(&self, org: &OrgId, id: &IntegrationId, enabled: bool) -> Result<bool>;
     /// Deletes the integration and its mappings, atomically.
     async fn delete_integration(&self, org: &OrgId, id: &IntegrationId) -> Result<bool>;
     /// `Conflict` when the integration already maps the external id.
     async fn create_mapping(&self, org: &OrgId, mapping: &ResourceMapping) -> Result<()>;
     async fn get_mapping(&self, org: &OrgId, id: &MappingId) -> Result<Option<ResourceMapping>>;
+    /// The mapping of an external id within an integration.
+    async fn find_mapping(
+        &self,
+        org: &OrgId,
+        integration: &IntegrationId,
+        external_id: &str,
+    ) -> Result<Option<ResourceMapping>>;
     async fn list_mappings(
         &self,
         org: &OrgId,
@@ -151,9 +164,108 @@ pub trait IntegrationStore: Send + Sync {
     async fn delete_mapping(&self, org: &OrgId, id: &MappingId) -> Result<bool>;
 }
 
+#[async_trait]
+pub trait TriggerStore: Send + Sync {
+    async fn create_trigger(&self, org: &OrgId, trigger: &Trigger) -> Result<()>;
+    async fn get_trigger(&self, org: &OrgId, id: &TriggerId) -> Result<Option<Trigger>>;
+    async fn list_triggers(
+        &self,
+        org: &OrgId,
+        integration: &IntegrationId,
+        page: &PageRequest,
+    ) -> Result<Page<Trigger>>;
+    async fn update_trigger(&self, org: &OrgId, trigger: &Trigger) -> Result<bool>;
+    async fn delete_trigger(&self, org: &OrgId, id: &TriggerId) -> Result<bool>;
+    /// The active triggers of the organization's enabled egress integrations.
+    async fn routing_triggers(&self, org: &OrgId) -> Result<Vec<Trigger>>;
+    /// The Places above a device, nearest first (its own Place first).
+    async fn device_places(&self, org: &OrgId, device: &DeviceId) -> Result<Vec<PlaceId>>;
+}
+
+/// A record to store, with the integrations its triggers route it to.
+#[derive(Debug, Clone)]
+pub struct NewRecord {
+    pub id: RecordId,
+    pub record: Record,
+    pub targets: Vec<IntegrationId>,
+}
+
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct IngestOutcome {
+    pub stored: usize,
+    /// Records whose sender id was seen before: neither stored nor routed again.
+    pub duplicates: usize,
+    pub deliveries: usize,
+}
+
+/// A delivery claimed for sending: leased until the lease runs out.
+#[derive(Debug, Clone)]
+pub struct Claimed {
+    pub id: DeliveryId,
+    pub org_id: OrgId,
+    pub integration_id: IntegrationId,
+    /// Attempts made before this one.
+    pub attempts: u32,
+    /// Attempts made before the last resend; the retry schedule counts from here.
+    pub retry_from: u32,
+    /// The record as delivered (JSON).
+    pub body: String,
+}
+
+/// The result of one attempt, and what becomes of the delivery.
+#[derive(Debug, Clone)]
+pub struct Completion {
+    pub id: DeliveryId,
+    pub attempt: Attempt,
+    pub status: DeliveryStatus,
+    /// When the next attempt is due (`Retrying` only).
+    pub next_attempt_at: Option<i64>,
+}
+
+#[derive(Debug, Clone, Default)]
+pub struct DeliveryFilter {
+    pub status: Option<DeliveryStatus>,
+    /// Created at or after (ms).
+    pub from: Option<i64>,
+    /// Created before (ms).
+    pub to: Option<i64>,
+}
+
+#[async_trait]
+pub trait DeliveryStore: Send + Sync {
+    /// Stores the records and one pending delivery per target, in one
+    /// transaction: on return, both are durable. Records whose sender id was
+    /// seen before are skipped with their fan-out.
+    async fn ingest(&self, org: &OrgId, records: &[NewRecord], now: i64) -> Result<IngestOutcome>;
+    /// Leases up to `limit` due deliveries (oldest due first), skipping the
+    /// integrations in `exclude`.
+    async fn claim_due(
+        &self,
+        now: i64,
+        lease_until: i64,
+        limit: usize,
+        exclude: &[IntegrationId],
+    ) -> Result<Vec<Claimed>>;
+    /// Records attempts and new states, in one transaction.
+    async fn complete(&self, results: &[Completion]) -> Result<()>;
+    /// Ends every lease (a single node starting after a crash).
+    async fn release_leases(&self) -> Result<u64>;
+    async fn list_deliveries(
+        &self,
+        org: &OrgId,
+        integration: &IntegrationId,
+        filter: &DeliveryFilter,
+        page: &PageRequest,
+    ) -> Result<Page<Delivery>>;
+    /// A delivery, its record and its attempts (oldest first).
+    async fn get_delivery(&self, org: &OrgId, id: &DeliveryId) -> Result<Option<(Delivery, Record, Vec<Attempt>)>>;
+    /// Schedules a finished delivery again, now, keeping its id.
+    async fn resend(&self, org: &OrgId, id: &DeliveryId, now: i64) -> Result<bool>;
+}
+
 /// Everything Switchyard persists.
 #[async_trait]
-pub trait Store: OrgStore + PlaceStore + IntegrationStore {
+pub trait Store: OrgStore + PlaceStore + IntegrationStore + TriggerStore + DeliveryStore {
     fn backend(&self) -> Backend;
     /// A cheap round trip, for readiness checks.
     async fn ping(&self) -> Result<()>;

@@ -5,7 +5,10 @@ use crate::db::{q, Pool, Tx};
 use crate::Result;
 
 /// (version, name, SQL). Append only; never edit an applied migration.
-const MIGRATIONS: &[(i64, &str, &str)] = &[(1, "init", include_str!("../migrations/0001_init.sql"))];
+const MIGRATIONS: &[(i64, &str, &str)] = &[
+    (1, "init", include_str!("../migrations/0001_init.sql")),
+    (2, "delivery", include_str!("../migrations/0002_delivery.sql")),
+];
 
 const LOCK_KEY: i64 = 0x5357_5944; // "SWYD"
 

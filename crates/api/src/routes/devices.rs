@@ -173,6 +173,7 @@ pub async fn update(
     if !state.store.update_device(&caller.org.id, &device).await? {
         return Err(ApiError::not_found("device", &device.id));
     }
+    state.engine.routes_changed(&caller.org.id);
     Ok(Json(device))
 }
 
@@ -187,5 +188,7 @@ pub async fn delete(
     Path(id): Path<String>,
 ) -> ApiResult<StatusCode> {
     let id: DeviceId = path_id(&id)?;
-    deleted(state.store.delete_device(&caller.org.id, &id).await?, "device", &id)
+    let found = state.store.delete_device(&caller.org.id, &id).await?;
+    state.engine.routes_changed(&caller.org.id);
+    deleted(found, "device", &id)
 }

@@ -40,6 +40,10 @@ pub struct IntegrationView {
     pub resource_paths: Vec<String>,
     pub created_at: i64,
     pub updated_at: i64,
+    /// Secrets Switchyard generated (a webhook's signing secret): in the
+    /// create response only, never again.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub generated_secrets: Option<std::collections::BTreeMap<String, String>>,
 }
 
 impl From<Integration> for IntegrationView {
@@ -56,6 +60,7 @@ impl From<Integration> for IntegrationView {
             resource_paths: i.resource_paths.iter().map(ToString::to_string).collect(),
             created_at: i.created_at,
             updated_at: i.updated_at,
+            generated_secrets: None,
         }
     }
 }
@@ -180,17 +185,23 @@ pub async fn create(
     validate_metadata("metadata", &body.metadata, &mut errors);
     let support = find_type(&caller.org, &body.type_key, &mut errors)
         .and_then(|t| Some((t, pick_direction(t, body.direction, &mut errors)?)));
-    let resolved = match support {
-        Some((_, d)) => spec::validate_create(&d.properties, &body.properties).unwrap_or_else(|e| {
-            errors.0.extend(e.0);
-            Resolved::default()
-        }),
+    let mut resolved = match support {
+        Some((_, d)) => {
+            match spec::validate_create(&d.properties, &body.properties).and_then(|r| (d.check)(&r).map(|()| r)) {
+                Ok(r) => r,
+                Err(e) => {
+                    errors.0.extend(e.0);
+                    Resolved::default()
+                }
+            }
+        }
         None => Resolved::default(),
     };
     let paths = parse_paths(&body.resource_paths, &mut errors);
     errors.into_result()?;
     let (t, d) = support.expect("validated above");
     check_resources(&state, &caller.org.id, &paths, &resolved.resources).await?;
+    let generated = (d.prepare)(&mut resolved);
 
     let now = now_ms();
     let integration = Integration {
@@ -208,8 +219,13 @@ pub async fn create(
         updated_at: now,
     };
     state.store.create_integration(&integration).await?;
+    state.engine.routes_changed(&caller.org.id);
     tracing::info!(integration = %integration.id, r#type = t.key, "integration created");
-    Ok((StatusCode::CREATED, Json(integration.into())))
+    let mut view = IntegrationView::from(integration);
+    if !generated.is_empty() {
+        view.generated_secrets = Some(generated.into_iter().map(|(k, v)| (k.to_owned(), v)).collect());
+    }
+    Ok((StatusCode::CREATED, Json(view)))
 }
 
 /// Lists the organization's integrations, newest last.
@@ -313,6 +329,7 @@ pub async fn update(
     if !state.store.update_integration(&current).await? {
         return Err(ApiError::not_found("integration", &current.id));
     }
+    state.engine.integration_changed(&caller.org.id, &current.id);
     Ok(Json(current.into()))
 }
 
@@ -328,6 +345,7 @@ pub async fn delete(
 ) -> ApiResult<StatusCode> {
     let id: IntegrationId = path_id(&id)?;
     let found = state.store.delete_integration(&caller.org.id, &id).await?;
+    state.engine.routes_changed(&caller.org.id);
     if found {
         tracing::info!(integration = %id, "integration deleted");
     }

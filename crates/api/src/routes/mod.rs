@@ -6,11 +6,14 @@ use utoipa::ToSchema;
 use crate::error::{ApiError, ApiResult};
 
 pub mod catalog;
+pub mod deliveries;
 pub mod devices;
 pub mod integrations;
 pub mod mappings;
 pub mod places;
 pub mod resources;
+pub mod telemetry;
+pub mod triggers;
 
 pub const DEFAULT_LIMIT: usize = 50;
 pub const MAX_LIMIT: usize = 200;

@@ -149,6 +149,7 @@ pub async fn update(
     if !state.store.update_place(&caller.org.id, &place).await? {
         return Err(ApiError::not_found("place", &place.id));
     }
+    state.engine.routes_changed(&caller.org.id);
     Ok(Json(place))
 }
 
@@ -163,5 +164,7 @@ pub async fn delete(
     Path(id): Path<String>,
 ) -> ApiResult<StatusCode> {
     let id: PlaceId = path_id(&id)?;
-    deleted(state.store.delete_place(&caller.org.id, &id).await?, "place", &id)
+    let found = state.store.delete_place(&caller.org.id, &id).await?;
+    state.engine.routes_changed(&caller.org.id);
+    deleted(found, "place", &id)
 }

@@ -27,10 +27,18 @@ async fn create_update_delete(app: &App) {
     assert_eq!(body["enabled"], true);
     assert_eq!(body["properties"]["method"], "POST", "defaults are filled in");
     assert_eq!(body["properties"]["timeoutSeconds"], 15);
-    assert_eq!(body["secretsSet"], json!(["password"]));
+    assert_eq!(body["secretsSet"], json!(["password", "secret"]), "the signing secret is generated");
     assert!(body["properties"].get("password").is_none());
+    let generated = body["generatedSecrets"]["secret"].as_str().unwrap().to_owned();
+    assert!(generated.starts_with("whsec_"));
     assert_eq!(body["resourcePaths"], json!([device_path]));
-    assert_eq!(app.get(&format!("/v2/integrations/{id}")).await.body, created.body);
+    let mut shown_once = created.body.clone();
+    shown_once.as_object_mut().unwrap().remove("generatedSecrets");
+    assert_eq!(
+        app.get(&format!("/v2/integrations/{id}")).await.body,
+        shown_once,
+        "the generated secret is shown only once"
+    );
 
     let updated = app
         .put(
@@ -43,7 +51,7 @@ async fn create_update_delete(app: &App) {
     assert_eq!(updated.body["enabled"], false);
     assert_eq!(updated.body["properties"]["method"], "PUT");
     assert_eq!(updated.body["properties"]["valuesRoute"], "/values", "omitted properties are kept");
-    assert_eq!(updated.body["secretsSet"], json!(["password"]), "omitted secrets are kept");
+    assert_eq!(updated.body["secretsSet"], json!(["password", "secret"]), "omitted secrets are kept");
     assert_eq!(updated.body["metadata"], json!({"owner": "noc"}));
 
     // Clearing a secret the configuration needs is refused; switching auth off and clearing works.
@@ -57,7 +65,7 @@ async fn create_update_delete(app: &App) {
         )
         .await;
     assert_eq!(cleared.status, StatusCode::OK, "{:?}", cleared.body);
-    assert_eq!(cleared.body["secretsSet"], json!([]));
+    assert_eq!(cleared.body["secretsSet"], json!(["secret"]));
 
     for (body, field) in [
         (json!({"type": "SMS"}), "type"),
@@ -165,7 +173,7 @@ async fn bodies_must_be_json_and_not_too_large() {
         .unwrap();
     assert_eq!(broken.status(), StatusCode::BAD_REQUEST);
 
-    let huge = json!({"name": "x", "type": "WEBHOOK", "properties": {"url": "https://x.test"}, "metadata": {"pad": "p".repeat(70 * 1024)}});
+    let huge = json!({"name": "x", "type": "WEBHOOK", "properties": {"url": "https://x.test"}, "metadata": {"pad": "p".repeat(1100 * 1024)}});
     let res = app.post("/v2/integrations", huge).await;
     assert_problem(&res, StatusCode::PAYLOAD_TOO_LARGE, "payload_too_large");
     assert_eq!(app.get("/v2/integrations").await.body["data"], json!([]));

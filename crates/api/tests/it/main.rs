@@ -3,11 +3,15 @@ use std::sync::Arc;
 
 use reqwest::{Method, StatusCode};
 use serde_json::{json, Value};
+use switchyard_connectors::EgressPolicy;
 use switchyard_core::{keys, now_ms, ApiKey, ApiKeyId, Cipher, Org, OrgId, Scope};
+use switchyard_engine::{DispatcherConfig, Engine, EngineConfig};
 use switchyard_store::Store;
+use tokio_util::sync::CancellationToken;
 
 mod auth;
 mod catalog;
+mod delivery;
 mod integrations;
 mod openapi;
 mod resources;
@@ -36,8 +40,15 @@ async fn spawn_with(url: &str, dir: Option<tempfile::TempDir>) -> App {
     let store = switchyard_store::open(url, Cipher::new(&[3u8; 32])).await.unwrap();
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let base = format!("http://{}", listener.local_addr().unwrap());
-    let state = switchyard_api::AppState { store: store.clone() };
-    let config = switchyard_api::ApiConfig { body_limit: 64 * 1024 };
+    let loopback = EgressPolicy::parse_list("127.0.0.0/8,::1/128").unwrap();
+    let engine_config = EngineConfig {
+        egress: EgressPolicy::new(loopback),
+        dispatcher: DispatcherConfig { poll: std::time::Duration::from_millis(20), ..Default::default() },
+    };
+    let tasks = tokio_util::task::TaskTracker::new();
+    let engine = Engine::start(store.clone(), engine_config, CancellationToken::new(), &tasks).await.unwrap();
+    let state = switchyard_api::AppState::new(engine);
+    let config = switchyard_api::ApiConfig::default();
     tokio::spawn(async move { switchyard_api::serve(listener, state, &config, std::future::pending()).await });
     let (org, write_key) = new_org(&*store, "Acme", false).await;
     let read_key = new_key(&*store, &org.id, Scope::Read).await;

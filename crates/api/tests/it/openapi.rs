@@ -31,6 +31,15 @@ const ROUTES: &[(&str, &str)] = &[
     ("get", "/v2/devices/{deviceId}"),
     ("put", "/v2/devices/{deviceId}"),
     ("delete", "/v2/devices/{deviceId}"),
+    ("post", "/v2/telemetry"),
+    ("get", "/v2/integrations/{integrationId}/triggers"),
+    ("post", "/v2/integrations/{integrationId}/triggers"),
+    ("get", "/v2/integrations/{integrationId}/triggers/{triggerId}"),
+    ("put", "/v2/integrations/{integrationId}/triggers/{triggerId}"),
+    ("delete", "/v2/integrations/{integrationId}/triggers/{triggerId}"),
+    ("get", "/v2/integrations/{integrationId}/deliveries"),
+    ("get", "/v2/deliveries/{deliveryId}"),
+    ("post", "/v2/deliveries/{deliveryId}/resend"),
 ];
 
 /// Objects in the document's schemas that list their properties get

@@ -1,5 +1,12 @@
-use serde_json::json;
-use switchyard_core::spec::{PropertyKind as K, PropertySpec as P};
+use std::time::Duration;
+
+use http::{HeaderName, HeaderValue};
+use serde_json::{json, Map, Value};
+use switchyard_core::spec::{PropertyKind as K, PropertySpec as P, Resolved};
+use switchyard_core::{Integration, RecordKind, Secret, ValidationErrors};
+
+use super::sign::{generate_secret, SigningKey};
+use crate::egress::BuildError;
 
 /// The webhook's properties. Delivery reads the same names.
 pub fn properties() -> Vec<P> {
@@ -37,4 +44,120 @@ pub fn properties() -> Vec<P> {
             .range(0.1, 100000.0)
             .describe("Requests per second at most; excess is delayed, never dropped. Unlimited when empty."),
     ]
+}
+
+/// The webhook's settings, read from a validated integration.
+pub struct WebhookConfig {
+    pub url: String,
+    pub routes: Vec<(RecordKind, String)>,
+    pub method: reqwest::Method,
+    pub headers: Vec<(HeaderName, HeaderValue)>,
+    pub timeout: Duration,
+    pub keys: Vec<SigningKey>,
+    pub auth: Auth,
+}
+
+pub enum Auth {
+    None,
+    Basic { username: String, password: Secret },
+    Digest { username: String, password: Secret },
+    Bearer(Secret),
+}
+
+fn text<'a>(props: &'a Map<String, Value>, name: &str) -> Option<&'a str> {
+    props.get(name).and_then(Value::as_str).filter(|s| !s.is_empty())
+}
+
+/// `Name: value` lines as header pairs.
+pub fn parse_headers(lines: &[Value]) -> Result<Vec<(HeaderName, HeaderValue)>, (usize, String)> {
+    lines
+        .iter()
+        .enumerate()
+        .map(|(i, line)| {
+            let line = line.as_str().unwrap_or_default();
+            let (name, value) = line.split_once(':').ok_or((i, "must be `Name: value`".to_owned()))?;
+            let name = HeaderName::try_from(name.trim())
+                .map_err(|_| (i, format!("`{}` is not a header name", name.trim())))?;
+            if RESERVED.contains(&name.as_str()) {
+                return Err((i, format!("`{name}` is set by Switchyard")));
+            }
+            let value = HeaderValue::try_from(value.trim())
+                .map_err(|_| (i, "the value has characters a header cannot carry".to_owned()))?;
+            Ok((name, value))
+        })
+        .collect()
+}
+
+const RESERVED: &[&str] =
+    &["content-type", "content-length", "host", "webhook-id", "webhook-timestamp", "webhook-signature"];
+
+impl WebhookConfig {
+    pub fn from_integration(i: &Integration) -> Result<Self, BuildError> {
+        let p = &i.properties;
+        let bad = |m: String| BuildError::Config(m);
+        let url = text(p, "url").ok_or_else(|| bad("url is not set".into()))?.to_owned();
+        let routes = [
+            (RecordKind::Value, "valuesRoute"),
+            (RecordKind::Event, "eventsRoute"),
+            (RecordKind::Alarm, "alarmsRoute"),
+        ]
+        .into_iter()
+        .filter_map(|(k, name)| Some((k, text(p, name)?.to_owned())))
+        .collect();
+        let method = reqwest::Method::from_bytes(text(p, "method").unwrap_or("POST").as_bytes())
+            .map_err(|e| bad(e.to_string()))?;
+        let headers = parse_headers(p.get("headers").and_then(Value::as_array).map(Vec::as_slice).unwrap_or_default())
+            .map_err(|(i, e)| bad(format!("headers[{i}] {e}")))?;
+        let timeout = Duration::from_secs_f64(p.get("timeoutSeconds").and_then(Value::as_f64).unwrap_or(15.0));
+        let keys = i
+            .secrets
+            .get("secret")
+            .map(|s| SigningKey::parse(s.expose()).map_err(|e| bad(format!("secret {e}"))))
+            .transpose()?
+            .into_iter()
+            .collect();
+        let username = text(p, "username").unwrap_or_default().to_owned();
+        let secret = |name: &str| i.secrets.get(name).cloned().ok_or_else(|| bad(format!("{name} is not set")));
+        let auth = match text(p, "authType").unwrap_or("NONE") {
+            "BASIC" => Auth::Basic { username, password: secret("password")? },
+            "DIGEST" => Auth::Digest { username, password: secret("password")? },
+            "BEARER" => Auth::Bearer(secret("token")?),
+            _ => Auth::None,
+        };
+        Ok(Self { url, routes, method, headers, timeout, keys, auth })
+    }
+
+    /// The base URL with the route for the record's kind appended.
+    pub fn url_for(&self, kind: RecordKind) -> String {
+        match self.routes.iter().find(|(k, _)| *k == kind) {
+            Some((_, route)) => format!("{}/{}", self.url.trim_end_matches('/'), route.trim_start_matches('/')),
+            None => self.url.clone(),
+        }
+    }
+}
+
+/// Checks the specs cannot express: header lines and the secret's form.
+pub fn check(resolved: &Resolved) -> Result<(), ValidationErrors> {
+    let mut errors = ValidationErrors::default();
+    if let Some(lines) = resolved.properties.get("headers").and_then(Value::as_array) {
+        if let Err((i, e)) = parse_headers(lines) {
+            errors.push(format!("properties.headers[{i}]"), e);
+        }
+    }
+    if let Some(secret) = resolved.secrets.get("secret") {
+        if let Err(e) = SigningKey::parse(secret.expose()) {
+            errors.push("properties.secret", e);
+        }
+    }
+    errors.into_result()
+}
+
+/// At create: a signing secret is generated when none is given, and shown once.
+pub fn prepare(resolved: &mut Resolved) -> Vec<(&'static str, String)> {
+    if resolved.secrets.contains_key("secret") {
+        return vec![];
+    }
+    let secret = generate_secret();
+    resolved.secrets.insert("secret".into(), Secret::new(secret.clone()));
+    vec![("secret", secret)]
 }

@@ -1,13 +1,23 @@
 //! WEBHOOK (EGRESS): records delivered to an HTTP endpoint, signed with
 //! Standard Webhooks headers.
+mod classify;
 mod config;
+mod digest;
+mod egress;
+pub mod sign;
 
-pub use config::properties;
+pub use config::{properties, WebhookConfig};
+pub use egress::WebhookEgress;
 
+use crate::egress::{BuildError, Egress, EgressContext};
 use crate::{Category, ConnectorType, DirectionSupport};
-use switchyard_core::Direction;
+use switchyard_core::{Direction, Integration};
 
 pub const KEY: &str = "WEBHOOK";
+
+fn build(integration: &Integration, ctx: &EgressContext) -> Result<Box<dyn Egress>, BuildError> {
+    Ok(Box::new(WebhookEgress::new(WebhookConfig::from_integration(integration)?, ctx)))
+}
 
 pub fn connector_type() -> ConnectorType {
     ConnectorType {
@@ -15,6 +25,13 @@ pub fn connector_type() -> ConnectorType {
         name: "Webhook",
         description: "Send values, events and alarms to an HTTP endpoint, signed so the receiver can verify them.",
         category: Category::Standard,
-        directions: vec![DirectionSupport { direction: Direction::Egress, available: true, properties: properties() }],
+        directions: vec![DirectionSupport {
+            direction: Direction::Egress,
+            available: true,
+            properties: properties(),
+            check: config::check,
+            prepare: config::prepare,
+            build: Some(build),
+        }],
     }
 }

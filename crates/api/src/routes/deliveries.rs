@@ -1,0 +1,97 @@
+//! The delivery log: every delivery, every attempt, and resending.
+use axum::extract::{Path, State};
+use axum::http::StatusCode;
+use axum::Json;
+use serde::{Deserialize, Serialize};
+use switchyard_core::{now_ms, Attempt, Delivery, DeliveryId, DeliveryStatus, Record};
+use switchyard_store::DeliveryFilter;
+use utoipa::{IntoParams, ToSchema};
+
+use super::{page_request, path_id, List};
+use crate::error::{ApiError, ApiResult};
+use crate::extract::{ApiQuery, Caller, Read, Write};
+use crate::state::AppState;
+
+#[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
+pub struct DeliveryQuery {
+    /// `pending`, `retrying`, `succeeded` or `dead`.
+    pub status: Option<DeliveryStatus>,
+    /// Created at or after (ms since the epoch).
+    pub from: Option<i64>,
+    /// Created before (ms since the epoch).
+    pub to: Option<i64>,
+    pub limit: Option<usize>,
+    pub cursor: Option<String>,
+}
+
+/// A delivery with what was sent and every attempt.
+#[derive(Debug, Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct DeliveryDetail {
+    #[serde(flatten)]
+    pub delivery: Delivery,
+    /// The record as sent.
+    pub published_data: Record,
+    pub attempts: Vec<Attempt>,
+}
+
+#[utoipa::path(get, operation_id = "listDeliveries", path = "/v2/integrations/{integrationId}/deliveries", tag = "deliveries",
+    params(("integrationId" = String, Path, description = "`int_` id"), DeliveryQuery),
+    responses((status = 200, body = List<Delivery>), (status = 401, body = crate::Problem), (status = 404, body = crate::Problem),
+        (status = 422, body = crate::Problem)),
+    security(("apiKey" = [])))]
+pub async fn list(
+    State(state): State<AppState>,
+    caller: Caller<Read>,
+    Path(id): Path<String>,
+    ApiQuery(query): ApiQuery<DeliveryQuery>,
+) -> ApiResult<Json<List<Delivery>>> {
+    let page = page_request(query.limit, query.cursor)?;
+    let integration = super::integrations::load(&state, &caller.org, &id).await?;
+    let filter = DeliveryFilter { status: query.status, from: query.from, to: query.to };
+    let found = state.store.list_deliveries(&caller.org.id, &integration.id, &filter, &page).await?;
+    Ok(Json(List::from_page(found, |d| d)))
+}
+
+#[utoipa::path(get, operation_id = "getDelivery", path = "/v2/deliveries/{deliveryId}", tag = "deliveries",
+    params(("deliveryId" = String, Path, description = "`dlv_` id")),
+    responses((status = 200, body = DeliveryDetail), (status = 401, body = crate::Problem), (status = 404, body = crate::Problem)),
+    security(("apiKey" = [])))]
+pub async fn get(
+    State(state): State<AppState>,
+    caller: Caller<Read>,
+    Path(id): Path<String>,
+) -> ApiResult<Json<DeliveryDetail>> {
+    let id: DeliveryId = path_id(&id)?;
+    let (delivery, record, attempts) =
+        state.store.get_delivery(&caller.org.id, &id).await?.ok_or_else(|| ApiError::not_found("delivery", &id))?;
+    Ok(Json(DeliveryDetail { delivery, published_data: record, attempts }))
+}
+
+/// Sends a finished (succeeded or dead) delivery again, with the same id and
+/// a fresh retry schedule. 409 while it is still pending or retrying.
+#[utoipa::path(post, operation_id = "resendDelivery", path = "/v2/deliveries/{deliveryId}/resend", tag = "deliveries",
+    params(("deliveryId" = String, Path, description = "`dlv_` id")),
+    responses((status = 202, body = Delivery), (status = 401, body = crate::Problem), (status = 403, body = crate::Problem),
+        (status = 404, body = crate::Problem), (status = 409, body = crate::Problem)),
+    security(("apiKey" = [])))]
+pub async fn resend(
+    State(state): State<AppState>,
+    caller: Caller<Write>,
+    Path(id): Path<String>,
+) -> ApiResult<(StatusCode, Json<Delivery>)> {
+    let id: DeliveryId = path_id(&id)?;
+    let (current, _, _) =
+        state.store.get_delivery(&caller.org.id, &id).await?.ok_or_else(|| ApiError::not_found("delivery", &id))?;
+    if !state.store.resend(&caller.org.id, &id, now_ms()).await? {
+        return Err(ApiError::Conflict(format!(
+            "the delivery is {}; only succeeded or dead deliveries can be resent",
+            current.status.as_str()
+        )));
+    }
+    state.engine.wake();
+    let (delivery, _, _) =
+        state.store.get_delivery(&caller.org.id, &id).await?.ok_or_else(|| ApiError::not_found("delivery", &id))?;
+    Ok((StatusCode::ACCEPTED, Json(delivery)))
+}

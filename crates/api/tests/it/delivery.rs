@@ -1,0 +1,373 @@
+//! The data path end to end: telemetry in, triggers, signed webhook out,
+//! retries and the delivery log, against a real HTTP receiver.
+use std::collections::VecDeque;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use axum::body::Bytes;
+use axum::extract::State;
+use axum::http::{HeaderMap, StatusCode};
+use axum::response::{IntoResponse, Response};
+use base64::Engine as _;
+use hmac::Mac;
+use serde_json::{json, Value};
+
+use crate::{assert_problem, spawn_app, App};
+
+/// What the receiver got.
+#[derive(Debug, Clone)]
+pub struct Received {
+    pub path: String,
+    pub headers: HeaderMap,
+    pub body: Bytes,
+}
+
+impl Received {
+    pub fn json(&self) -> Value {
+        serde_json::from_slice(&self.body).unwrap()
+    }
+    pub fn header(&self, name: &str) -> &str {
+        self.headers.get(name).map(|v| v.to_str().unwrap()).unwrap_or_default()
+    }
+}
+
+/// One scripted answer: status, extra headers, delay.
+#[derive(Clone)]
+pub struct Answer(pub u16, pub Vec<(&'static str, &'static str)>, pub Duration);
+
+#[derive(Clone, Default)]
+pub struct Receiver {
+    pub got: Arc<Mutex<Vec<Received>>>,
+    script: Arc<Mutex<VecDeque<Answer>>>,
+    pub url: String,
+}
+
+async fn record(State(r): State<Receiver>, uri: axum::http::Uri, headers: HeaderMap, body: Bytes) -> Response {
+    let answer = r.script.lock().unwrap().pop_front().unwrap_or(Answer(200, vec![], Duration::ZERO));
+    tokio::time::sleep(answer.2).await;
+    r.got.lock().unwrap().push(Received { path: uri.path().to_owned(), headers, body });
+    let mut response = (StatusCode::from_u16(answer.0).unwrap(), "receiver says hi").into_response();
+    for (k, v) in answer.1 {
+        response.headers_mut().insert(k, v.parse().unwrap());
+    }
+    response
+}
+
+impl Receiver {
+    pub async fn start(script: Vec<Answer>) -> Receiver {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let mut r = Receiver { script: Arc::new(Mutex::new(script.into())), ..Default::default() };
+        r.url = format!("http://{}", listener.local_addr().unwrap());
+        let app = axum::Router::new().fallback(record).with_state(r.clone());
+        tokio::spawn(async move { axum::serve(listener, app).await });
+        r
+    }
+
+    pub fn received(&self) -> Vec<Received> {
+        self.got.lock().unwrap().clone()
+    }
+
+    /// Waits until `n` requests arrived (10 s at most).
+    pub async fn wait_for(&self, n: usize) -> Vec<Received> {
+        for _ in 0..1000 {
+            let got = self.received();
+            if got.len() >= n {
+                return got;
+            }
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+        panic!("the receiver got {} requests, expected {n}", self.received().len());
+    }
+}
+
+/// Verifies a Standard Webhooks signature independently of Switchyard's code.
+pub fn verify(secret: &str, r: &Received) -> bool {
+    let key = base64::engine::general_purpose::STANDARD.decode(secret.strip_prefix("whsec_").unwrap()).unwrap();
+    let mut mac = hmac::Hmac::<sha2::Sha256>::new_from_slice(&key).unwrap();
+    mac.update(format!("{}.{}.", r.header("webhook-id"), r.header("webhook-timestamp")).as_bytes());
+    mac.update(&r.body);
+    let expected = format!("v1,{}", base64::engine::general_purpose::STANDARD.encode(mac.finalize().into_bytes()));
+    r.header("webhook-signature").split(' ').any(|s| s == expected)
+}
+
+pub struct Setup {
+    pub integration: String,
+    pub secret: String,
+    pub device: String,
+    pub place: String,
+}
+
+/// A device, a webhook integration to `url` with `properties`, and a trigger.
+pub async fn webhook_with_trigger(app: &App, url: &str, properties: Value, trigger: Value) -> Setup {
+    let (place, device, _) = app.place_and_device("meter").await;
+    let mut props = json!({"url": url});
+    props.as_object_mut().unwrap().extend(properties.as_object().unwrap().clone());
+    let created = app.post("/v2/integrations", json!({"name": "hook", "type": "WEBHOOK", "properties": props})).await;
+    assert_eq!(created.status, StatusCode::CREATED, "{:?}", created.body);
+    let integration = created.body["id"].as_str().unwrap().to_owned();
+    let secret = created.body["generatedSecrets"]["secret"].as_str().unwrap_or_default().to_owned();
+    let t = app.post(&format!("/v2/integrations/{integration}/triggers"), trigger).await;
+    assert_eq!(t.status, StatusCode::CREATED, "{:?}", t.body);
+    Setup { integration, secret, device, place }
+}
+
+pub fn value(device: &str, property: &str, payload: Value) -> Value {
+    json!({"kind": "value", "deviceId": device, "property": property, "timestamp": 1_700_000_000_000i64, "payload": payload})
+}
+
+/// Polls the delivery log until a delivery has this status (10 s at most).
+pub async fn wait_status(app: &App, integration: &str, status: &str) -> Value {
+    for _ in 0..1000 {
+        let list = app.get(&format!("/v2/integrations/{integration}/deliveries?status={status}")).await;
+        if let Some(d) = list.body["data"].as_array().and_then(|a| a.first()) {
+            return app.get(&format!("/v2/deliveries/{}", d["id"].as_str().unwrap())).await.body;
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    panic!("no {status} delivery for {integration}");
+}
+
+#[tokio::test]
+async fn a_value_is_delivered_signed_and_logged() {
+    let app = spawn_app().await;
+    let rx = Receiver::start(vec![]).await;
+    let s = webhook_with_trigger(
+        &app,
+        &rx.url,
+        json!({"valuesRoute": "/values"}),
+        json!({"kinds": ["value"], "objects": ["power"]}),
+    )
+    .await;
+    assert!(s.secret.starts_with("whsec_"), "a signing secret is generated and shown once");
+    let again = app.get(&format!("/v2/integrations/{}", s.integration)).await;
+    assert!(again.body.get("generatedSecrets").is_none() && !again.body.to_string().contains(&s.secret));
+
+    let res = app
+        .post(
+            "/v2/telemetry",
+            json!({"records": [value(&s.device, "power", json!(12.5)), value(&s.device, "voltage", json!(230))]}),
+        )
+        .await;
+    assert_eq!(res.status, StatusCode::ACCEPTED, "{:?}", res.body);
+    assert_eq!(res.body, json!({"accepted": 2, "duplicates": 0, "deliveries": 1}));
+
+    let got = rx.wait_for(1).await;
+    let r = &got[0];
+    assert_eq!(r.path, "/values");
+    assert_eq!(r.header("content-type"), "application/json");
+    assert!(verify(&s.secret, r), "the signature verifies with the secret shown at create");
+    let body = r.json();
+    assert_eq!(
+        (body["kind"].as_str(), body["property"].as_str(), body["payload"].as_f64()),
+        (Some("value"), Some("power"), Some(12.5))
+    );
+    assert_eq!(body["deviceId"], s.device);
+    assert!(body["receivedAt"].as_i64().unwrap() > 0);
+
+    let delivery = wait_status(&app, &s.integration, "succeeded").await;
+    assert_eq!(delivery["id"], r.header("webhook-id"), "the webhook-id is the delivery id");
+    assert_eq!(delivery["attemptCount"], 1);
+    assert_eq!(delivery["publishedData"]["property"], "power");
+    let attempt = &delivery["attempts"][0];
+    assert_eq!((attempt["outcome"].as_str(), attempt["statusCode"].as_u64()), (Some("delivered"), Some(200)));
+    assert_eq!(attempt["responseExcerpt"], "receiver says hi");
+    assert_eq!(attempt["target"], format!("{}/values", rx.url));
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    assert_eq!(rx.received().len(), 1, "voltage matched no trigger");
+}
+
+#[tokio::test]
+async fn failures_retry_on_schedule_honour_retry_after_and_end_dead() {
+    let app = spawn_app().await;
+    let rx = Receiver::start(vec![
+        Answer(503, vec![("retry-after", "1")], Duration::ZERO),
+        Answer(200, vec![], Duration::ZERO),
+        Answer(500, vec![], Duration::ZERO),
+    ])
+    .await;
+    let s = webhook_with_trigger(&app, &rx.url, json!({}), json!({"kinds": ["value"]})).await;
+    app.post("/v2/telemetry", json!({"records": [value(&s.device, "a", json!(1))]})).await;
+    let got = rx.wait_for(2).await;
+    assert_eq!(got[0].header("webhook-id"), got[1].header("webhook-id"), "a retry keeps the delivery id");
+    let done = wait_status(&app, &s.integration, "succeeded").await;
+    let attempts = done["attempts"].as_array().unwrap();
+    assert_eq!(attempts.len(), 2);
+    assert_eq!((attempts[0]["outcome"].as_str(), attempts[0]["statusCode"].as_u64()), (Some("retry"), Some(503)));
+    let gap = attempts[1]["startedAt"].as_i64().unwrap() - attempts[0]["startedAt"].as_i64().unwrap();
+    assert!((1000..3000).contains(&gap), "Retry-After: 1 was honoured (gap {gap} ms)");
+
+    // A plain 500 is scheduled 5 s (±20 %) later.
+    app.post("/v2/telemetry", json!({"records": [value(&s.device, "b", json!(2))]})).await;
+    let retrying = wait_status(&app, &s.integration, "retrying").await;
+    let first = &retrying["attempts"][0];
+    let delay = retrying["nextAttemptAt"].as_i64().unwrap() - first["startedAt"].as_i64().unwrap();
+    assert!((3900..6200).contains(&delay), "next attempt in {delay} ms");
+    assert_eq!(first["error"], "HTTP 500");
+}
+
+#[tokio::test]
+async fn rejected_deliveries_are_dead_and_resendable_with_the_same_id() {
+    let app = spawn_app().await;
+    let rx = Receiver::start(vec![Answer(400, vec![], Duration::ZERO)]).await;
+    let s = webhook_with_trigger(&app, &rx.url, json!({}), json!({"kinds": ["alarm"]})).await;
+    let alarm =
+        json!({"kind": "alarm", "deviceId": s.device, "property": "overheat", "timestamp": 1, "payload": {"level": 3}});
+    app.post("/v2/telemetry", json!({"records": [alarm]})).await;
+    let dead = wait_status(&app, &s.integration, "dead").await;
+    assert_eq!(dead["attempts"][0]["outcome"], "rejected");
+    let id = dead["id"].as_str().unwrap();
+
+    let resent = app.post(&format!("/v2/deliveries/{id}/resend"), json!({})).await;
+    assert_eq!(resent.status, StatusCode::ACCEPTED, "{:?}", resent.body);
+    let got = rx.wait_for(2).await;
+    assert_eq!(got[1].header("webhook-id"), id);
+    let ok = wait_status(&app, &s.integration, "succeeded").await;
+    assert_eq!(ok["attempts"].as_array().unwrap().len(), 2);
+    let again = app.post(&format!("/v2/deliveries/{id}/resend"), json!({})).await;
+    assert_eq!(again.status, StatusCode::ACCEPTED, "a succeeded delivery can be resent too");
+    rx.wait_for(3).await;
+    assert_problem(
+        &app.post("/v2/deliveries/dlv_01m81heykw99vxnkrsn2930z34/resend", json!({})).await,
+        StatusCode::NOT_FOUND,
+        "not_found",
+    );
+}
+
+#[tokio::test]
+async fn gone_disables_the_integration() {
+    let app = spawn_app().await;
+    let rx = Receiver::start(vec![Answer(410, vec![], Duration::ZERO)]).await;
+    let s = webhook_with_trigger(&app, &rx.url, json!({}), json!({"kinds": ["value"]})).await;
+    app.post("/v2/telemetry", json!({"records": [value(&s.device, "a", json!(1))]})).await;
+    let dead = wait_status(&app, &s.integration, "dead").await;
+    assert!(dead["attempts"][0]["error"].as_str().unwrap().contains("410"));
+    for _ in 0..100 {
+        if app.get(&format!("/v2/integrations/{}", s.integration)).await.body["enabled"] == false {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    panic!("410 Gone must disable the integration");
+}
+
+#[tokio::test]
+async fn duplicate_record_ids_are_stored_and_delivered_once() {
+    let app = spawn_app().await;
+    let rx = Receiver::start(vec![]).await;
+    let s = webhook_with_trigger(&app, &rx.url, json!({}), json!({"kinds": ["value"]})).await;
+    let mut r = value(&s.device, "a", json!(1));
+    r["id"] = json!("reading-1");
+    let first = app.post("/v2/telemetry", json!({"records": [r.clone(), r.clone()]})).await;
+    assert_eq!(first.body, json!({"accepted": 1, "duplicates": 1, "deliveries": 1}));
+    let second = app.post("/v2/telemetry", json!({"records": [r]})).await;
+    assert_eq!(second.body, json!({"accepted": 0, "duplicates": 1, "deliveries": 0}));
+    rx.wait_for(1).await;
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert_eq!(rx.received().len(), 1);
+}
+
+#[tokio::test]
+async fn invalid_batches_name_the_record_and_store_nothing() {
+    let app = spawn_app().await;
+    let rx = Receiver::start(vec![]).await;
+    let s = webhook_with_trigger(&app, &rx.url, json!({}), json!({"kinds": ["value"]})).await;
+    let good = value(&s.device, "a", json!(1));
+    for (bad, field) in [
+        (json!({"kind": "value", "property": "a", "timestamp": 1, "payload": 1}), "records[1].deviceId"),
+        (
+            json!({"kind": "reading", "deviceId": s.device, "property": "a", "timestamp": 1, "payload": 1}),
+            "records[1].kind",
+        ),
+        (
+            json!({"kind": "value", "deviceId": "dev_01m81heykw99vxnkrsn2930z34", "property": "a", "timestamp": 1, "payload": 1}),
+            "records[1].deviceId",
+        ),
+        (
+            json!({"kind": "value", "deviceId": s.device, "property": "", "timestamp": 1, "payload": 1}),
+            "records[1].property",
+        ),
+        (
+            json!({"kind": "value", "deviceId": s.device, "property": "a", "timestamp": "now", "payload": 1}),
+            "records[1].timestamp",
+        ),
+        (json!({"kind": "value", "deviceId": s.device, "property": "a", "timestamp": 1}), "records[1].payload"),
+        (
+            json!({"kind": "value", "externalId": "x", "integrationId": s.integration, "property": "a", "timestamp": 1, "payload": 1}),
+            "records[1].integrationId",
+        ),
+    ] {
+        let res = app.post("/v2/telemetry", json!({"records": [good.clone(), bad.clone()]})).await;
+        assert_problem(&res, StatusCode::UNPROCESSABLE_ENTITY, "validation_failed");
+        assert_eq!(res.fields(), [field], "{bad}");
+    }
+    let too_many: Vec<Value> = (0..1001).map(|_| good.clone()).collect();
+    assert_eq!(app.post("/v2/telemetry", json!({"records": too_many})).await.fields(), ["records"]);
+    assert_eq!(app.post("/v2/telemetry", json!({"records": []})).await.fields(), ["records"]);
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    assert!(rx.received().is_empty(), "nothing of a refused batch is stored or sent");
+    assert_eq!(app.get(&format!("/v2/integrations/{}/deliveries", s.integration)).await.body["data"], json!([]));
+}
+
+#[tokio::test]
+async fn triggers_select_by_kind_object_and_scope() {
+    let app = spawn_app().await;
+    let rx = Receiver::start(vec![]).await;
+    let s = webhook_with_trigger(&app, &rx.url, json!({}), json!({"kinds": ["event"], "objects": ["door_*"]})).await;
+    let triggers = app.get(&format!("/v2/integrations/{}/triggers", s.integration)).await;
+    let trigger = triggers.body["data"][0]["id"].as_str().unwrap().to_owned();
+    let trigger_path = format!("/v2/integrations/{}/triggers/{trigger}", s.integration);
+    // Scope: the setup's Place and its subtree.
+    let scoped = app.put(&trigger_path, json!({"scope": [format!("/places/{}", s.place)]})).await;
+    assert_eq!(scoped.status, StatusCode::OK, "{:?}", scoped.body);
+    let wing = app.post("/v2/places", json!({"name": "Wing", "parentId": s.place})).await.body["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let inner = app.post("/v2/devices", json!({"name": "Door", "placeId": wing, "deviceType": "sensor"})).await.body
+        ["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let (_, outside, _) = app.place_and_device("sensor").await;
+    let event = |device: &str, property: &str| json!({"kind": "event", "deviceId": device, "property": property, "timestamp": 5, "payload": true});
+    let res = app
+        .post(
+            "/v2/telemetry",
+            json!({"records": [event(&inner, "door_open"), event(&outside, "door_open"), event(&inner, "window_open"),
+                                value(&inner, "door_open", json!(1)), event(&s.device, "door_closed")]}),
+        )
+        .await;
+    assert_eq!(res.body["deliveries"], 2, "{:?}", res.body);
+    let got = rx.wait_for(2).await;
+    let mut seen: Vec<(String, String)> = got
+        .iter()
+        .map(|r| (r.json()["deviceId"].as_str().unwrap().to_owned(), r.json()["property"].as_str().unwrap().to_owned()))
+        .collect();
+    seen.sort();
+    let mut expected = vec![(inner.clone(), "door_open".to_owned()), (s.device.clone(), "door_closed".to_owned())];
+    expected.sort();
+    assert_eq!(seen, expected);
+
+    // Deactivated, the trigger routes nothing; changes apply at once.
+    app.put(&trigger_path, json!({"active": false})).await;
+    let res = app.post("/v2/telemetry", json!({"records": [event(&inner, "door_open")]})).await;
+    assert_eq!(res.body["deliveries"], 0);
+    // A disabled integration receives nothing either.
+    app.put(&trigger_path, json!({"active": true})).await;
+    app.put(&format!("/v2/integrations/{}", s.integration), json!({"enabled": false})).await;
+    let res = app.post("/v2/telemetry", json!({"records": [event(&inner, "door_open")]})).await;
+    assert_eq!(res.body["deliveries"], 0);
+
+    for (body, field) in [
+        (json!({"kinds": []}), "kinds"),
+        (json!({"kinds": ["reading"]}), "kinds[0]"),
+        (json!({"scope": ["/nowhere"]}), "scope[0]"),
+        (json!({"objects": [""]}), "objects[0]"),
+    ] {
+        let res = app.put(&trigger_path, body.clone()).await;
+        assert_problem(&res, StatusCode::UNPROCESSABLE_ENTITY, "validation_failed");
+        assert_eq!(res.fields(), [field], "{body}");
+    }
+    assert_eq!(app.delete(&trigger_path).await.status, StatusCode::NO_CONTENT);
+    assert_problem(&app.get(&trigger_path).await, StatusCode::NOT_FOUND, "not_found");
+}

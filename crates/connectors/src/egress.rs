@@ -1,0 +1,82 @@
+//! The contract between the delivery engine and an egress connector: the
+//! engine hands over one delivery; the connector sends it and classifies
+//! what happened. The engine owns retries, schedules and bookkeeping.
+use std::time::Duration;
+
+use async_trait::async_trait;
+use switchyard_core::Record;
+
+use crate::policy::EgressPolicy;
+
+/// One delivery to send.
+pub struct Outbound<'a> {
+    /// The delivery id: stable across retries, sent so the far side can deduplicate.
+    pub delivery_id: &'a str,
+    pub record: &'a Record,
+    /// The record's JSON exactly as stored.
+    pub body: &'a str,
+}
+
+/// What the far side said, as far as it said anything.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Response {
+    pub status: Option<u16>,
+    pub remote_id: Option<String>,
+    /// The start of the answer (at most 4 KiB).
+    pub excerpt: Option<String>,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub enum Outcome {
+    Delivered,
+    /// Worth trying again, after `after` if the far side asked for a delay.
+    Retry {
+        after: Option<Duration>,
+        reason: String,
+    },
+    /// Retrying cannot help. `deactivate`: the far side asked us to stop (410 Gone).
+    Reject {
+        reason: String,
+        deactivate: bool,
+    },
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct SendResult {
+    pub outcome: Outcome,
+    pub response: Response,
+    /// Where it went (URL, topic, ARN…).
+    pub target: String,
+}
+
+#[async_trait]
+pub trait Egress: Send + Sync {
+    async fn send(&self, message: &Outbound<'_>) -> SendResult;
+}
+
+/// What connectors share: the HTTP client (no redirects, the egress policy
+/// applied at connect time) and the policy itself for other transports.
+#[derive(Clone)]
+pub struct EgressContext {
+    pub http: reqwest::Client,
+    pub policy: EgressPolicy,
+}
+
+impl EgressContext {
+    pub fn new(policy: EgressPolicy) -> Self {
+        let http = reqwest::Client::builder()
+            .redirect(reqwest::redirect::Policy::none())
+            .dns_resolver(std::sync::Arc::new(policy.clone()))
+            .user_agent(concat!("Switchyard/", env!("CARGO_PKG_VERSION")))
+            .pool_max_idle_per_host(64)
+            .build()
+            .expect("the HTTP client builds");
+        Self { http, policy }
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum BuildError {
+    #[error("{0}")]
+    Config(String),
+}

@@ -1,0 +1,175 @@
+//! Sending one record to the webhook endpoint.
+use std::net::IpAddr;
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::sync::Mutex;
+use std::time::SystemTime;
+
+use async_trait::async_trait;
+use http::header;
+use switchyard_core::delivery::{excerpt, RESPONSE_EXCERPT_MAX};
+
+use super::classify::{classify_status, parse_retry_after};
+use super::config::{Auth, WebhookConfig};
+use super::digest;
+use super::sign::signature_header;
+use crate::egress::{Egress, EgressContext, Outbound, Outcome, Response, SendResult};
+use crate::policy::EgressPolicy;
+
+pub struct WebhookEgress {
+    http: reqwest::Client,
+    policy: EgressPolicy,
+    config: WebhookConfig,
+    /// The last Digest challenge, reused (with a growing nonce count) until refused.
+    digest: Mutex<Option<digest::Challenge>>,
+    nonce_count: AtomicU32,
+}
+
+impl WebhookEgress {
+    pub fn new(config: WebhookConfig, ctx: &EgressContext) -> Self {
+        Self {
+            http: ctx.http.clone(),
+            policy: ctx.policy.clone(),
+            config,
+            digest: Mutex::new(None),
+            nonce_count: AtomicU32::new(0),
+        }
+    }
+
+    fn request(
+        &self,
+        url: &str,
+        message: &Outbound<'_>,
+        timestamp: i64,
+        authorization: Option<String>,
+    ) -> reqwest::RequestBuilder {
+        let mut req = self
+            .http
+            .request(self.config.method.clone(), url)
+            .timeout(self.config.timeout)
+            .header(header::CONTENT_TYPE, "application/json")
+            .header("webhook-id", message.delivery_id)
+            .header("webhook-timestamp", timestamp.to_string());
+        if !self.config.keys.is_empty() {
+            let signature =
+                signature_header(&self.config.keys, message.delivery_id, timestamp, message.body.as_bytes());
+            req = req.header("webhook-signature", signature);
+        }
+        for (name, value) in &self.config.headers {
+            req = req.header(name, value);
+        }
+        req = match &self.config.auth {
+            Auth::Basic { username, password } => req.basic_auth(username, Some(password.expose())),
+            Auth::Bearer(token) => req.bearer_auth(token.expose()),
+            Auth::Digest { .. } | Auth::None => req,
+        };
+        if let Some(value) = authorization {
+            req = req.header(header::AUTHORIZATION, value);
+        }
+        req.body(message.body.to_owned())
+    }
+
+    fn digest_header(&self, url: &reqwest::Url, challenge: &digest::Challenge) -> Option<String> {
+        let Auth::Digest { username, password } = &self.config.auth else { return None };
+        let uri = match url.query() {
+            Some(q) => format!("{}?{q}", url.path()),
+            None => url.path().to_owned(),
+        };
+        let nc = self.nonce_count.fetch_add(1, Ordering::Relaxed) + 1;
+        Some(digest::authorization(
+            challenge,
+            username,
+            password.expose(),
+            self.config.method.as_str(),
+            &uri,
+            nc,
+            &digest::cnonce(),
+        ))
+    }
+}
+
+/// Reads at most the excerpt limit of a response body.
+async fn read_excerpt(mut response: reqwest::Response) -> Option<String> {
+    let mut buf = Vec::new();
+    while let Ok(Some(chunk)) = response.chunk().await {
+        buf.extend_from_slice(&chunk);
+        if buf.len() >= RESPONSE_EXCERPT_MAX {
+            break;
+        }
+    }
+    (!buf.is_empty()).then(|| excerpt(&String::from_utf8_lossy(&buf), RESPONSE_EXCERPT_MAX))
+}
+
+/// A transport failure, in words an operator can act on.
+fn describe(e: &reqwest::Error) -> String {
+    let mut text = e.to_string();
+    let mut source = std::error::Error::source(e);
+    while let Some(cause) = source {
+        text.push_str(": ");
+        text.push_str(&cause.to_string());
+        source = cause.source();
+    }
+    if e.is_timeout() {
+        format!("timed out: {text}")
+    } else {
+        text
+    }
+}
+
+#[async_trait]
+impl Egress for WebhookEgress {
+    async fn send(&self, message: &Outbound<'_>) -> SendResult {
+        let target = self.config.url_for(message.record.kind);
+        let fail = |outcome: Outcome| SendResult { outcome, response: Response::default(), target: target.clone() };
+        let url = match reqwest::Url::parse(&target) {
+            Ok(u) => u,
+            Err(e) => return fail(Outcome::Reject { reason: format!("invalid URL: {e}"), deactivate: false }),
+        };
+        // Names are checked by the resolver; literal addresses never reach it.
+        let literal = url
+            .host_str()
+            .map(|h| h.trim_start_matches('[').trim_end_matches(']'))
+            .and_then(|h| h.parse::<IpAddr>().ok());
+        if let Some(Err(blocked)) = literal.map(|ip| self.policy.check(ip)) {
+            return fail(Outcome::Reject { reason: blocked.to_string(), deactivate: false });
+        }
+        let timestamp =
+            SystemTime::now().duration_since(SystemTime::UNIX_EPOCH).map(|d| d.as_secs() as i64).unwrap_or(0);
+        let cached = self.digest.lock().unwrap_or_else(|e| e.into_inner()).clone();
+        let mut authorization = cached.as_ref().and_then(|c| self.digest_header(&url, c));
+        let mut tries = 0;
+        let response = loop {
+            tries += 1;
+            let response = match self.request(&target, message, timestamp, authorization.take()).send().await {
+                Ok(r) => r,
+                Err(e) => {
+                    let blocked = std::error::Error::source(&e).is_some_and(|s| s.to_string().contains("egress.allow"));
+                    let reason = describe(&e);
+                    return fail(if blocked {
+                        Outcome::Reject { reason, deactivate: false }
+                    } else {
+                        Outcome::Retry { after: None, reason }
+                    });
+                }
+            };
+            // Digest: answer a (new or stale) challenge once per send.
+            if response.status() == 401 && tries == 1 && matches!(self.config.auth, Auth::Digest { .. }) {
+                let challenges = response.headers().get_all(header::WWW_AUTHENTICATE);
+                if let Some(challenge) = digest::parse_challenges(challenges.iter().filter_map(|v| v.to_str().ok())) {
+                    authorization = self.digest_header(&url, &challenge);
+                    *self.digest.lock().unwrap_or_else(|e| e.into_inner()) = Some(challenge);
+                    continue;
+                }
+            }
+            break response;
+        };
+        let status = response.status().as_u16();
+        let retry_after = response
+            .headers()
+            .get(header::RETRY_AFTER)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| parse_retry_after(v, SystemTime::now()));
+        let outcome = classify_status(status, retry_after);
+        let body = read_excerpt(response).await;
+        SendResult { outcome, response: Response { status: Some(status), remote_id: None, excerpt: body }, target }
+    }
+}

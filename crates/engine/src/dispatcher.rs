@@ -1,0 +1,280 @@
+//! The outbox dispatcher. One loop claims due deliveries (leased, so a crash
+//! loses nothing: an unfinished lease runs out and the delivery is claimed
+//! again) and hands them to one worker per integration, so a slow or dead
+//! target never delays another. Workers send with bounded concurrency and
+//! pass results to one writer that records them in batched transactions.
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use rand::Rng;
+use switchyard_connectors::{Egress, EgressContext, Outbound, Outcome, SendResult};
+use switchyard_core::delivery::{excerpt, RESPONSE_EXCERPT_MAX};
+use switchyard_core::{now_ms, Attempt, AttemptOutcome, DeliveryStatus, IntegrationId, OrgId, Record};
+use switchyard_store::{Claimed, Completion, Store};
+use tokio::sync::{mpsc, Notify, Semaphore};
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
+
+use crate::retry;
+
+#[derive(Debug, Clone)]
+pub struct DispatcherConfig {
+    /// Deliveries claimed per round.
+    pub claim_batch: usize,
+    /// How long a claim holds a delivery; a node that dies lets go after this.
+    pub lease: Duration,
+    /// How often to look for due deliveries when nothing signals new work.
+    pub poll: Duration,
+    /// Requests in flight per integration.
+    pub concurrency: usize,
+    /// Deliveries held in memory per integration; beyond it, its claims wait.
+    pub max_queued: usize,
+    /// How long a worker trusts its copy of the integration's settings.
+    pub reload_after: Duration,
+}
+
+impl Default for DispatcherConfig {
+    fn default() -> Self {
+        Self {
+            claim_batch: 512,
+            lease: Duration::from_secs(30),
+            poll: Duration::from_millis(250),
+            concurrency: 32,
+            max_queued: 1024,
+            reload_after: Duration::from_secs(5),
+        }
+    }
+}
+
+struct Worker {
+    queue: mpsc::UnboundedSender<Claimed>,
+    queued: Arc<AtomicUsize>,
+}
+
+/// Wakes the dispatcher when new deliveries are stored.
+#[derive(Clone, Default)]
+pub struct Wake(Arc<Notify>);
+
+impl Wake {
+    pub fn wake(&self) {
+        self.0.notify_one();
+    }
+}
+
+pub(crate) fn spawn(
+    store: Arc<dyn Store>,
+    ctx: EgressContext,
+    config: DispatcherConfig,
+    wake: Wake,
+    shutdown: CancellationToken,
+    tracker: TaskTracker,
+) {
+    let (done_tx, done_rx) = mpsc::unbounded_channel::<Completion>();
+    tracker.spawn(write_completions(store.clone(), done_rx, wake.clone()));
+    let sends = TaskTracker::new();
+    let inner = tracker.clone();
+    tracker.spawn(async move {
+        let mut workers: HashMap<IntegrationId, Worker> = HashMap::new();
+        loop {
+            if shutdown.is_cancelled() {
+                break;
+            }
+            workers.retain(|_, w| !w.queue.is_closed());
+            let busy: Vec<IntegrationId> = workers
+                .iter()
+                .filter(|(_, w)| w.queued.load(Ordering::Relaxed) >= config.max_queued)
+                .map(|(id, _)| id.clone())
+                .collect();
+            let now = now_ms();
+            let claimed =
+                match store.claim_due(now, now + config.lease.as_millis() as i64, config.claim_batch, &busy).await {
+                    Ok(c) => c,
+                    Err(e) => {
+                        tracing::error!(error = %e, "claiming deliveries failed");
+                        Vec::new()
+                    }
+                };
+            let full = claimed.len() == config.claim_batch;
+            for delivery in claimed {
+                let worker = workers.entry(delivery.integration_id.clone()).or_insert_with(|| {
+                    start_worker(&store, &ctx, &config, &delivery, done_tx.clone(), &sends, &inner, &shutdown)
+                });
+                worker.queued.fetch_add(1, Ordering::Relaxed);
+                let _ = worker.queue.send(delivery);
+            }
+            if full {
+                continue;
+            }
+            tokio::select! {
+                _ = wake.0.notified() => {}
+                _ = tokio::time::sleep(config.poll) => {}
+                _ = shutdown.cancelled() => break,
+            }
+        }
+        // Graceful stop: no new claims; let the sends in flight finish and be recorded.
+        drop(workers);
+        sends.close();
+        sends.wait().await;
+        tracing::info!("dispatcher stopped");
+    });
+}
+
+#[allow(clippy::too_many_arguments)]
+fn start_worker(
+    store: &Arc<dyn Store>,
+    ctx: &EgressContext,
+    config: &DispatcherConfig,
+    first: &Claimed,
+    done: mpsc::UnboundedSender<Completion>,
+    sends: &TaskTracker,
+    tracker: &TaskTracker,
+    shutdown: &CancellationToken,
+) -> Worker {
+    let (queue, mut rx) = mpsc::unbounded_channel::<Claimed>();
+    let queued = Arc::new(AtomicUsize::new(0));
+    let (store, ctx, config, sends) = (store.clone(), ctx.clone(), config.clone(), sends.clone());
+    let (org, integration) = (first.org_id.clone(), first.integration_id.clone());
+    let counter = queued.clone();
+    let shutdown = shutdown.clone();
+    tracker.spawn(async move {
+        let limit = Arc::new(Semaphore::new(config.concurrency));
+        let mut sender: Option<(Instant, Arc<dyn Egress>)> = None;
+        while let Some(delivery) = rx.recv().await {
+            if shutdown.is_cancelled() {
+                // Stopping: only sends already under way finish; the rest stay in the outbox.
+                counter.fetch_sub(1, Ordering::Relaxed);
+                continue;
+            }
+            if sender.as_ref().is_none_or(|(at, _)| at.elapsed() > config.reload_after) {
+                sender = load_sender(&store, &ctx, &org, &integration).await.map(|s| (Instant::now(), s));
+            }
+            let Some((_, egress)) = sender.clone() else {
+                // Deleted or disabled: the lease runs out and the delivery waits in the outbox.
+                counter.fetch_sub(1, Ordering::Relaxed);
+                continue;
+            };
+            let permit = limit.clone().acquire_owned().await.expect("the semaphore is never closed");
+            let (done, counter, store) = (done.clone(), counter.clone(), store.clone());
+            let org = org.clone();
+            sends.spawn(async move {
+                let completion = attempt(&*egress, &delivery).await;
+                if let Outcome::Reject { deactivate: true, .. } = completion.1 {
+                    deactivate(&*store, &org, &delivery.integration_id).await;
+                }
+                let _ = done.send(completion.0);
+                counter.fetch_sub(1, Ordering::Relaxed);
+                drop(permit);
+            });
+        }
+    });
+    Worker { queue, queued }
+}
+
+async fn load_sender(
+    store: &Arc<dyn Store>,
+    ctx: &EgressContext,
+    org: &OrgId,
+    id: &IntegrationId,
+) -> Option<Arc<dyn Egress>> {
+    let integration = match store.get_integration(org, id).await {
+        Ok(Some(i)) if i.enabled => i,
+        Ok(_) => return None,
+        Err(e) => {
+            tracing::error!(integration = %id, error = %e, "loading the integration failed");
+            return None;
+        }
+    };
+    let kind = switchyard_connectors::find(&integration.type_key)?;
+    match kind.build_egress(&integration, ctx) {
+        Ok(egress) => Some(Arc::from(egress)),
+        Err(e) => {
+            tracing::warn!(integration = %id, error = %e, "the integration cannot send");
+            None
+        }
+    }
+}
+
+async fn deactivate(store: &dyn Store, org: &OrgId, id: &IntegrationId) {
+    match store.set_integration_enabled(org, id, false).await {
+        Ok(_) => tracing::warn!(integration = %id, "410 Gone: the integration was disabled"),
+        Err(e) => tracing::error!(integration = %id, error = %e, "disabling the integration failed"),
+    }
+}
+
+/// Sends one delivery and decides what becomes of it.
+async fn attempt(egress: &dyn Egress, delivery: &Claimed) -> (Completion, Outcome) {
+    let number = delivery.attempts + 1;
+    let started_at = now_ms();
+    let clock = Instant::now();
+    let result = match serde_json::from_str::<Record>(&delivery.body) {
+        Ok(record) => {
+            egress.send(&Outbound { delivery_id: delivery.id.as_str(), record: &record, body: &delivery.body }).await
+        }
+        Err(e) => SendResult {
+            outcome: Outcome::Reject { reason: format!("the stored record cannot be read: {e}"), deactivate: false },
+            response: Default::default(),
+            target: String::new(),
+        },
+    };
+    let duration_ms = clock.elapsed().as_millis() as i64;
+    let made_this_round = number - delivery.retry_from;
+    let (outcome, status, next, error) = match &result.outcome {
+        Outcome::Delivered => (AttemptOutcome::Delivered, DeliveryStatus::Succeeded, None, None),
+        Outcome::Reject { reason, .. } => (AttemptOutcome::Rejected, DeliveryStatus::Dead, None, Some(reason.clone())),
+        Outcome::Retry { after, reason } => {
+            let jitter = rand::thread_rng().gen_range(-1.0..=1.0);
+            match retry::next_delay(made_this_round, *after, jitter) {
+                Some(delay) => (
+                    AttemptOutcome::Retry,
+                    DeliveryStatus::Retrying,
+                    Some(started_at + duration_ms + delay.as_millis() as i64),
+                    Some(reason.clone()),
+                ),
+                None => (AttemptOutcome::Retry, DeliveryStatus::Dead, None, Some(format!("{reason} (last attempt)"))),
+            }
+        }
+    };
+    let completion = Completion {
+        id: delivery.id.clone(),
+        attempt: Attempt {
+            number,
+            started_at,
+            duration_ms,
+            outcome,
+            status_code: result.response.status,
+            remote_id: result.response.remote_id,
+            error: error.map(|e| excerpt(&e, RESPONSE_EXCERPT_MAX)),
+            response_excerpt: result.response.excerpt,
+            target: (!result.target.is_empty()).then_some(result.target),
+        },
+        status,
+        next_attempt_at: next,
+    };
+    (completion, result.outcome)
+}
+
+/// Records completions in batches; a failed write is retried, never dropped
+/// (until then the deliveries stay leased, and are sent again if we stop).
+async fn write_completions(store: Arc<dyn Store>, mut rx: mpsc::UnboundedReceiver<Completion>, wake: Wake) {
+    const BATCH: usize = 256;
+    while let Some(first) = rx.recv().await {
+        let mut batch = vec![first];
+        while batch.len() < BATCH {
+            match rx.try_recv() {
+                Ok(c) => batch.push(c),
+                Err(_) => break,
+            }
+        }
+        let mut backoff = Duration::from_millis(50);
+        while let Err(e) = store.complete(&batch).await {
+            tracing::error!(error = %e, count = batch.len(), "recording delivery results failed; retrying");
+            tokio::time::sleep(backoff).await;
+            backoff = (backoff * 2).min(Duration::from_secs(5));
+        }
+        if batch.iter().any(|c| c.status == DeliveryStatus::Retrying) {
+            wake.wake();
+        }
+    }
+}

@@ -1,0 +1,96 @@
+//! The data path: records in, routed by triggers, stored with their fan-out
+//! in one transaction, delivered by the outbox dispatcher.
+use std::sync::Arc;
+
+use switchyard_connectors::{EgressContext, EgressPolicy};
+use switchyard_core::{now_ms, IntegrationId, OrgId, Record, RecordId};
+use switchyard_store::{IngestOutcome, NewRecord, Store, StoreError};
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
+
+mod dispatcher;
+pub mod retry;
+pub mod router;
+
+pub use dispatcher::{DispatcherConfig, Wake};
+pub use router::Router;
+
+#[derive(Debug, Clone, Default)]
+pub struct EngineConfig {
+    pub dispatcher: DispatcherConfig,
+    pub egress: EgressPolicy,
+}
+
+pub struct Engine {
+    store: Arc<dyn Store>,
+    router: Router,
+    wake: Wake,
+}
+
+impl Engine {
+    /// Starts the dispatcher. It stops when `shutdown` is cancelled; wait on
+    /// `tracker` for in-flight sends to finish.
+    pub async fn start(
+        store: Arc<dyn Store>,
+        config: EngineConfig,
+        shutdown: CancellationToken,
+        tracker: &TaskTracker,
+    ) -> Result<Arc<Engine>, StoreError> {
+        if store.backend() == switchyard_store::Backend::Sqlite {
+            // One node owns an embedded store: leases left by a crash end now.
+            let released = store.release_leases().await?;
+            if released > 0 {
+                tracing::info!(released, "resuming deliveries left in flight");
+            }
+        }
+        let wake = Wake::default();
+        let ctx = EgressContext::new(config.egress.clone());
+        dispatcher::spawn(store.clone(), ctx, config.dispatcher, wake.clone(), shutdown, tracker.clone());
+        Ok(Arc::new(Engine { router: Router::new(store.clone()), store, wake }))
+    }
+
+    /// Routes and stores records; returns once they and their fan-out are durable.
+    pub async fn ingest(&self, org: &OrgId, records: Vec<Record>) -> Result<IngestOutcome, StoreError> {
+        let table = self.router.table(org).await?;
+        let mut batch = Vec::with_capacity(records.len());
+        for record in records {
+            let targets = if table.is_empty() {
+                vec![]
+            } else {
+                let ancestry = self.router.ancestry(org, &record.device_id).await?;
+                table.route(&record, &ancestry)
+            };
+            batch.push(NewRecord { id: RecordId::new(), record, targets });
+        }
+        let outcome = self.store.ingest(org, &batch, now_ms()).await?;
+        if outcome.deliveries > 0 {
+            self.wake.wake();
+        }
+        Ok(outcome)
+    }
+
+    /// Whether the device exists in the organization (cached briefly).
+    pub async fn device_known(&self, org: &OrgId, device: &switchyard_core::DeviceId) -> Result<bool, StoreError> {
+        // Every device is in a Place, so an empty ancestry means no such device.
+        Ok(!self.router.ancestry(org, device).await?.is_empty())
+    }
+
+    /// Something that routing depends on changed (triggers, integrations, Places, devices).
+    pub fn routes_changed(&self, org: &OrgId) {
+        self.router.invalidate(org);
+    }
+
+    /// New deliveries are due now (a resend, say).
+    pub fn wake(&self) {
+        self.wake.wake();
+    }
+
+    pub fn store(&self) -> &Arc<dyn Store> {
+        &self.store
+    }
+
+    /// For logs: an integration's settings changed; workers reload within seconds.
+    pub fn integration_changed(&self, org: &OrgId, _id: &IntegrationId) {
+        self.router.invalidate(org);
+    }
+}

@@ -1,0 +1,238 @@
+//! The outbox: claiming due deliveries, recording attempts, the delivery log.
+use async_trait::async_trait;
+use switchyard_core::{
+    Attempt, AttemptOutcome, Delivery, DeliveryId, DeliveryStatus, IntegrationId, OrgId, Record, RecordId,
+};
+
+use crate::db::{q, Pool, Row};
+use crate::{
+    from_json, page_clause, paged, Claimed, Completion, DeliveryFilter, DeliveryStore, IngestOutcome, NewRecord, Page,
+    PageRequest, Result, SqlStore, StoreError,
+};
+
+const COLUMNS: &str = "id, integration_id, record_id, status, attempts, next_attempt_at, created_at, updated_at, \
+                       completed_at, target, last_error";
+const DUE: &str = "status IN ('pending', 'retrying')";
+
+fn status(text: &str) -> Result<DeliveryStatus> {
+    DeliveryStatus::parse(text).ok_or_else(|| StoreError::Corrupt(format!("delivery status `{text}`")))
+}
+
+fn delivery_from(row: &Row) -> Result<Delivery> {
+    let status = status(&row.get::<String>("status")?)?;
+    let due = matches!(status, DeliveryStatus::Pending | DeliveryStatus::Retrying);
+    Ok(Delivery {
+        id: DeliveryId::from_stored(row.get("id")?),
+        integration_id: IntegrationId::from_stored(row.get("integration_id")?),
+        record_id: RecordId::from_stored(row.get("record_id")?),
+        status,
+        attempt_count: row.get::<i64>("attempts")? as u32,
+        next_attempt_at: if due { Some(row.get("next_attempt_at")?) } else { None },
+        created_at: row.get("created_at")?,
+        updated_at: row.get("updated_at")?,
+        completed_at: row.get("completed_at")?,
+        target: row.get("target")?,
+        last_error: row.get("last_error")?,
+    })
+}
+
+fn attempt_from(row: &Row) -> Result<Attempt> {
+    let outcome: String = row.get("outcome")?;
+    Ok(Attempt {
+        number: row.get::<i64>("number")? as u32,
+        started_at: row.get("started_at")?,
+        duration_ms: row.get("duration_ms")?,
+        outcome: AttemptOutcome::parse(&outcome)
+            .ok_or_else(|| StoreError::Corrupt(format!("attempt outcome `{outcome}`")))?,
+        status_code: row.get::<Option<i64>>("status_code")?.map(|c| c as u16),
+        remote_id: row.get("remote_id")?,
+        error: row.get("error")?,
+        response_excerpt: row.get("response_excerpt")?,
+        target: row.get("target")?,
+    })
+}
+
+#[async_trait]
+impl DeliveryStore for SqlStore {
+    async fn ingest(&self, org: &OrgId, records: &[NewRecord], now: i64) -> Result<IngestOutcome> {
+        self.ingest_records(org, records, now).await
+    }
+
+    async fn claim_due(
+        &self,
+        now: i64,
+        lease_until: i64,
+        limit: usize,
+        exclude: &[IntegrationId],
+    ) -> Result<Vec<Claimed>> {
+        let mut query = q("UPDATE deliveries SET lease_until = $1 WHERE id IN (SELECT id FROM deliveries WHERE ")
+            .bind(lease_until)
+            .bind(now);
+        query.push_sql(&format!(
+            "{DUE} AND next_attempt_at <= $2 AND lease_until <= $2 \
+             AND EXISTS (SELECT 1 FROM integrations i WHERE i.id = deliveries.integration_id AND i.enabled = TRUE)"
+        ));
+        if !exclude.is_empty() {
+            let list: Vec<String> = exclude.iter().map(|i| query.arg(i)).collect();
+            query.push_sql(&format!(" AND integration_id NOT IN ({})", list.join(", ")));
+        }
+        let limit = query.arg(limit as i64);
+        query.push_sql(&format!(" ORDER BY next_attempt_at LIMIT {limit}"));
+        if let Pool::Pg(_) = self.pool {
+            // Several nodes claim at once; each row goes to one of them.
+            query.push_sql(" FOR UPDATE SKIP LOCKED");
+        }
+        query.push_sql(") RETURNING id, org_id, integration_id, record_id, attempts, retry_from");
+        let mut tx = self.pool.begin().await?;
+        let rows = tx.conn().fetch_all(query).await?;
+        if rows.is_empty() {
+            return Ok(vec![]);
+        }
+        let mut bodies_query = q("SELECT id, body FROM records WHERE id IN (");
+        let ids: Vec<String> = rows.iter().map(|r| r.get::<String>("record_id")).collect::<Result<_>>()?;
+        let placeholders: Vec<String> = ids.iter().map(|id| bodies_query.arg(id.as_str())).collect();
+        bodies_query.push_sql(&format!("{})", placeholders.join(", ")));
+        let bodies: std::collections::HashMap<String, String> = tx
+            .conn()
+            .fetch_all(bodies_query)
+            .await?
+            .iter()
+            .map(|r| Ok((r.get::<String>("id")?, r.get::<String>("body")?)))
+            .collect::<Result<_>>()?;
+        tx.commit().await?;
+        rows.iter()
+            .map(|r| {
+                let record: String = r.get("record_id")?;
+                Ok(Claimed {
+                    id: DeliveryId::from_stored(r.get("id")?),
+                    org_id: OrgId::from_stored(r.get("org_id")?),
+                    integration_id: IntegrationId::from_stored(r.get("integration_id")?),
+                    attempts: r.get::<i64>("attempts")? as u32,
+                    retry_from: r.get::<i64>("retry_from")? as u32,
+                    body: bodies
+                        .get(&record)
+                        .cloned()
+                        .ok_or_else(|| StoreError::Corrupt(format!("record {record} missing")))?,
+                })
+            })
+            .collect()
+    }
+
+    async fn complete(&self, results: &[Completion]) -> Result<()> {
+        if results.is_empty() {
+            return Ok(());
+        }
+        let mut tx = self.pool.begin().await?;
+        for c in results {
+            let a = &c.attempt;
+            tx.conn()
+                .execute(
+                    q("INSERT INTO delivery_attempts (delivery_id, number, started_at, duration_ms, outcome, status_code, remote_id, \
+                       error, response_excerpt, target) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10) \
+                       ON CONFLICT (delivery_id, number) DO NOTHING")
+                    .bind(&c.id)
+                    .bind(a.number as i64)
+                    .bind(a.started_at)
+                    .bind(a.duration_ms)
+                    .bind(a.outcome.as_str())
+                    .bind(a.status_code.map(i64::from))
+                    .bind(a.remote_id.clone())
+                    .bind(a.error.clone())
+                    .bind(a.response_excerpt.clone())
+                    .bind(a.target.clone()),
+                )
+                .await?;
+            let finished = matches!(c.status, DeliveryStatus::Succeeded | DeliveryStatus::Dead);
+            let now = a.started_at + a.duration_ms;
+            tx.conn()
+                .execute(
+                    q("UPDATE deliveries SET status = $2, attempts = $3, next_attempt_at = $4, lease_until = 0, updated_at = $5, \
+                       completed_at = $6, target = $7, last_error = $8 WHERE id = $1")
+                    .bind(&c.id)
+                    .bind(c.status.as_str())
+                    .bind(a.number as i64)
+                    .bind(c.next_attempt_at.unwrap_or(now))
+                    .bind(now)
+                    .bind(finished.then_some(now))
+                    .bind(a.target.clone())
+                    .bind(if a.outcome == AttemptOutcome::Delivered { None } else { a.error.clone() }),
+                )
+                .await?;
+        }
+        tx.commit().await
+    }
+
+    async fn release_leases(&self) -> Result<u64> {
+        self.pool.execute(q(format!("UPDATE deliveries SET lease_until = 0 WHERE {DUE} AND lease_until > 0"))).await
+    }
+
+    async fn list_deliveries(
+        &self,
+        org: &OrgId,
+        integration: &IntegrationId,
+        filter: &DeliveryFilter,
+        page: &PageRequest,
+    ) -> Result<Page<Delivery>> {
+        let mut query = q(format!("SELECT {COLUMNS} FROM deliveries WHERE org_id = $1 AND integration_id = $2"))
+            .bind(org)
+            .bind(integration);
+        if let Some(s) = filter.status {
+            let p = query.arg(s.as_str());
+            query.push_sql(&format!(" AND status = {p}"));
+        }
+        if let Some(from) = filter.from {
+            let p = query.arg(from);
+            query.push_sql(&format!(" AND created_at >= {p}"));
+        }
+        if let Some(to) = filter.to {
+            let p = query.arg(to);
+            query.push_sql(&format!(" AND created_at < {p}"));
+        }
+        page_clause(&mut query, "id", page);
+        let items = self.pool.fetch_all(query).await?.iter().map(delivery_from).collect::<Result<Vec<_>>>()?;
+        Ok(paged(items, page, |d| d.id.to_string()))
+    }
+
+    async fn get_delivery(&self, org: &OrgId, id: &DeliveryId) -> Result<Option<(Delivery, Record, Vec<Attempt>)>> {
+        let Some(row) = self
+            .pool
+            .fetch_optional(
+                q(format!("SELECT {COLUMNS} FROM deliveries WHERE org_id = $1 AND id = $2")).bind(org).bind(id),
+            )
+            .await?
+        else {
+            return Ok(None);
+        };
+        let delivery = delivery_from(&row)?;
+        let body = self
+            .pool
+            .fetch_optional(
+                q("SELECT body FROM records WHERE org_id = $1 AND id = $2").bind(org).bind(&delivery.record_id),
+            )
+            .await?
+            .ok_or_else(|| StoreError::Corrupt(format!("record {} missing", delivery.record_id)))?;
+        let record: Record = from_json("records.body", &body.get::<String>("body")?)?;
+        let attempts = self
+            .pool
+            .fetch_all(q("SELECT * FROM delivery_attempts WHERE delivery_id = $1 ORDER BY number").bind(id))
+            .await?
+            .iter()
+            .map(attempt_from)
+            .collect::<Result<_>>()?;
+        Ok(Some((delivery, record, attempts)))
+    }
+
+    async fn resend(&self, org: &OrgId, id: &DeliveryId, now: i64) -> Result<bool> {
+        let n = self
+            .pool
+            .execute(
+                q("UPDATE deliveries SET status = 'pending', retry_from = attempts, next_attempt_at = $3, lease_until = 0, \
+                   updated_at = $3, completed_at = NULL WHERE org_id = $1 AND id = $2 AND status IN ('succeeded', 'dead')")
+                .bind(org)
+                .bind(id)
+                .bind(now),
+            )
+            .await?;
+        Ok(n == 1)
+    }
+}
