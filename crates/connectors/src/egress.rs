@@ -52,6 +52,11 @@ pub struct SendResult {
 #[async_trait]
 pub trait Egress: Send + Sync {
     async fn send(&self, message: &Outbound<'_>) -> SendResult;
+
+    /// Sends per second at most, if the integration sets a limit.
+    fn rate_limit(&self) -> Option<f64> {
+        None
+    }
 }
 
 /// What connectors share: the HTTP client (no redirects, the egress policy

@@ -5,7 +5,7 @@
 //! pass results to one writer that records them in batched transactions.
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use rand::Rng;
@@ -17,6 +17,7 @@ use tokio::sync::{mpsc, Notify, Semaphore};
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
+use crate::limits::{Breaker, BreakerConfig, CircuitState, Permit, TokenBucket};
 use crate::retry;
 
 #[derive(Debug, Clone)]
@@ -33,6 +34,11 @@ pub struct DispatcherConfig {
     pub max_queued: usize,
     /// How long a worker trusts its copy of the integration's settings.
     pub reload_after: Duration,
+    /// When an integration's circuit opens, and for how long.
+    pub breaker: BreakerConfig,
+    /// Multiplies the retry schedule's delays: 1.0 in production; tests use
+    /// a tiny value to walk the whole schedule in seconds.
+    pub retry_scale: f64,
 }
 
 impl Default for DispatcherConfig {
@@ -44,6 +50,8 @@ impl Default for DispatcherConfig {
             concurrency: 32,
             max_queued: 1024,
             reload_after: Duration::from_secs(5),
+            retry_scale: 1.0,
+            breaker: BreakerConfig::default(),
         }
     }
 }
@@ -51,6 +59,40 @@ impl Default for DispatcherConfig {
 struct Worker {
     queue: mpsc::UnboundedSender<Claimed>,
     queued: Arc<AtomicUsize>,
+}
+
+/// Every integration's circuit breaker, shared with the API (which shows its state).
+#[derive(Clone, Default)]
+pub struct Circuits(Arc<Mutex<HashMap<IntegrationId, Arc<Mutex<Breaker>>>>>);
+
+impl Circuits {
+    pub(crate) fn of(&self, id: &IntegrationId, config: BreakerConfig) -> Arc<Mutex<Breaker>> {
+        lock(&self.0)
+            .entry(id.clone())
+            .or_insert_with(|| Arc::new(Mutex::new(Breaker::new(config, Instant::now()))))
+            .clone()
+    }
+
+    pub fn get(&self, id: &IntegrationId) -> Option<Breaker> {
+        lock(&self.0).get(id).map(|b| lock(b).clone())
+    }
+
+    /// Integrations whose circuit is open and cooling down: not worth claiming for.
+    fn open(&self) -> Vec<IntegrationId> {
+        let now = Instant::now();
+        lock(&self.0)
+            .iter()
+            .filter(|(_, b)| {
+                let b = lock(b);
+                b.state() == CircuitState::Open && matches!(b.clone().permit(now), Permit::Wait(_))
+            })
+            .map(|(id, _)| id.clone())
+            .collect()
+    }
+}
+
+fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|e| e.into_inner())
 }
 
 /// Wakes the dispatcher when new deliveries are stored.
@@ -68,6 +110,7 @@ pub(crate) fn spawn(
     ctx: EgressContext,
     config: DispatcherConfig,
     wake: Wake,
+    circuits: Circuits,
     shutdown: CancellationToken,
     tracker: TaskTracker,
 ) {
@@ -82,11 +125,12 @@ pub(crate) fn spawn(
                 break;
             }
             workers.retain(|_, w| !w.queue.is_closed());
-            let busy: Vec<IntegrationId> = workers
+            let mut busy: Vec<IntegrationId> = workers
                 .iter()
                 .filter(|(_, w)| w.queued.load(Ordering::Relaxed) >= config.max_queued)
                 .map(|(id, _)| id.clone())
                 .collect();
+            busy.extend(circuits.open());
             let now = now_ms();
             let claimed =
                 match store.claim_due(now, now + config.lease.as_millis() as i64, config.claim_batch, &busy).await {
@@ -99,7 +143,20 @@ pub(crate) fn spawn(
             let full = claimed.len() == config.claim_batch;
             for delivery in claimed {
                 let worker = workers.entry(delivery.integration_id.clone()).or_insert_with(|| {
-                    start_worker(&store, &ctx, &config, &delivery, done_tx.clone(), &sends, &inner, &shutdown)
+                    let shared = Shared {
+                        store: store.clone(),
+                        ctx: ctx.clone(),
+                        config: config.clone(),
+                        done: done_tx.clone(),
+                        sends: sends.clone(),
+                    };
+                    start_worker(
+                        shared,
+                        &delivery,
+                        circuits.of(&delivery.integration_id, config.breaker),
+                        &inner,
+                        &shutdown,
+                    )
                 });
                 worker.queued.fetch_add(1, Ordering::Relaxed);
                 let _ = worker.queue.send(delivery);
@@ -121,26 +178,32 @@ pub(crate) fn spawn(
     });
 }
 
-#[allow(clippy::too_many_arguments)]
-fn start_worker(
-    store: &Arc<dyn Store>,
-    ctx: &EgressContext,
-    config: &DispatcherConfig,
-    first: &Claimed,
+/// What every worker needs from the dispatcher.
+struct Shared {
+    store: Arc<dyn Store>,
+    ctx: EgressContext,
+    config: DispatcherConfig,
     done: mpsc::UnboundedSender<Completion>,
-    sends: &TaskTracker,
+    sends: TaskTracker,
+}
+
+fn start_worker(
+    shared: Shared,
+    first: &Claimed,
+    breaker: Arc<Mutex<Breaker>>,
     tracker: &TaskTracker,
     shutdown: &CancellationToken,
 ) -> Worker {
     let (queue, mut rx) = mpsc::unbounded_channel::<Claimed>();
     let queued = Arc::new(AtomicUsize::new(0));
-    let (store, ctx, config, sends) = (store.clone(), ctx.clone(), config.clone(), sends.clone());
     let (org, integration) = (first.org_id.clone(), first.integration_id.clone());
     let counter = queued.clone();
     let shutdown = shutdown.clone();
     tracker.spawn(async move {
+        let Shared { store, ctx, config, done, sends } = shared;
         let limit = Arc::new(Semaphore::new(config.concurrency));
         let mut sender: Option<(Instant, Arc<dyn Egress>)> = None;
+        let mut bucket: Option<TokenBucket> = None;
         while let Some(delivery) = rx.recv().await {
             if shutdown.is_cancelled() {
                 // Stopping: only sends already under way finish; the rest stay in the outbox.
@@ -149,24 +212,52 @@ fn start_worker(
             }
             if sender.as_ref().is_none_or(|(at, _)| at.elapsed() > config.reload_after) {
                 sender = load_sender(&store, &ctx, &org, &integration).await.map(|s| (Instant::now(), s));
+                let rate = sender.as_ref().and_then(|(_, s)| s.rate_limit());
+                if bucket.as_ref().map(TokenBucket::rate) != rate {
+                    bucket = rate.map(|r| TokenBucket::new(r, Instant::now()));
+                }
             }
             let Some((_, egress)) = sender.clone() else {
                 // Deleted or disabled: the lease runs out and the delivery waits in the outbox.
                 counter.fetch_sub(1, Ordering::Relaxed);
                 continue;
             };
-            let permit = limit.clone().acquire_owned().await.expect("the semaphore is never closed");
-            let (done, counter, store) = (done.clone(), counter.clone(), store.clone());
-            let org = org.clone();
-            sends.spawn(async move {
-                let completion = attempt(&*egress, &delivery).await;
-                if let Outcome::Reject { deactivate: true, .. } = completion.1 {
+            let permit = lock(&breaker).permit(Instant::now());
+            if let Permit::Wait(wait) = permit {
+                // Open circuit: back to the outbox, due when the cooldown ends; no attempt is spent.
+                let until = now_ms() + wait.as_millis() as i64;
+                if let Err(e) = store.postpone(std::slice::from_ref(&delivery.id), until).await {
+                    tracing::error!(error = %e, "postponing a delivery failed; its lease will run out");
+                }
+                counter.fetch_sub(1, Ordering::Relaxed);
+                continue;
+            }
+            if let Some(bucket) = bucket.as_mut() {
+                // The rate limit delays; it never drops.
+                let wait = bucket.take(Instant::now());
+                if !wait.is_zero() {
+                    tokio::time::sleep(wait).await;
+                }
+            }
+            let slot = limit.clone().acquire_owned().await.expect("the semaphore is never closed");
+            let (done, counter, store, breaker) = (done.clone(), counter.clone(), store.clone(), breaker.clone());
+            let (org, scale) = (org.clone(), config.retry_scale);
+            let send = async move {
+                let (completion, outcome) = attempt(&*egress, &delivery, scale).await;
+                lock(&breaker).record(matches!(outcome, Outcome::Retry { .. }), Instant::now());
+                if let Outcome::Reject { deactivate: true, .. } = outcome {
                     deactivate(&*store, &org, &delivery.integration_id).await;
                 }
-                let _ = done.send(completion.0);
+                let _ = done.send(completion);
                 counter.fetch_sub(1, Ordering::Relaxed);
-                drop(permit);
-            });
+                drop(slot);
+            };
+            if permit == Permit::Probe {
+                // A half-open circuit's probe goes alone: its result decides what follows.
+                send.await;
+            } else {
+                sends.spawn(send);
+            }
         }
     });
     Worker { queue, queued }
@@ -204,7 +295,7 @@ async fn deactivate(store: &dyn Store, org: &OrgId, id: &IntegrationId) {
 }
 
 /// Sends one delivery and decides what becomes of it.
-async fn attempt(egress: &dyn Egress, delivery: &Claimed) -> (Completion, Outcome) {
+async fn attempt(egress: &dyn Egress, delivery: &Claimed, retry_scale: f64) -> (Completion, Outcome) {
     let number = delivery.attempts + 1;
     let started_at = now_ms();
     let clock = Instant::now();
@@ -229,7 +320,7 @@ async fn attempt(egress: &dyn Egress, delivery: &Claimed) -> (Completion, Outcom
                 Some(delay) => (
                     AttemptOutcome::Retry,
                     DeliveryStatus::Retrying,
-                    Some(started_at + duration_ms + delay.as_millis() as i64),
+                    Some(started_at + duration_ms + scaled(delay, *after, retry_scale).as_millis() as i64),
                     Some(reason.clone()),
                 ),
                 None => (AttemptOutcome::Retry, DeliveryStatus::Dead, None, Some(format!("{reason} (last attempt)"))),
@@ -253,6 +344,15 @@ async fn attempt(egress: &dyn Egress, delivery: &Claimed) -> (Completion, Outcom
         next_attempt_at: next,
     };
     (completion, result.outcome)
+}
+
+/// The schedule's delay times the scale; a far side's own `Retry-After` is kept as asked.
+fn scaled(delay: Duration, retry_after: Option<Duration>, scale: f64) -> Duration {
+    if retry_after.is_some() {
+        delay
+    } else {
+        delay.mul_f64(scale)
+    }
 }
 
 /// Records completions in batches; a failed write is retried, never dropped

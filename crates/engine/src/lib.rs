@@ -9,10 +9,12 @@ use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
 mod dispatcher;
+pub mod limits;
 pub mod retry;
 pub mod router;
 
-pub use dispatcher::{DispatcherConfig, Wake};
+pub use dispatcher::{Circuits, DispatcherConfig, Wake};
+pub use limits::{BreakerConfig, CircuitState};
 pub use router::Router;
 
 #[derive(Debug, Clone, Default)]
@@ -25,6 +27,17 @@ pub struct Engine {
     store: Arc<dyn Store>,
     router: Router,
     wake: Wake,
+    circuits: Circuits,
+}
+
+/// An integration's circuit, as the API shows it.
+#[derive(Debug, Clone, serde::Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct CircuitStatus {
+    pub state: CircuitState,
+    /// When it entered that state (ms since the epoch).
+    pub since: i64,
+    pub consecutive_failures: u32,
 }
 
 impl Engine {
@@ -44,9 +57,18 @@ impl Engine {
             }
         }
         let wake = Wake::default();
+        let circuits = Circuits::default();
         let ctx = EgressContext::new(config.egress.clone());
-        dispatcher::spawn(store.clone(), ctx, config.dispatcher, wake.clone(), shutdown, tracker.clone());
-        Ok(Arc::new(Engine { router: Router::new(store.clone()), store, wake }))
+        dispatcher::spawn(
+            store.clone(),
+            ctx,
+            config.dispatcher,
+            wake.clone(),
+            circuits.clone(),
+            shutdown,
+            tracker.clone(),
+        );
+        Ok(Arc::new(Engine { router: Router::new(store.clone()), store, wake, circuits }))
     }
 
     /// Routes and stores records; returns once they and their fan-out are durable.
@@ -83,6 +105,18 @@ impl Engine {
     /// New deliveries are due now (a resend, say).
     pub fn wake(&self) {
         self.wake.wake();
+    }
+
+    /// The integration's circuit on this node (closed when it has not sent yet).
+    pub fn circuit(&self, id: &IntegrationId) -> CircuitStatus {
+        match self.circuits.get(id) {
+            Some(b) => CircuitStatus {
+                state: b.state(),
+                since: now_ms() - b.since().elapsed().as_millis() as i64,
+                consecutive_failures: b.consecutive_failures(),
+            },
+            None => CircuitStatus { state: CircuitState::Closed, since: 0, consecutive_failures: 0 },
+        }
     }
 
     pub fn store(&self) -> &Arc<dyn Store> {

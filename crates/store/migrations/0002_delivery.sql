@@ -37,9 +37,9 @@ CREATE TABLE deliveries (
     integration_id TEXT NOT NULL,
     record_id TEXT NOT NULL,
     status TEXT NOT NULL,
-    attempts INTEGER NOT NULL,
+    attempts BIGINT NOT NULL,
     -- attempts made before the last resend: the retry schedule restarts there
-    retry_from INTEGER NOT NULL,
+    retry_from BIGINT NOT NULL,
     next_attempt_at BIGINT NOT NULL,
     lease_until BIGINT NOT NULL,
     created_at BIGINT NOT NULL,
@@ -55,11 +55,11 @@ CREATE INDEX deliveries_integration ON deliveries (org_id, integration_id, id);
 
 CREATE TABLE delivery_attempts (
     delivery_id TEXT NOT NULL REFERENCES deliveries (id) ON DELETE CASCADE,
-    number INTEGER NOT NULL,
+    number BIGINT NOT NULL,
     started_at BIGINT NOT NULL,
     duration_ms BIGINT NOT NULL,
     outcome TEXT NOT NULL,
-    status_code INTEGER,
+    status_code BIGINT,
     remote_id TEXT,
     error TEXT,
     response_excerpt TEXT,

@@ -162,6 +162,16 @@ impl DeliveryStore for SqlStore {
         tx.commit().await
     }
 
+    async fn postpone(&self, ids: &[DeliveryId], until: i64) -> Result<()> {
+        for chunk in ids.chunks(400) {
+            let mut query = q("UPDATE deliveries SET next_attempt_at = $1, lease_until = 0 WHERE id IN (").bind(until);
+            let list: Vec<String> = chunk.iter().map(|id| query.arg(id)).collect();
+            query.push_sql(&format!("{})", list.join(", ")));
+            self.pool.execute(query).await?;
+        }
+        Ok(())
+    }
+
     async fn release_leases(&self) -> Result<u64> {
         self.pool.execute(q(format!("UPDATE deliveries SET lease_until = 0 WHERE {DUE} AND lease_until > 0"))).await
     }

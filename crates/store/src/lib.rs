@@ -248,6 +248,8 @@ pub trait DeliveryStore: Send + Sync {
     ) -> Result<Vec<Claimed>>;
     /// Records attempts and new states, in one transaction.
     async fn complete(&self, results: &[Completion]) -> Result<()>;
+    /// Puts claimed deliveries back, due at `until`, without an attempt (a circuit is open).
+    async fn postpone(&self, ids: &[DeliveryId], until: i64) -> Result<()>;
     /// Ends every lease (a single node starting after a crash).
     async fn release_leases(&self) -> Result<u64>;
     async fn list_deliveries(

@@ -21,6 +21,17 @@ use crate::error::{ApiError, ApiResult};
 use crate::extract::{ApiJson, ApiQuery, Caller, Read, Write};
 use crate::state::AppState;
 
+/// The delivery state of an egress integration, on the node that answers.
+#[derive(Debug, Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct DeliveryStatusView {
+    /// `closed` (sending), `open` (paused after repeated failures) or `half_open` (probing).
+    pub circuit: String,
+    /// Since when (ms since the epoch); 0 when it never changed.
+    pub since: i64,
+    pub consecutive_failures: u32,
+}
+
 /// An integration as served: secret values are never included; `secretsSet`
 /// names the secret properties that hold a value.
 #[derive(Debug, Serialize, ToSchema)]
@@ -44,6 +55,20 @@ pub struct IntegrationView {
     /// create response only, never again.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub generated_secrets: Option<std::collections::BTreeMap<String, String>>,
+    /// For EGRESS integrations: the circuit breaker's state.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub status: Option<DeliveryStatusView>,
+}
+
+/// The view of an integration, with its live status.
+pub(crate) fn view(state: &AppState, integration: Integration) -> IntegrationView {
+    let status = (integration.direction == Direction::Egress).then(|| {
+        let c = state.engine.circuit(&integration.id);
+        let circuit =
+            serde_json::to_value(c.state).ok().and_then(|v| v.as_str().map(str::to_owned)).unwrap_or_default();
+        DeliveryStatusView { circuit, since: c.since, consecutive_failures: c.consecutive_failures }
+    });
+    IntegrationView { status, ..IntegrationView::from(integration) }
 }
 
 impl From<Integration> for IntegrationView {
@@ -61,6 +86,7 @@ impl From<Integration> for IntegrationView {
             created_at: i.created_at,
             updated_at: i.updated_at,
             generated_secrets: None,
+            status: None,
         }
     }
 }
@@ -221,7 +247,7 @@ pub async fn create(
     state.store.create_integration(&integration).await?;
     state.engine.routes_changed(&caller.org.id);
     tracing::info!(integration = %integration.id, r#type = t.key, "integration created");
-    let mut view = IntegrationView::from(integration);
+    let mut view = view(&state, integration);
     if !generated.is_empty() {
         view.generated_secrets = Some(generated.into_iter().map(|(k, v)| (k.to_owned(), v)).collect());
     }
@@ -241,7 +267,7 @@ pub async fn list(
     let filter =
         IntegrationFilter { direction: query.direction, type_key: query.type_key, enabled: query.enabled, q: query.q };
     let found = state.store.list_integrations(&caller.org.id, &filter, &page).await?;
-    Ok(Json(List::from_page(found, IntegrationView::from)))
+    Ok(Json(List::from_page(found, |i| view(&state, i))))
 }
 
 pub(crate) async fn load(state: &AppState, org: &Org, raw_id: &str) -> ApiResult<Integration> {
@@ -259,7 +285,7 @@ pub async fn get(
     caller: Caller<Read>,
     Path(id): Path<String>,
 ) -> ApiResult<Json<IntegrationView>> {
-    Ok(Json(load(&state, &caller.org, &id).await?.into()))
+    Ok(Json(view(&state, load(&state, &caller.org, &id).await?)))
 }
 
 /// Updates name, enabled, properties, metadata and resource paths.
@@ -330,7 +356,7 @@ pub async fn update(
         return Err(ApiError::not_found("integration", &current.id));
     }
     state.engine.integration_changed(&caller.org.id, &current.id);
-    Ok(Json(current.into()))
+    Ok(Json(view(&state, current)))
 }
 
 /// Deletes an integration and its resource mappings.

@@ -12,7 +12,18 @@ use base64::Engine as _;
 use hmac::Mac;
 use serde_json::{json, Value};
 
-use crate::{assert_problem, spawn_app, App};
+use crate::{assert_problem, spawn_configured, App, Backend};
+
+macro_rules! on_both_stores {
+    ($($case:ident),* $(,)?) => {
+        mod on_sqlite {
+            $(#[tokio::test] async fn $case() { super::$case(crate::Backend::Sqlite).await })*
+        }
+        mod on_postgres {
+            $(#[tokio::test] async fn $case() { super::$case(crate::Backend::Postgres).await })*
+        }
+    };
+}
 
 /// What the receiver got.
 #[derive(Debug, Clone)]
@@ -127,9 +138,8 @@ pub async fn wait_status(app: &App, integration: &str, status: &str) -> Value {
     panic!("no {status} delivery for {integration}");
 }
 
-#[tokio::test]
-async fn a_value_is_delivered_signed_and_logged() {
-    let app = spawn_app().await;
+async fn a_value_is_delivered_signed_and_logged(backend: Backend) {
+    let app = spawn_configured(backend, |_| {}).await;
     let rx = Receiver::start(vec![]).await;
     let s = webhook_with_trigger(
         &app,
@@ -176,9 +186,8 @@ async fn a_value_is_delivered_signed_and_logged() {
     assert_eq!(rx.received().len(), 1, "voltage matched no trigger");
 }
 
-#[tokio::test]
-async fn failures_retry_on_schedule_honour_retry_after_and_end_dead() {
-    let app = spawn_app().await;
+async fn failures_retry_on_schedule_honour_retry_after_and_end_dead(backend: Backend) {
+    let app = spawn_configured(backend, |_| {}).await;
     let rx = Receiver::start(vec![
         Answer(503, vec![("retry-after", "1")], Duration::ZERO),
         Answer(200, vec![], Duration::ZERO),
@@ -205,9 +214,8 @@ async fn failures_retry_on_schedule_honour_retry_after_and_end_dead() {
     assert_eq!(first["error"], "HTTP 500");
 }
 
-#[tokio::test]
-async fn rejected_deliveries_are_dead_and_resendable_with_the_same_id() {
-    let app = spawn_app().await;
+async fn rejected_deliveries_are_dead_and_resendable_with_the_same_id(backend: Backend) {
+    let app = spawn_configured(backend, |_| {}).await;
     let rx = Receiver::start(vec![Answer(400, vec![], Duration::ZERO)]).await;
     let s = webhook_with_trigger(&app, &rx.url, json!({}), json!({"kinds": ["alarm"]})).await;
     let alarm =
@@ -233,9 +241,8 @@ async fn rejected_deliveries_are_dead_and_resendable_with_the_same_id() {
     );
 }
 
-#[tokio::test]
-async fn gone_disables_the_integration() {
-    let app = spawn_app().await;
+async fn gone_disables_the_integration(backend: Backend) {
+    let app = spawn_configured(backend, |_| {}).await;
     let rx = Receiver::start(vec![Answer(410, vec![], Duration::ZERO)]).await;
     let s = webhook_with_trigger(&app, &rx.url, json!({}), json!({"kinds": ["value"]})).await;
     app.post("/v2/telemetry", json!({"records": [value(&s.device, "a", json!(1))]})).await;
@@ -250,9 +257,8 @@ async fn gone_disables_the_integration() {
     panic!("410 Gone must disable the integration");
 }
 
-#[tokio::test]
-async fn duplicate_record_ids_are_stored_and_delivered_once() {
-    let app = spawn_app().await;
+async fn duplicate_record_ids_are_stored_and_delivered_once(backend: Backend) {
+    let app = spawn_configured(backend, |_| {}).await;
     let rx = Receiver::start(vec![]).await;
     let s = webhook_with_trigger(&app, &rx.url, json!({}), json!({"kinds": ["value"]})).await;
     let mut r = value(&s.device, "a", json!(1));
@@ -266,9 +272,8 @@ async fn duplicate_record_ids_are_stored_and_delivered_once() {
     assert_eq!(rx.received().len(), 1);
 }
 
-#[tokio::test]
-async fn invalid_batches_name_the_record_and_store_nothing() {
-    let app = spawn_app().await;
+async fn invalid_batches_name_the_record_and_store_nothing(backend: Backend) {
+    let app = spawn_configured(backend, |_| {}).await;
     let rx = Receiver::start(vec![]).await;
     let s = webhook_with_trigger(&app, &rx.url, json!({}), json!({"kinds": ["value"]})).await;
     let good = value(&s.device, "a", json!(1));
@@ -308,9 +313,8 @@ async fn invalid_batches_name_the_record_and_store_nothing() {
     assert_eq!(app.get(&format!("/v2/integrations/{}/deliveries", s.integration)).await.body["data"], json!([]));
 }
 
-#[tokio::test]
-async fn triggers_select_by_kind_object_and_scope() {
-    let app = spawn_app().await;
+async fn triggers_select_by_kind_object_and_scope(backend: Backend) {
+    let app = spawn_configured(backend, |_| {}).await;
     let rx = Receiver::start(vec![]).await;
     let s = webhook_with_trigger(&app, &rx.url, json!({}), json!({"kinds": ["event"], "objects": ["door_*"]})).await;
     let triggers = app.get(&format!("/v2/integrations/{}/triggers", s.integration)).await;
@@ -371,3 +375,13 @@ async fn triggers_select_by_kind_object_and_scope() {
     assert_eq!(app.delete(&trigger_path).await.status, StatusCode::NO_CONTENT);
     assert_problem(&app.get(&trigger_path).await, StatusCode::NOT_FOUND, "not_found");
 }
+
+on_both_stores!(
+    a_value_is_delivered_signed_and_logged,
+    failures_retry_on_schedule_honour_retry_after_and_end_dead,
+    rejected_deliveries_are_dead_and_resendable_with_the_same_id,
+    gone_disables_the_integration,
+    duplicate_record_ids_are_stored_and_delivered_once,
+    invalid_batches_name_the_record_and_store_nothing,
+    triggers_select_by_kind_object_and_scope,
+);

@@ -10,10 +10,12 @@ use switchyard_store::Store;
 use tokio_util::sync::CancellationToken;
 
 mod auth;
-mod catalog;
+#[macro_use]
 mod delivery;
+mod catalog;
 mod integrations;
 mod openapi;
+mod reliability;
 mod resources;
 
 pub struct App {
@@ -27,24 +29,38 @@ pub struct App {
 }
 
 pub async fn spawn_app() -> App {
-    let dir = tempfile::tempdir().unwrap();
-    let url = format!("sqlite://{}", dir.path().join("api.db").display());
-    spawn_with(&url, Some(dir)).await
+    spawn_configured(Backend::Sqlite, |_| {}).await
 }
 
 pub async fn spawn_app_on_postgres() -> App {
-    spawn_with(&switchyard_store::testing::fresh_postgres_url().await, None).await
+    spawn_configured(Backend::Postgres, |_| {}).await
 }
 
-async fn spawn_with(url: &str, dir: Option<tempfile::TempDir>) -> App {
-    let store = switchyard_store::open(url, Cipher::new(&[3u8; 32])).await.unwrap();
+#[derive(Debug, Clone, Copy)]
+pub enum Backend {
+    Sqlite,
+    Postgres,
+}
+
+/// The server on either store, with loopback allowed as a delivery target
+/// and the engine adjusted by `configure`.
+pub async fn spawn_configured(backend: Backend, configure: impl FnOnce(&mut EngineConfig)) -> App {
+    let (url, dir) = match backend {
+        Backend::Sqlite => {
+            let dir = tempfile::tempdir().unwrap();
+            (format!("sqlite://{}", dir.path().join("api.db").display()), Some(dir))
+        }
+        Backend::Postgres => (switchyard_store::testing::fresh_postgres_url().await, None),
+    };
+    let store = switchyard_store::open(&url, Cipher::new(&[3u8; 32])).await.unwrap();
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let base = format!("http://{}", listener.local_addr().unwrap());
     let loopback = EgressPolicy::parse_list("127.0.0.0/8,::1/128").unwrap();
-    let engine_config = EngineConfig {
+    let mut engine_config = EngineConfig {
         egress: EgressPolicy::new(loopback),
         dispatcher: DispatcherConfig { poll: std::time::Duration::from_millis(20), ..Default::default() },
     };
+    configure(&mut engine_config);
     let tasks = tokio_util::task::TaskTracker::new();
     let engine = Engine::start(store.clone(), engine_config, CancellationToken::new(), &tasks).await.unwrap();
     let state = switchyard_api::AppState::new(engine);

@@ -55,6 +55,7 @@ pub struct WebhookConfig {
     pub timeout: Duration,
     pub keys: Vec<SigningKey>,
     pub auth: Auth,
+    pub rate_limit: Option<f64>,
 }
 
 pub enum Auth {
@@ -124,7 +125,8 @@ impl WebhookConfig {
             "BEARER" => Auth::Bearer(secret("token")?),
             _ => Auth::None,
         };
-        Ok(Self { url, routes, method, headers, timeout, keys, auth })
+        let rate_limit = p.get("rateLimitPerSecond").and_then(Value::as_f64).filter(|r| *r > 0.0);
+        Ok(Self { url, routes, method, headers, timeout, keys, auth, rate_limit })
     }
 
     /// The base URL with the route for the record's kind appended.

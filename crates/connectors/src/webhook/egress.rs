@@ -99,6 +99,18 @@ async fn read_excerpt(mut response: reqwest::Response) -> Option<String> {
     (!buf.is_empty()).then(|| excerpt(&String::from_utf8_lossy(&buf), RESPONSE_EXCERPT_MAX))
 }
 
+/// Whether the egress policy refused the connection (somewhere in the error's chain).
+fn is_blocked(e: &reqwest::Error) -> bool {
+    let mut source = std::error::Error::source(e);
+    while let Some(cause) = source {
+        if cause.downcast_ref::<crate::policy::Blocked>().is_some() {
+            return true;
+        }
+        source = cause.source();
+    }
+    false
+}
+
 /// A transport failure, in words an operator can act on.
 fn describe(e: &reqwest::Error) -> String {
     let mut text = e.to_string();
@@ -142,7 +154,7 @@ impl Egress for WebhookEgress {
             let response = match self.request(&target, message, timestamp, authorization.take()).send().await {
                 Ok(r) => r,
                 Err(e) => {
-                    let blocked = std::error::Error::source(&e).is_some_and(|s| s.to_string().contains("egress.allow"));
+                    let blocked = is_blocked(&e);
                     let reason = describe(&e);
                     return fail(if blocked {
                         Outcome::Reject { reason, deactivate: false }
@@ -171,5 +183,9 @@ impl Egress for WebhookEgress {
         let outcome = classify_status(status, retry_after);
         let body = read_excerpt(response).await;
         SendResult { outcome, response: Response { status: Some(status), remote_id: None, excerpt: body }, target }
+    }
+
+    fn rate_limit(&self) -> Option<f64> {
+        self.config.rate_limit
     }
 }
