@@ -9,6 +9,7 @@ use std::time::Duration;
 use serde_json::{json, Value};
 
 mod cli;
+mod crash;
 mod server;
 
 const BIN: &str = env!("CARGO_BIN_EXE_switchyard");
@@ -90,6 +91,12 @@ impl Server {
         }
         let _ = self.child.kill();
         panic!("the server did not stop within 5 s of SIGTERM");
+    }
+
+    /// SIGKILL: no chance to finish anything.
+    pub fn kill(&mut self) {
+        self.child.kill().unwrap();
+        self.child.wait().unwrap();
     }
 
     pub fn logs(&self) -> String {
