@@ -6,7 +6,9 @@ use utoipa::{Modify, OpenApi};
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
-use crate::routes::{catalog, deliveries, devices, integrations, mappings, places, resources, telemetry, triggers};
+use crate::routes::{
+    actions, catalog, deliveries, devices, integrations, mappings, places, resources, telemetry, triggers,
+};
 use crate::state::AppState;
 
 #[derive(OpenApi)]
@@ -23,6 +25,7 @@ use crate::state::AppState;
         (name = "telemetry", description = "Records in: values, events, alarms"),
         (name = "triggers", description = "What an egress integration receives"),
         (name = "deliveries", description = "The delivery log, and resending"),
+        (name = "actions", description = "Asynchronous actions: test-send, backfill"),
     )
 )]
 struct ApiDoc;
@@ -80,6 +83,8 @@ pub(crate) fn build() -> (axum::Router<AppState>, utoipa::openapi::OpenApi) {
         .routes(routes!(deliveries::list))
         .routes(routes!(deliveries::get))
         .routes(routes!(deliveries::resend))
+        .routes(routes!(actions::run))
+        .routes(routes!(actions::get))
         .split_for_parts();
     problem_media_type(&mut document);
     (router, document)

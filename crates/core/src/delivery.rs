@@ -105,3 +105,48 @@ pub fn excerpt(text: &str, max: usize) -> String {
     }
     text[..end].to_owned()
 }
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum ActionStatus {
+    /// Accepted, not started yet.
+    Queued,
+    Running,
+    Succeeded,
+    Failed,
+}
+
+impl ActionStatus {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Queued => "queued",
+            Self::Running => "running",
+            Self::Succeeded => "succeeded",
+            Self::Failed => "failed",
+        }
+    }
+    pub fn parse(s: &str) -> Option<Self> {
+        [Self::Queued, Self::Running, Self::Succeeded, Self::Failed].into_iter().find(|k| k.as_str() == s)
+    }
+}
+
+/// An asynchronous action on an integration (`test-send`, `backfill`).
+#[derive(Debug, Clone, PartialEq, Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct Action {
+    pub id: crate::ActionId,
+    pub integration_id: IntegrationId,
+    pub kind: String,
+    pub status: ActionStatus,
+    #[schema(value_type = Object)]
+    pub params: serde_json::Value,
+    /// Kind-specific counters, e.g. `{"scanned": 1200, "matched": 300}`.
+    #[schema(value_type = Object)]
+    pub progress: serde_json::Value,
+    #[schema(value_type = Option<Object>)]
+    pub result: Option<serde_json::Value>,
+    pub error: Option<String>,
+    pub created_at: i64,
+    pub updated_at: i64,
+    pub finished_at: Option<i64>,
+}

@@ -11,7 +11,7 @@ pub mod record;
 pub mod secret;
 pub mod spec;
 
-pub use delivery::{Attempt, AttemptOutcome, Delivery, DeliveryStatus};
+pub use delivery::{Action, ActionStatus, Attempt, AttemptOutcome, Delivery, DeliveryStatus};
 pub use error::{FieldError, ValidationErrors};
 pub use ids::*;
 pub use model::*;

@@ -295,7 +295,7 @@ async fn deactivate(store: &dyn Store, org: &OrgId, id: &IntegrationId) {
 }
 
 /// Sends one delivery and decides what becomes of it.
-async fn attempt(egress: &dyn Egress, delivery: &Claimed, retry_scale: f64) -> (Completion, Outcome) {
+pub(crate) async fn attempt(egress: &dyn Egress, delivery: &Claimed, retry_scale: f64) -> (Completion, Outcome) {
     let number = delivery.attempts + 1;
     let started_at = now_ms();
     let clock = Instant::now();

@@ -8,6 +8,7 @@ use switchyard_store::{IngestOutcome, NewRecord, Store, StoreError};
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
+pub mod actions;
 mod dispatcher;
 pub mod limits;
 pub mod retry;
@@ -28,6 +29,7 @@ pub struct Engine {
     router: Router,
     wake: Wake,
     circuits: Circuits,
+    egress: EgressContext,
 }
 
 /// An integration's circuit, as the API shows it.
@@ -59,16 +61,24 @@ impl Engine {
         let wake = Wake::default();
         let circuits = Circuits::default();
         let ctx = EgressContext::new(config.egress.clone());
+        // Actions left running by a stop: on SQLite this node was the only one; on
+        // PostgreSQL, only those nobody has touched for five minutes.
+        let now = now_ms();
+        let stale_before = if store.backend() == switchyard_store::Backend::Sqlite { now } else { now - 5 * 60 * 1000 };
+        let failed = store.fail_stale_actions(stale_before, now).await?;
+        if failed > 0 {
+            tracing::warn!(failed, "actions interrupted by a stop were marked failed");
+        }
         dispatcher::spawn(
             store.clone(),
-            ctx,
+            ctx.clone(),
             config.dispatcher,
             wake.clone(),
             circuits.clone(),
             shutdown,
             tracker.clone(),
         );
-        Ok(Arc::new(Engine { router: Router::new(store.clone()), store, wake, circuits }))
+        Ok(Arc::new(Engine { router: Router::new(store.clone()), store, wake, circuits, egress: ctx }))
     }
 
     /// Routes and stores records; returns once they and their fan-out are durable.

@@ -4,7 +4,7 @@ use switchyard_core::{
     Attempt, AttemptOutcome, Delivery, DeliveryId, DeliveryStatus, IntegrationId, OrgId, Record, RecordId,
 };
 
-use crate::db::{q, Pool, Row};
+use crate::db::{q, Conn, Pool, Row};
 use crate::{
     from_json, page_clause, paged, Claimed, Completion, DeliveryFilter, DeliveryStore, IngestOutcome, NewRecord, Page,
     PageRequest, Result, SqlStore, StoreError,
@@ -50,6 +50,44 @@ fn attempt_from(row: &Row) -> Result<Attempt> {
         response_excerpt: row.get("response_excerpt")?,
         target: row.get("target")?,
     })
+}
+
+/// Records one attempt and the delivery's new state.
+pub(crate) async fn write_completion(conn: &mut Conn<'_>, c: &Completion) -> Result<()> {
+    let a = &c.attempt;
+    conn
+            .execute(
+                q("INSERT INTO delivery_attempts (delivery_id, number, started_at, duration_ms, outcome, status_code, remote_id, \
+                   error, response_excerpt, target) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10) \
+                   ON CONFLICT (delivery_id, number) DO NOTHING")
+                .bind(&c.id)
+                .bind(a.number as i64)
+                .bind(a.started_at)
+                .bind(a.duration_ms)
+                .bind(a.outcome.as_str())
+                .bind(a.status_code.map(i64::from))
+                .bind(a.remote_id.clone())
+                .bind(a.error.clone())
+                .bind(a.response_excerpt.clone())
+                .bind(a.target.clone()),
+            )
+            .await?;
+    let finished = matches!(c.status, DeliveryStatus::Succeeded | DeliveryStatus::Dead);
+    let now = a.started_at + a.duration_ms;
+    conn.execute(
+        q("UPDATE deliveries SET status = $2, attempts = $3, next_attempt_at = $4, lease_until = 0, updated_at = $5, \
+                   completed_at = $6, target = $7, last_error = $8 WHERE id = $1")
+        .bind(&c.id)
+        .bind(c.status.as_str())
+        .bind(a.number as i64)
+        .bind(c.next_attempt_at.unwrap_or(now))
+        .bind(now)
+        .bind(finished.then_some(now))
+        .bind(a.target.clone())
+        .bind(if a.outcome == AttemptOutcome::Delivered { None } else { a.error.clone() }),
+    )
+    .await?;
+    Ok(())
 }
 
 #[async_trait]
@@ -124,40 +162,7 @@ impl DeliveryStore for SqlStore {
         }
         let mut tx = self.pool.begin().await?;
         for c in results {
-            let a = &c.attempt;
-            tx.conn()
-                .execute(
-                    q("INSERT INTO delivery_attempts (delivery_id, number, started_at, duration_ms, outcome, status_code, remote_id, \
-                       error, response_excerpt, target) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10) \
-                       ON CONFLICT (delivery_id, number) DO NOTHING")
-                    .bind(&c.id)
-                    .bind(a.number as i64)
-                    .bind(a.started_at)
-                    .bind(a.duration_ms)
-                    .bind(a.outcome.as_str())
-                    .bind(a.status_code.map(i64::from))
-                    .bind(a.remote_id.clone())
-                    .bind(a.error.clone())
-                    .bind(a.response_excerpt.clone())
-                    .bind(a.target.clone()),
-                )
-                .await?;
-            let finished = matches!(c.status, DeliveryStatus::Succeeded | DeliveryStatus::Dead);
-            let now = a.started_at + a.duration_ms;
-            tx.conn()
-                .execute(
-                    q("UPDATE deliveries SET status = $2, attempts = $3, next_attempt_at = $4, lease_until = 0, updated_at = $5, \
-                       completed_at = $6, target = $7, last_error = $8 WHERE id = $1")
-                    .bind(&c.id)
-                    .bind(c.status.as_str())
-                    .bind(a.number as i64)
-                    .bind(c.next_attempt_at.unwrap_or(now))
-                    .bind(now)
-                    .bind(finished.then_some(now))
-                    .bind(a.target.clone())
-                    .bind(if a.outcome == AttemptOutcome::Delivered { None } else { a.error.clone() }),
-                )
-                .await?;
+            write_completion(&mut tx.conn(), c).await?;
         }
         tx.commit().await
     }

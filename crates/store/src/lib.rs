@@ -10,11 +10,12 @@ use std::sync::Arc;
 
 use async_trait::async_trait;
 use switchyard_core::{
-    ApiKey, ApiKeyId, Attempt, CipherError, Delivery, DeliveryId, DeliveryStatus, Device, DeviceId, Direction,
-    Integration, IntegrationId, MappingId, Org, OrgId, Place, PlaceId, Record, RecordId, ResourceEntry,
+    Action, ActionId, ApiKey, ApiKeyId, Attempt, CipherError, Delivery, DeliveryId, DeliveryStatus, Device, DeviceId,
+    Direction, Integration, IntegrationId, MappingId, Org, OrgId, Place, PlaceId, Record, RecordId, ResourceEntry,
     ResourceMapping, ResourcePath, Trigger, TriggerId,
 };
 
+mod actions;
 mod db;
 mod deliveries;
 mod integrations;
@@ -265,9 +266,49 @@ pub trait DeliveryStore: Send + Sync {
     async fn resend(&self, org: &OrgId, id: &DeliveryId, now: i64) -> Result<bool>;
 }
 
+#[async_trait]
+pub trait ActionStore: Send + Sync {
+    async fn create_action(&self, org: &OrgId, action: &Action) -> Result<()>;
+    async fn get_action(&self, org: &OrgId, id: &ActionId) -> Result<Option<Action>>;
+    /// Writes status, progress, result, error and times.
+    async fn update_action(&self, org: &OrgId, action: &Action) -> Result<()>;
+    /// How many of the action's deliveries are in each state.
+    async fn action_deliveries(&self, org: &OrgId, id: &ActionId) -> Result<Vec<(DeliveryStatus, u64)>>;
+    /// Stored records sampled in [from, to), oldest first, without test-send
+    /// samples; `after` is the (timestamp, id) of the previous page's last.
+    async fn records_between(
+        &self,
+        org: &OrgId,
+        from: i64,
+        to: i64,
+        after: Option<(i64, RecordId)>,
+        limit: usize,
+    ) -> Result<Vec<(RecordId, Record)>>;
+    /// One pending delivery per record to the integration, created by the action.
+    async fn enqueue(
+        &self,
+        org: &OrgId,
+        integration: &IntegrationId,
+        records: &[RecordId],
+        action: &ActionId,
+        now: i64,
+    ) -> Result<usize>;
+    /// A test-send: its sample record and its one delivery, already attempted.
+    async fn record_test_send(
+        &self,
+        org: &OrgId,
+        record: &NewRecord,
+        integration: &IntegrationId,
+        action: &ActionId,
+        completion: &Completion,
+    ) -> Result<()>;
+    /// Fails actions still running but untouched since `stale_before` (their node stopped).
+    async fn fail_stale_actions(&self, stale_before: i64, now: i64) -> Result<u64>;
+}
+
 /// Everything Switchyard persists.
 #[async_trait]
-pub trait Store: OrgStore + PlaceStore + IntegrationStore + TriggerStore + DeliveryStore {
+pub trait Store: OrgStore + PlaceStore + IntegrationStore + TriggerStore + DeliveryStore + ActionStore {
     fn backend(&self) -> Backend;
     /// A cheap round trip, for readiness checks.
     async fn ping(&self) -> Result<()>;

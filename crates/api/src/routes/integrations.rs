@@ -55,6 +55,8 @@ pub struct IntegrationView {
     /// create response only, never again.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub generated_secrets: Option<std::collections::BTreeMap<String, String>>,
+    /// The actions this integration offers (`POST …/actions/{action}`).
+    pub actions: Vec<&'static str>,
     /// For EGRESS integrations: the circuit breaker's state.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub status: Option<DeliveryStatusView>,
@@ -86,6 +88,7 @@ impl From<Integration> for IntegrationView {
             created_at: i.created_at,
             updated_at: i.updated_at,
             generated_secrets: None,
+            actions: switchyard_engine::actions::available(i.direction).to_vec(),
             status: None,
         }
     }

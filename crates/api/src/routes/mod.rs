@@ -5,6 +5,7 @@ use utoipa::ToSchema;
 
 use crate::error::{ApiError, ApiResult};
 
+pub mod actions;
 pub mod catalog;
 pub mod deliveries;
 pub mod devices;

@@ -14,17 +14,6 @@ use serde_json::{json, Value};
 
 use crate::{assert_problem, spawn_configured, App, Backend};
 
-macro_rules! on_both_stores {
-    ($($case:ident),* $(,)?) => {
-        mod on_sqlite {
-            $(#[tokio::test] async fn $case() { super::$case(crate::Backend::Sqlite).await })*
-        }
-        mod on_postgres {
-            $(#[tokio::test] async fn $case() { super::$case(crate::Backend::Postgres).await })*
-        }
-    };
-}
-
 /// What the receiver got.
 #[derive(Debug, Clone)]
 pub struct Received {

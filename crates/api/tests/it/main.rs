@@ -9,10 +9,22 @@ use switchyard_engine::{DispatcherConfig, Engine, EngineConfig};
 use switchyard_store::Store;
 use tokio_util::sync::CancellationToken;
 
+/// Runs each named case (an `async fn(Backend)`) on SQLite and on PostgreSQL.
+macro_rules! on_both_stores {
+    ($($case:ident),* $(,)?) => {
+        mod on_sqlite {
+            $(#[tokio::test] async fn $case() { super::$case(crate::Backend::Sqlite).await })*
+        }
+        mod on_postgres {
+            $(#[tokio::test] async fn $case() { super::$case(crate::Backend::Postgres).await })*
+        }
+    };
+}
+
+mod actions;
 mod auth;
-#[macro_use]
-mod delivery;
 mod catalog;
+mod delivery;
 mod integrations;
 mod openapi;
 mod reliability;

@@ -40,6 +40,8 @@ const ROUTES: &[(&str, &str)] = &[
     ("get", "/v2/integrations/{integrationId}/deliveries"),
     ("get", "/v2/deliveries/{deliveryId}"),
     ("post", "/v2/deliveries/{deliveryId}/resend"),
+    ("post", "/v2/integrations/{integrationId}/actions/{action}"),
+    ("get", "/v2/actions/{actionId}"),
 ];
 
 /// Objects in the document's schemas that list their properties get

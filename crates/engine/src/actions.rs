@@ -1,0 +1,268 @@
+//! Asynchronous actions on an integration: accepted at once (202), run in
+//! the background, their status and progress kept in the store.
+//!
+//! - `test-send`: one sample record straight to the target, bypassing
+//!   triggers and retries; the attempt is in the action and the delivery log.
+//! - `backfill`: stored records of a time range that match the integration's
+//!   triggers are delivered again, through the outbox and its rate limit.
+use std::sync::Arc;
+
+use serde_json::{json, Map, Value};
+use switchyard_core::{
+    now_ms, Action, ActionId, ActionStatus, DeliveryId, DeliveryStatus, DeviceId, Direction, Integration, OrgId,
+    Record, RecordId, RecordKind, ValidationErrors,
+};
+use switchyard_store::{Claimed, NewRecord, StoreError};
+
+use crate::router::RouteTable;
+use crate::Engine;
+
+pub const TEST_SEND: &str = "test-send";
+pub const BACKFILL: &str = "backfill";
+
+/// Records read per page while backfilling.
+const PAGE: usize = 500;
+/// A backfill covers at most this long a range.
+const MAX_RANGE_MS: i64 = 366 * 24 * 3600 * 1000;
+
+/// The actions an integration of this direction offers.
+pub fn available(direction: Direction) -> &'static [&'static str] {
+    match direction {
+        Direction::Egress => &[TEST_SEND, BACKFILL],
+        Direction::Ingress => &[],
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum ActionError {
+    #[error("`{0}` is not an action of this integration")]
+    Unknown(String),
+    #[error("invalid parameters")]
+    Invalid(ValidationErrors),
+    #[error(transparent)]
+    Store(#[from] StoreError),
+}
+
+enum Plan {
+    TestSend { record: Box<Record> },
+    Backfill { from: i64, to: i64 },
+}
+
+fn plan(kind: &str, params: &Map<String, Value>) -> Result<Plan, ActionError> {
+    let mut errors = ValidationErrors::default();
+    let known: &[&str] = match kind {
+        TEST_SEND => &["deviceId", "kind", "property", "payload"],
+        BACKFILL => &["from", "to"],
+        other => return Err(ActionError::Unknown(other.to_owned())),
+    };
+    for key in params.keys().filter(|k| !known.contains(&k.as_str())) {
+        errors.push(key.clone(), format!("unknown parameter; {kind} takes: {}", known.join(", ")));
+    }
+    let plan = if kind == TEST_SEND {
+        let device = match params.get("deviceId").and_then(Value::as_str) {
+            Some(raw) => DeviceId::parse(raw).unwrap_or_else(|e| {
+                errors.push("deviceId", e.to_string());
+                DeviceId::from_stored(raw.to_owned())
+            }),
+            None => DeviceId::from_stored(format!("{}{}", "dev_", "0".repeat(26))),
+        };
+        let record_kind = match params.get("kind").and_then(Value::as_str) {
+            Some(k) => RecordKind::parse(k).unwrap_or_else(|| {
+                errors.push("kind", "must be value, event or alarm");
+                RecordKind::Value
+            }),
+            None => RecordKind::Value,
+        };
+        let now = now_ms();
+        let record = Record {
+            kind: record_kind,
+            device_id: device,
+            property: params.get("property").and_then(Value::as_str).unwrap_or("switchyard_test").to_owned(),
+            timestamp: now,
+            payload: params.get("payload").cloned().unwrap_or_else(|| json!({"test": true})),
+            received_at: now,
+            scaled_payload: None,
+            name: Some("Switchyard test send".into()),
+            unit: None,
+            external_id: None,
+            property_id: None,
+            equipment_id: None,
+            gateway_interface_id: None,
+            slug: None,
+            is_out_of_service: None,
+            tags: [("switchyard".to_owned(), "test-send".to_owned())].into(),
+            id: None,
+        };
+        Plan::TestSend { record: Box::new(record) }
+    } else {
+        let time = |name: &str, errors: &mut ValidationErrors| match params.get(name) {
+            Some(v) => v.as_i64().filter(|t| *t >= 0).or_else(|| {
+                errors.push(name, "must be a time in ms since the epoch");
+                None
+            }),
+            None => {
+                errors.push(name, "is required (ms since the epoch)");
+                None
+            }
+        };
+        let (from, to) = (time("from", &mut errors), time("to", &mut errors));
+        if let (Some(f), Some(t)) = (from, to) {
+            if f >= t {
+                errors.push("to", "must be after from");
+            } else if t - f > MAX_RANGE_MS {
+                errors.push("to", "the range may cover at most 366 days");
+            }
+        }
+        Plan::Backfill { from: from.unwrap_or(0), to: to.unwrap_or(0) }
+    };
+    errors.into_result().map_err(ActionError::Invalid)?;
+    Ok(plan)
+}
+
+impl Engine {
+    /// Validates and records an action, starts it, and returns it (queued).
+    pub async fn start_action(
+        self: &Arc<Self>,
+        integration: &Integration,
+        kind: &str,
+        params: Map<String, Value>,
+    ) -> Result<Action, ActionError> {
+        if !available(integration.direction).contains(&kind) {
+            return Err(ActionError::Unknown(kind.to_owned()));
+        }
+        let plan = plan(kind, &params)?;
+        let now = now_ms();
+        let action = Action {
+            id: ActionId::new(),
+            integration_id: integration.id.clone(),
+            kind: kind.to_owned(),
+            status: ActionStatus::Queued,
+            params: Value::Object(params),
+            progress: json!({}),
+            result: None,
+            error: None,
+            created_at: now,
+            updated_at: now,
+            finished_at: None,
+        };
+        self.store.create_action(&integration.org_id, &action).await?;
+        let (engine, integration, started) = (self.clone(), integration.clone(), action.clone());
+        tokio::spawn(async move {
+            let org = integration.org_id.clone();
+            let mut action = started;
+            action.status = ActionStatus::Running;
+            let outcome = match engine.store.update_action(&org, &action).await {
+                Ok(()) => match plan {
+                    Plan::TestSend { record } => engine.test_send(&integration, &mut action, *record).await,
+                    Plan::Backfill { from, to } => engine.backfill(&integration, &mut action, from, to).await,
+                },
+                Err(e) => Err(e),
+            };
+            if let Err(e) = outcome {
+                tracing::error!(action = %action.id, error = %e, "action failed");
+                action.status = ActionStatus::Failed;
+                action.error = Some(e.to_string());
+            }
+            action.updated_at = now_ms();
+            action.finished_at = Some(action.updated_at);
+            if let Err(e) = engine.store.update_action(&org, &action).await {
+                tracing::error!(action = %action.id, error = %e, "recording the action's end failed");
+            }
+        });
+        Ok(action)
+    }
+
+    async fn test_send(
+        &self,
+        integration: &Integration,
+        action: &mut Action,
+        record: Record,
+    ) -> Result<(), StoreError> {
+        let kind = switchyard_connectors::find(&integration.type_key);
+        let egress = match kind.map(|k| k.build_egress(integration, &self.egress)) {
+            Some(Ok(e)) => e,
+            Some(Err(e)) => {
+                action.status = ActionStatus::Failed;
+                action.error = Some(e.to_string());
+                return Ok(());
+            }
+            None => {
+                action.status = ActionStatus::Failed;
+                action.error = Some(format!("{} cannot send", integration.type_key));
+                return Ok(());
+            }
+        };
+        let new = NewRecord { id: RecordId::new(), record, targets: vec![] };
+        let claimed = Claimed {
+            id: DeliveryId::new(),
+            org_id: integration.org_id.clone(),
+            integration_id: integration.id.clone(),
+            attempts: 0,
+            retry_from: 0,
+            body: serde_json::to_string(&new.record).expect("records serialise"),
+        };
+        let (mut completion, _) = crate::dispatcher::attempt(&*egress, &claimed, 1.0).await;
+        // A test send is tried once: it reports, it does not retry.
+        if completion.status != DeliveryStatus::Succeeded {
+            completion.status = DeliveryStatus::Dead;
+            completion.next_attempt_at = None;
+        }
+        self.store.record_test_send(&integration.org_id, &new, &integration.id, &action.id, &completion).await?;
+        let a = &completion.attempt;
+        let delivered = completion.status == DeliveryStatus::Succeeded;
+        action.result = Some(json!({
+            "deliveryId": completion.id, "delivered": delivered, "statusCode": a.status_code,
+            "error": a.error, "target": a.target, "durationMs": a.duration_ms,
+        }));
+        action.status = if delivered { ActionStatus::Succeeded } else { ActionStatus::Failed };
+        action.error = if delivered { None } else { a.error.clone().or_else(|| Some("not delivered".into())) };
+        Ok(())
+    }
+
+    async fn backfill(
+        &self,
+        integration: &Integration,
+        action: &mut Action,
+        from: i64,
+        to: i64,
+    ) -> Result<(), StoreError> {
+        let org: &OrgId = &integration.org_id;
+        let mut triggers = Vec::new();
+        let mut page = switchyard_store::PageRequest { limit: 200, after: None };
+        loop {
+            let p = self.store.list_triggers(org, &integration.id, &page).await?;
+            triggers.extend(p.items);
+            match p.next_cursor {
+                Some(c) => page.after = Some(c),
+                None => break,
+            }
+        }
+        let table = RouteTable::build(&triggers);
+        let (mut scanned, mut matched) = (0u64, 0u64);
+        let mut after = None;
+        loop {
+            let records = self.store.records_between(org, from, to, after.clone(), PAGE).await?;
+            let Some((last_id, last)) = records.last() else { break };
+            after = Some((last.timestamp, last_id.clone()));
+            let mut selected = Vec::new();
+            for (id, record) in &records {
+                let ancestry = self.router.ancestry(org, &record.device_id).await?;
+                if table.route(record, &ancestry).contains(&integration.id) {
+                    selected.push(id.clone());
+                }
+            }
+            scanned += records.len() as u64;
+            matched += self.store.enqueue(org, &integration.id, &selected, &action.id, now_ms()).await? as u64;
+            self.wake.wake();
+            action.progress = json!({"scanned": scanned, "matched": matched});
+            action.updated_at = now_ms();
+            self.store.update_action(org, action).await?;
+            if records.len() < PAGE {
+                break;
+            }
+        }
+        action.status = ActionStatus::Succeeded;
+        action.result = Some(json!({"scanned": scanned, "enqueued": matched}));
+        Ok(())
+    }
+}
