@@ -48,6 +48,7 @@ pub fn router(state: AppState, config: &ApiConfig) -> Router {
         get(move || async move { ([(header::CONTENT_TYPE, "application/json")], document.clone()) }),
     )
     .route("/healthz", get(|| async { "ok" }))
+    .route("/metrics", get(metrics))
     .route("/readyz", get(ready))
     .fallback(|| async { ApiError::NotFound("no such route".into()) })
     .method_not_allowed_fallback(|| async { ApiError::BadRequest("method not allowed on this route".into()) })
@@ -65,6 +66,11 @@ async fn ready(State(state): State<AppState>) -> Response {
             (axum::http::StatusCode::SERVICE_UNAVAILABLE, "store unavailable").into_response()
         }
     }
+}
+
+async fn metrics(State(state): State<AppState>) -> Result<Response, ApiError> {
+    let text = state.engine.render_metrics().await?;
+    Ok(([(header::CONTENT_TYPE, "application/openmetrics-text; version=1.0.0; charset=utf-8")], text).into_response())
 }
 
 /// One line per request: method, path (no query: it may carry search terms), status, time.

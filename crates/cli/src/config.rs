@@ -32,6 +32,8 @@ pub struct Config {
     /// Largest accepted request body.
     pub body_limit_bytes: usize,
     pub egress: EgressConfig,
+    /// Days finished deliveries (with their attempts) and records are kept.
+    pub retention_days: f64,
 }
 
 /// Outbound safety.
@@ -69,6 +71,7 @@ impl Default for Config {
             log_level: "info".into(),
             body_limit_bytes: switchyard_api::DEFAULT_BODY_LIMIT,
             egress: EgressConfig::default(),
+            retention_days: 7.0,
         }
     }
 }
@@ -132,6 +135,9 @@ impl Config {
             switchyard_core::Cipher::from_base64(key).map_err(|e| anyhow::anyhow!("secret_key: {e}"))?;
         }
         self.egress_policy()?;
+        if !(self.retention_days > 0.0 && self.retention_days <= 3650.0) {
+            bail!("retention_days: must be more than 0 and at most 3650");
+        }
         if self.body_limit_bytes < 1024 {
             bail!("body_limit_bytes: must be at least 1024");
         }

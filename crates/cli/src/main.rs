@@ -193,7 +193,11 @@ async fn serve(config: Config, store: std::sync::Arc<dyn switchyard_store::Store
     let api = switchyard_api::ApiConfig { body_limit: config.body_limit_bytes };
     let stop = tokio_util::sync::CancellationToken::new();
     let tasks = tokio_util::task::TaskTracker::new();
-    let engine_config = switchyard_engine::EngineConfig { egress: config.egress_policy()?, ..Default::default() };
+    let engine_config = switchyard_engine::EngineConfig {
+        egress: config.egress_policy()?,
+        retention: std::time::Duration::from_secs_f64(config.retention_days * 86400.0),
+        ..Default::default()
+    };
     let engine = switchyard_engine::Engine::start(store, engine_config, stop.clone(), &tasks).await?;
     let on_signal = stop.clone();
     let signal = async move {

@@ -199,6 +199,7 @@ impl Engine {
             integration_id: integration.id.clone(),
             attempts: 0,
             retry_from: 0,
+            created_at: now_ms(),
             body: serde_json::to_string(&new.record).expect("records serialise"),
         };
         let (mut completion, _) = crate::dispatcher::attempt(&*egress, &claimed, 1.0).await;

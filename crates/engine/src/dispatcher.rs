@@ -18,6 +18,7 @@ use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
 use crate::limits::{Breaker, BreakerConfig, CircuitState, Permit, TokenBucket};
+use crate::metrics::Metrics;
 use crate::retry;
 
 #[derive(Debug, Clone)]
@@ -77,6 +78,11 @@ impl Circuits {
         lock(&self.0).get(id).map(|b| lock(b).clone())
     }
 
+    /// Every known circuit's state.
+    pub(crate) fn states(&self) -> Vec<(IntegrationId, CircuitState)> {
+        lock(&self.0).iter().map(|(id, b)| (id.clone(), lock(b).state())).collect()
+    }
+
     /// Integrations whose circuit is open and cooling down: not worth claiming for.
     fn open(&self) -> Vec<IntegrationId> {
         let now = Instant::now();
@@ -105,15 +111,18 @@ impl Wake {
     }
 }
 
-pub(crate) fn spawn(
-    store: Arc<dyn Store>,
-    ctx: EgressContext,
-    config: DispatcherConfig,
-    wake: Wake,
-    circuits: Circuits,
-    shutdown: CancellationToken,
-    tracker: TaskTracker,
-) {
+/// What the dispatcher runs on.
+pub(crate) struct Parts {
+    pub store: Arc<dyn Store>,
+    pub ctx: EgressContext,
+    pub config: DispatcherConfig,
+    pub wake: Wake,
+    pub circuits: Circuits,
+    pub metrics: Arc<Metrics>,
+}
+
+pub(crate) fn spawn(parts: Parts, shutdown: CancellationToken, tracker: TaskTracker) {
+    let Parts { store, ctx, config, wake, circuits, metrics } = parts;
     let (done_tx, done_rx) = mpsc::unbounded_channel::<Completion>();
     tracker.spawn(write_completions(store.clone(), done_rx, wake.clone()));
     let sends = TaskTracker::new();
@@ -149,6 +158,7 @@ pub(crate) fn spawn(
                         config: config.clone(),
                         done: done_tx.clone(),
                         sends: sends.clone(),
+                        metrics: metrics.clone(),
                     };
                     start_worker(
                         shared,
@@ -185,6 +195,7 @@ struct Shared {
     config: DispatcherConfig,
     done: mpsc::UnboundedSender<Completion>,
     sends: TaskTracker,
+    metrics: Arc<Metrics>,
 }
 
 fn start_worker(
@@ -200,7 +211,7 @@ fn start_worker(
     let counter = queued.clone();
     let shutdown = shutdown.clone();
     tracker.spawn(async move {
-        let Shared { store, ctx, config, done, sends } = shared;
+        let Shared { store, ctx, config, done, sends, metrics } = shared;
         let limit = Arc::new(Semaphore::new(config.concurrency));
         let mut sender: Option<(Instant, Arc<dyn Egress>)> = None;
         let mut bucket: Option<TokenBucket> = None;
@@ -240,10 +251,12 @@ fn start_worker(
                 }
             }
             let slot = limit.clone().acquire_owned().await.expect("the semaphore is never closed");
-            let (done, counter, store, breaker) = (done.clone(), counter.clone(), store.clone(), breaker.clone());
+            let (done, counter, store, breaker, metrics) =
+                (done.clone(), counter.clone(), store.clone(), breaker.clone(), metrics.clone());
             let (org, scale) = (org.clone(), config.retry_scale);
             let send = async move {
                 let (completion, outcome) = attempt(&*egress, &delivery, scale).await;
+                record_metrics(&metrics, &delivery, &completion);
                 lock(&breaker).record(matches!(outcome, Outcome::Retry { .. }), Instant::now());
                 if let Outcome::Reject { deactivate: true, .. } = outcome {
                     deactivate(&*store, &org, &delivery.integration_id).await;
@@ -344,6 +357,19 @@ pub(crate) async fn attempt(egress: &dyn Egress, delivery: &Claimed, retry_scale
         next_attempt_at: next,
     };
     (completion, result.outcome)
+}
+
+fn record_metrics(metrics: &Metrics, delivery: &Claimed, c: &Completion) {
+    let outcome = match (c.attempt.outcome, c.status) {
+        (AttemptOutcome::Delivered, _) => "delivered",
+        (_, DeliveryStatus::Dead) if c.attempt.outcome == AttemptOutcome::Retry => "dead",
+        (AttemptOutcome::Retry, _) => "retry",
+        (AttemptOutcome::Rejected, _) => "rejected",
+    };
+    metrics.attempt(&delivery.integration_id, outcome, c.attempt.duration_ms as f64 / 1000.0);
+    if c.status == DeliveryStatus::Succeeded {
+        metrics.delivered(&delivery.integration_id, now_ms() - delivery.created_at);
+    }
 }
 
 /// The schedule's delay times the scale; a far side's own `Retry-After` is kept as asked.

@@ -11,6 +11,8 @@ use tokio_util::task::TaskTracker;
 pub mod actions;
 mod dispatcher;
 pub mod limits;
+mod metrics;
+mod retention;
 pub mod retry;
 pub mod router;
 
@@ -18,10 +20,25 @@ pub use dispatcher::{Circuits, DispatcherConfig, Wake};
 pub use limits::{BreakerConfig, CircuitState};
 pub use router::Router;
 
-#[derive(Debug, Clone, Default)]
+#[derive(Debug, Clone)]
 pub struct EngineConfig {
     pub dispatcher: DispatcherConfig,
     pub egress: EgressPolicy,
+    /// How long finished deliveries and unneeded records are kept.
+    pub retention: std::time::Duration,
+    /// How often retention runs.
+    pub retention_interval: std::time::Duration,
+}
+
+impl Default for EngineConfig {
+    fn default() -> Self {
+        Self {
+            dispatcher: DispatcherConfig::default(),
+            egress: EgressPolicy::default(),
+            retention: std::time::Duration::from_secs(7 * 24 * 3600),
+            retention_interval: std::time::Duration::from_secs(600),
+        }
+    }
 }
 
 pub struct Engine {
@@ -30,6 +47,7 @@ pub struct Engine {
     wake: Wake,
     circuits: Circuits,
     egress: EgressContext,
+    metrics: Arc<metrics::Metrics>,
 }
 
 /// An integration's circuit, as the API shows it.
@@ -69,16 +87,18 @@ impl Engine {
         if failed > 0 {
             tracing::warn!(failed, "actions interrupted by a stop were marked failed");
         }
-        dispatcher::spawn(
-            store.clone(),
-            ctx.clone(),
-            config.dispatcher,
-            wake.clone(),
-            circuits.clone(),
-            shutdown,
-            tracker.clone(),
-        );
-        Ok(Arc::new(Engine { router: Router::new(store.clone()), store, wake, circuits, egress: ctx }))
+        let metrics = Arc::new(metrics::Metrics::default());
+        retention::spawn(store.clone(), config.retention, config.retention_interval, shutdown.clone(), tracker);
+        let parts = dispatcher::Parts {
+            store: store.clone(),
+            ctx: ctx.clone(),
+            config: config.dispatcher,
+            wake: wake.clone(),
+            circuits: circuits.clone(),
+            metrics: metrics.clone(),
+        };
+        dispatcher::spawn(parts, shutdown, tracker.clone());
+        Ok(Arc::new(Engine { router: Router::new(store.clone()), store, wake, circuits, egress: ctx, metrics }))
     }
 
     /// Routes and stores records; returns once they and their fan-out are durable.
@@ -95,6 +115,7 @@ impl Engine {
             batch.push(NewRecord { id: RecordId::new(), record, targets });
         }
         let outcome = self.store.ingest(org, &batch, now_ms()).await?;
+        self.metrics.accepted(outcome.stored as u64);
         if outcome.deliveries > 0 {
             self.wake.wake();
         }
@@ -127,6 +148,11 @@ impl Engine {
             },
             None => CircuitStatus { state: CircuitState::Closed, since: 0, consecutive_failures: 0 },
         }
+    }
+
+    /// The Prometheus text exposition.
+    pub async fn render_metrics(&self) -> Result<String, StoreError> {
+        self.metrics.render(&*self.store, &self.circuits).await
     }
 
     pub fn store(&self) -> &Arc<dyn Store> {

@@ -23,3 +23,8 @@ CREATE INDEX deliveries_action ON deliveries (action_id);
 
 -- Sample records (test-send) are kept for the delivery log, never backfilled.
 ALTER TABLE records ADD COLUMN sample BOOLEAN NOT NULL DEFAULT FALSE;
+
+-- Retention deletes records that no delivery needs any more.
+CREATE INDEX deliveries_record ON deliveries (record_id);
+CREATE INDEX deliveries_completed ON deliveries (completed_at) WHERE status IN ('succeeded', 'dead');
+CREATE INDEX records_received ON records (received_at);

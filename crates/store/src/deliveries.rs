@@ -7,7 +7,7 @@ use switchyard_core::{
 use crate::db::{q, Conn, Pool, Row};
 use crate::{
     from_json, page_clause, paged, Claimed, Completion, DeliveryFilter, DeliveryStore, IngestOutcome, NewRecord, Page,
-    PageRequest, Result, SqlStore, StoreError,
+    PageRequest, PendingSummary, Result, SqlStore, StoreError,
 };
 
 const COLUMNS: &str = "id, integration_id, record_id, status, attempts, next_attempt_at, created_at, updated_at, \
@@ -120,7 +120,7 @@ impl DeliveryStore for SqlStore {
             // Several nodes claim at once; each row goes to one of them.
             query.push_sql(" FOR UPDATE SKIP LOCKED");
         }
-        query.push_sql(") RETURNING id, org_id, integration_id, record_id, attempts, retry_from");
+        query.push_sql(") RETURNING id, org_id, integration_id, record_id, attempts, retry_from, created_at");
         let mut tx = self.pool.begin().await?;
         let rows = tx.conn().fetch_all(query).await?;
         if rows.is_empty() {
@@ -147,6 +147,7 @@ impl DeliveryStore for SqlStore {
                     integration_id: IntegrationId::from_stored(r.get("integration_id")?),
                     attempts: r.get::<i64>("attempts")? as u32,
                     retry_from: r.get::<i64>("retry_from")? as u32,
+                    created_at: r.get("created_at")?,
                     body: bodies
                         .get(&record)
                         .cloned()
@@ -175,6 +176,48 @@ impl DeliveryStore for SqlStore {
             self.pool.execute(query).await?;
         }
         Ok(())
+    }
+
+    async fn pending_summary(&self) -> Result<Vec<PendingSummary>> {
+        let rows = self
+            .pool
+            .fetch_all(q(format!(
+                "SELECT org_id, integration_id, COUNT(*) AS n, MIN(created_at) AS oldest FROM deliveries WHERE {DUE} \
+                 GROUP BY org_id, integration_id"
+            )))
+            .await?;
+        rows.iter()
+            .map(|r| {
+                Ok(PendingSummary {
+                    org_id: OrgId::from_stored(r.get("org_id")?),
+                    integration_id: IntegrationId::from_stored(r.get("integration_id")?),
+                    pending: r.get::<i64>("n")? as u64,
+                    oldest_created_at: r.get("oldest")?,
+                })
+            })
+            .collect()
+    }
+
+    async fn purge(&self, before: i64, limit: usize) -> Result<(u64, u64)> {
+        let deliveries = self
+            .pool
+            .execute(
+                q("DELETE FROM deliveries WHERE id IN (SELECT id FROM deliveries WHERE status IN ('succeeded', 'dead') \
+                   AND completed_at < $1 LIMIT $2)")
+                .bind(before)
+                .bind(limit as i64),
+            )
+            .await?;
+        let records = self
+            .pool
+            .execute(
+                q("DELETE FROM records WHERE id IN (SELECT r.id FROM records r WHERE r.received_at < $1 \
+                   AND NOT EXISTS (SELECT 1 FROM deliveries d WHERE d.record_id = r.id) LIMIT $2)")
+                .bind(before)
+                .bind(limit as i64),
+            )
+            .await?;
+        Ok((deliveries, records))
     }
 
     async fn release_leases(&self) -> Result<u64> {

@@ -211,6 +211,8 @@ pub struct Claimed {
     pub retry_from: u32,
     /// The record as delivered (JSON).
     pub body: String,
+    /// When the delivery was created (its record accepted), ms.
+    pub created_at: i64,
 }
 
 /// The result of one attempt, and what becomes of the delivery.
@@ -221,6 +223,14 @@ pub struct Completion {
     pub status: DeliveryStatus,
     /// When the next attempt is due (`Retrying` only).
     pub next_attempt_at: Option<i64>,
+}
+
+#[derive(Debug, Clone)]
+pub struct PendingSummary {
+    pub org_id: OrgId,
+    pub integration_id: IntegrationId,
+    pub pending: u64,
+    pub oldest_created_at: i64,
 }
 
 #[derive(Debug, Clone, Default)]
@@ -251,6 +261,11 @@ pub trait DeliveryStore: Send + Sync {
     async fn complete(&self, results: &[Completion]) -> Result<()>;
     /// Puts claimed deliveries back, due at `until`, without an attempt (a circuit is open).
     async fn postpone(&self, ids: &[DeliveryId], until: i64) -> Result<()>;
+    /// Per integration: deliveries waiting (pending or retrying) and the oldest one's creation time.
+    async fn pending_summary(&self) -> Result<Vec<PendingSummary>>;
+    /// Deletes up to `limit` finished deliveries (with their attempts) completed before
+    /// `before`, then up to `limit` records received before it that no delivery needs.
+    async fn purge(&self, before: i64, limit: usize) -> Result<(u64, u64)>;
     /// Ends every lease (a single node starting after a crash).
     async fn release_leases(&self) -> Result<u64>;
     async fn list_deliveries(

@@ -27,6 +27,7 @@ mod catalog;
 mod delivery;
 mod integrations;
 mod openapi;
+mod ops;
 mod reliability;
 mod resources;
 
@@ -71,6 +72,7 @@ pub async fn spawn_configured(backend: Backend, configure: impl FnOnce(&mut Engi
     let mut engine_config = EngineConfig {
         egress: EgressPolicy::new(loopback),
         dispatcher: DispatcherConfig { poll: std::time::Duration::from_millis(20), ..Default::default() },
+        ..Default::default()
     };
     configure(&mut engine_config);
     let tasks = tokio_util::task::TaskTracker::new();

@@ -1,0 +1,91 @@
+//! Operations: Prometheus metrics and retention.
+use std::time::Duration;
+
+use reqwest::StatusCode;
+use serde_json::json;
+
+use crate::delivery::{value, wait_status, webhook_with_trigger, Answer, Receiver};
+use crate::{spawn_configured, Backend};
+
+fn line<'a>(text: &'a str, name: &str, label: &str) -> Option<&'a str> {
+    text.lines().find(|l| l.starts_with(name) && l.contains(label))
+}
+
+#[tokio::test]
+async fn metrics_show_outcomes_latency_backlog_and_circuits() {
+    let app = spawn_configured(Backend::Sqlite, |_| {}).await;
+    let ok = Receiver::start(vec![]).await;
+    let failing = Receiver::start(vec![Answer(500, vec![], Duration::ZERO)]).await;
+    let good = webhook_with_trigger(&app, &ok.url, json!({}), json!({"kinds": ["value"], "objects": ["good"]})).await;
+    let bad =
+        webhook_with_trigger(&app, &failing.url, json!({}), json!({"kinds": ["value"], "objects": ["bad"]})).await;
+    app.post(
+        "/v2/telemetry",
+        json!({"records": [value(&good.device, "good", json!(1)), value(&bad.device, "bad", json!(2))]}),
+    )
+    .await;
+    wait_status(&app, &good.integration, "succeeded").await;
+    wait_status(&app, &bad.integration, "retrying").await;
+
+    let res = app.client.get(format!("{}/metrics", app.base)).send().await.unwrap();
+    assert_eq!(res.status(), StatusCode::OK, "no key needed, like /healthz");
+    assert!(res.headers()["content-type"].to_str().unwrap().starts_with("application/openmetrics-text"));
+    let text = res.text().await.unwrap();
+    let g = format!("integration=\"{}\"", good.integration);
+    let b = format!("integration=\"{}\"", bad.integration);
+    let delivered = line(&text, "switchyard_deliveries_total", &g).unwrap();
+    assert!(delivered.contains("outcome=\"delivered\"") && delivered.ends_with(" 1"), "{delivered}");
+    let retried = line(&text, "switchyard_deliveries_total", &b).unwrap();
+    assert!(retried.contains("outcome=\"retry\"") && retried.ends_with(" 1"), "{retried}");
+    assert!(line(&text, "switchyard_delivery_latency_seconds_count", &g).unwrap().ends_with(" 1"));
+    assert!(line(&text, "switchyard_attempt_duration_seconds_bucket", &b).is_some());
+    assert!(line(&text, "switchyard_pending_deliveries", &b).unwrap().ends_with(" 1"), "the retrying delivery waits");
+    assert!(line(&text, "switchyard_pending_deliveries", &g).is_none(), "nothing waits for the healthy one");
+    let age: f64 =
+        line(&text, "switchyard_oldest_pending_age_seconds", &b).unwrap().rsplit(' ').next().unwrap().parse().unwrap();
+    assert!((0.0..60.0).contains(&age));
+    assert!(line(&text, "switchyard_circuit_state", &b).unwrap().ends_with(" 0"), "one failure leaves it closed");
+    assert!(text.lines().any(|l| l == "switchyard_records_accepted_total 2"), "{text}");
+}
+
+#[tokio::test]
+async fn retention_purges_finished_deliveries_and_keeps_waiting_ones() {
+    let app = spawn_configured(Backend::Sqlite, |c| {
+        c.retention = Duration::from_millis(300);
+        c.retention_interval = Duration::from_millis(100);
+    })
+    .await;
+    let ok = Receiver::start(vec![]).await;
+    let failing = Receiver::start(vec![Answer(500, vec![], Duration::ZERO)]).await;
+    let good = webhook_with_trigger(&app, &ok.url, json!({}), json!({"kinds": ["value"], "objects": ["good"]})).await;
+    let bad =
+        webhook_with_trigger(&app, &failing.url, json!({}), json!({"kinds": ["value"], "objects": ["bad"]})).await;
+    app.post(
+        "/v2/telemetry",
+        json!({"records": [value(&good.device, "good", json!(1)), value(&bad.device, "bad", json!(2))]}),
+    )
+    .await;
+    let done = wait_status(&app, &good.integration, "succeeded").await;
+    let waiting = wait_status(&app, &bad.integration, "retrying").await;
+    let done_path = format!("/v2/deliveries/{}", done["id"].as_str().unwrap());
+    for _ in 0..300 {
+        if app.get(&done_path).await.status == StatusCode::NOT_FOUND {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    assert_eq!(
+        app.get(&done_path).await.status,
+        StatusCode::NOT_FOUND,
+        "finished deliveries are purged after the retention"
+    );
+    let kept = app.get(&format!("/v2/deliveries/{}", waiting["id"].as_str().unwrap())).await;
+    assert_eq!(kept.status, StatusCode::OK, "a waiting delivery and its record are kept, however old");
+    assert_eq!(kept.body["publishedData"]["property"], "bad");
+    let left = app.store.records_between(&app.org.id, 0, i64::MAX, None, 10).await.unwrap();
+    assert_eq!(
+        left.iter().map(|(_, r)| r.property.as_str()).collect::<Vec<_>>(),
+        ["bad"],
+        "the delivered record is gone too"
+    );
+}

@@ -1,0 +1,121 @@
+//! Prometheus metrics, named for what an operator asks: deliveries by
+//! integration and outcome, delivery latency, attempt duration, and, read
+//! from the store at scrape time so every node reports the same, pending
+//! deliveries and the oldest pending age per integration; circuit states.
+use prometheus_client::encoding::text::encode;
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::gauge::Gauge;
+use prometheus_client::metrics::histogram::{exponential_buckets, Histogram};
+use prometheus_client::registry::Registry;
+use switchyard_core::{now_ms, IntegrationId};
+use switchyard_store::{Store, StoreError};
+
+use crate::dispatcher::Circuits;
+use crate::limits::CircuitState;
+
+type Labels = Vec<(&'static str, String)>;
+
+fn histogram() -> Histogram {
+    // 1 ms to about 65 s.
+    Histogram::new(exponential_buckets(0.001, 2.0, 17))
+}
+
+pub struct Metrics {
+    registry: Registry,
+    deliveries: Family<Labels, Counter>,
+    latency: Family<Labels, Histogram, fn() -> Histogram>,
+    attempt: Family<Labels, Histogram, fn() -> Histogram>,
+    pending: Family<Labels, Gauge>,
+    oldest: Family<Labels, Gauge<f64, std::sync::atomic::AtomicU64>>,
+    circuit: Family<Labels, Gauge>,
+    records: Counter,
+}
+
+impl Default for Metrics {
+    fn default() -> Self {
+        let mut registry = Registry::with_prefix("switchyard");
+        let deliveries = Family::<Labels, Counter>::default();
+        let latency =
+            Family::<Labels, Histogram, fn() -> Histogram>::new_with_constructor(histogram as fn() -> Histogram);
+        let attempt =
+            Family::<Labels, Histogram, fn() -> Histogram>::new_with_constructor(histogram as fn() -> Histogram);
+        let pending = Family::<Labels, Gauge>::default();
+        let oldest = Family::<Labels, Gauge<f64, std::sync::atomic::AtomicU64>>::default();
+        let circuit = Family::<Labels, Gauge>::default();
+        let records = Counter::default();
+        registry.register(
+            "deliveries",
+            "Delivery attempts by integration and outcome (delivered, retry, rejected, dead)",
+            deliveries.clone(),
+        );
+        registry.register(
+            "delivery_latency_seconds",
+            "From a record's acceptance to its delivery, by integration",
+            latency.clone(),
+        );
+        registry.register("attempt_duration_seconds", "How long one send took, by integration", attempt.clone());
+        registry.register(
+            "pending_deliveries",
+            "Deliveries waiting to be sent (pending or retrying), by integration",
+            pending.clone(),
+        );
+        registry.register(
+            "oldest_pending_age_seconds",
+            "Age of the oldest waiting delivery, by integration",
+            oldest.clone(),
+        );
+        registry.register(
+            "circuit_state",
+            "Circuit breaker per integration on this node: 0 closed, 1 half-open, 2 open",
+            circuit.clone(),
+        );
+        registry.register("records_accepted", "Telemetry records accepted", records.clone());
+        Self { registry, deliveries, latency, attempt, pending, oldest, circuit, records }
+    }
+}
+
+fn labels(integration: &IntegrationId) -> Labels {
+    vec![("integration", integration.to_string())]
+}
+
+impl Metrics {
+    pub(crate) fn attempt(&self, integration: &IntegrationId, outcome: &'static str, seconds: f64) {
+        let mut l = labels(integration);
+        self.attempt.get_or_create(&l).observe(seconds);
+        l.push(("outcome", outcome.to_owned()));
+        self.deliveries.get_or_create(&l).inc();
+    }
+
+    pub(crate) fn delivered(&self, integration: &IntegrationId, since_accepted_ms: i64) {
+        self.latency.get_or_create(&labels(integration)).observe(since_accepted_ms.max(0) as f64 / 1000.0);
+    }
+
+    pub(crate) fn accepted(&self, records: u64) {
+        self.records.inc_by(records);
+    }
+
+    /// The text exposition, with the store-derived gauges refreshed.
+    pub(crate) async fn render(&self, store: &dyn Store, circuits: &Circuits) -> Result<String, StoreError> {
+        self.pending.clear();
+        self.oldest.clear();
+        let now = now_ms();
+        for p in store.pending_summary().await? {
+            let l = vec![("integration", p.integration_id.to_string()), ("org", p.org_id.to_string())];
+            self.pending.get_or_create(&l).set(p.pending as i64);
+            self.oldest.get_or_create(&l).set((now - p.oldest_created_at).max(0) as f64 / 1000.0);
+        }
+        self.circuit.clear();
+        for (id, state) in circuits.states() {
+            let v = match state {
+                CircuitState::Closed => 0,
+                CircuitState::HalfOpen => 1,
+                CircuitState::Open => 2,
+            };
+            self.circuit.get_or_create(&labels(&id)).set(v);
+        }
+        let mut out = String::new();
+        encode(&mut out, &self.registry).expect("writing to a String cannot fail");
+        Ok(out)
+    }
+}
