@@ -5,6 +5,7 @@ use anyhow::Context;
 use clap::{Args, Parser, Subcommand};
 use switchyard_core::{ApiKeyId, OrgId, Scope};
 
+mod bench;
 mod bootstrap;
 mod config;
 
@@ -49,6 +50,8 @@ enum Command {
     /// Manage API keys.
     #[command(subcommand)]
     Keys(KeysCommand),
+    /// Measure delivery throughput, latency and memory against a baseline (temporary SQLite).
+    Bench(bench::BenchArgs),
 }
 
 #[derive(Debug, Subcommand)]
@@ -121,6 +124,9 @@ async fn main() -> std::process::ExitCode {
 }
 
 async fn run(cli: Cli) -> anyhow::Result<()> {
+    if let Command::Bench(args) = cli.command {
+        return bench::run(args).await;
+    }
     let listen = match &cli.command {
         Command::Serve { listen } => listen.clone(),
         _ => None,
@@ -173,6 +179,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             }
             Ok(())
         }
+        Command::Bench(_) => unreachable!("handled before the configuration is loaded"),
         Command::Keys(KeysCommand::Revoke { org, key }) => {
             if !store.revoke_key(&org, &key).await? {
                 anyhow::bail!("no active key {key} in organization {org}");

@@ -153,6 +153,7 @@ pub(crate) fn spawn(parts: Parts, shutdown: CancellationToken, tracker: TaskTrac
             for delivery in claimed {
                 let worker = workers.entry(delivery.integration_id.clone()).or_insert_with(|| {
                     let shared = Shared {
+                        wake: wake.clone(),
                         store: store.clone(),
                         ctx: ctx.clone(),
                         config: config.clone(),
@@ -190,6 +191,7 @@ pub(crate) fn spawn(parts: Parts, shutdown: CancellationToken, tracker: TaskTrac
 
 /// What every worker needs from the dispatcher.
 struct Shared {
+    wake: Wake,
     store: Arc<dyn Store>,
     ctx: EgressContext,
     config: DispatcherConfig,
@@ -211,7 +213,8 @@ fn start_worker(
     let counter = queued.clone();
     let shutdown = shutdown.clone();
     tracker.spawn(async move {
-        let Shared { store, ctx, config, done, sends, metrics } = shared;
+        let Shared { wake, store, ctx, config, done, sends, metrics } = shared;
+        let low_water = config.max_queued / 2;
         let limit = Arc::new(Semaphore::new(config.concurrency));
         let mut sender: Option<(Instant, Arc<dyn Egress>)> = None;
         let mut bucket: Option<TokenBucket> = None;
@@ -251,8 +254,8 @@ fn start_worker(
                 }
             }
             let slot = limit.clone().acquire_owned().await.expect("the semaphore is never closed");
-            let (done, counter, store, breaker, metrics) =
-                (done.clone(), counter.clone(), store.clone(), breaker.clone(), metrics.clone());
+            let (done, counter, store, breaker, metrics, wake) =
+                (done.clone(), counter.clone(), store.clone(), breaker.clone(), metrics.clone(), wake.clone());
             let (org, scale) = (org.clone(), config.retry_scale);
             let send = async move {
                 let (completion, outcome) = attempt(&*egress, &delivery, scale).await;
@@ -262,7 +265,10 @@ fn start_worker(
                     deactivate(&*store, &org, &delivery.integration_id).await;
                 }
                 let _ = done.send(completion);
-                counter.fetch_sub(1, Ordering::Relaxed);
+                // Half drained: claim more now rather than at the next poll.
+                if counter.fetch_sub(1, Ordering::Relaxed) == low_water + 1 {
+                    wake.wake();
+                }
                 drop(slot);
             };
             if permit == Permit::Probe {

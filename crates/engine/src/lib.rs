@@ -10,6 +10,7 @@ use tokio_util::task::TaskTracker;
 
 pub mod actions;
 mod dispatcher;
+mod ingest;
 pub mod limits;
 mod metrics;
 mod retention;
@@ -48,6 +49,7 @@ pub struct Engine {
     circuits: Circuits,
     egress: EgressContext,
     metrics: Arc<metrics::Metrics>,
+    writer: ingest::GroupCommit,
 }
 
 /// An integration's circuit, as the API shows it.
@@ -98,7 +100,8 @@ impl Engine {
             metrics: metrics.clone(),
         };
         dispatcher::spawn(parts, shutdown, tracker.clone());
-        Ok(Arc::new(Engine { router: Router::new(store.clone()), store, wake, circuits, egress: ctx, metrics }))
+        let writer = ingest::GroupCommit::start(store.clone());
+        Ok(Arc::new(Engine { router: Router::new(store.clone()), store, wake, circuits, egress: ctx, metrics, writer }))
     }
 
     /// Routes and stores records; returns once they and their fan-out are durable.
@@ -114,7 +117,7 @@ impl Engine {
             };
             batch.push(NewRecord { id: RecordId::new(), record, targets });
         }
-        let outcome = self.store.ingest(org, &batch, now_ms()).await?;
+        let outcome = self.writer.ingest(org.clone(), batch).await?;
         self.metrics.accepted(outcome.stored as u64);
         if outcome.deliveries > 0 {
             self.wake.wake();

@@ -207,7 +207,7 @@ impl ActionStore for SqlStore {
                 .bind(action),
             )
             .await?;
-        crate::deliveries::write_completion(&mut tx.conn(), c).await?;
+        crate::deliveries::write_completions(&mut tx.conn(), std::slice::from_ref(c)).await?;
         tx.commit().await
     }
 

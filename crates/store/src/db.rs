@@ -2,6 +2,8 @@
 //! SQL text with `$N` placeholders (both SQLite and PostgreSQL accept them)
 //! plus typed arguments; rows are read by column name.
 use std::borrow::Cow;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
 
 use sqlx::postgres::{PgConnection, PgPool, PgRow, Postgres};
 use sqlx::sqlite::{Sqlite, SqliteConnection, SqlitePool, SqliteRow};
@@ -84,9 +86,37 @@ impl Q {
     }
 }
 
-fn bind_all<'q, DB: Database>(
+/// SQLite binds `$N` parameters by name, and looking a name up is linear in
+/// the number of parameters, so a 4,000-argument multi-row INSERT binds in
+/// quadratic time. Plain `?` parameters have no names: this rewrites `$N` to
+/// `?` and lists the arguments in order of appearance (repeating reused ones).
+pub(crate) fn positional<'a>(sql: &str, args: &'a [Arg]) -> (String, Vec<&'a Arg>) {
+    let mut out = String::with_capacity(sql.len());
+    let mut order = Vec::with_capacity(args.len());
+    let mut chars = sql.char_indices().peekable();
+    let mut quoted = false;
+    while let Some((_, c)) = chars.next() {
+        if c == '\'' {
+            quoted = !quoted;
+        }
+        if c == '$' && !quoted && chars.peek().is_some_and(|(_, d)| d.is_ascii_digit()) {
+            let mut n = 0usize;
+            while let Some((_, d)) = chars.peek().copied().filter(|(_, d)| d.is_ascii_digit()) {
+                n = n * 10 + d.to_digit(10).unwrap_or(0) as usize;
+                chars.next();
+            }
+            order.push(&args[n - 1]);
+            out.push('?');
+        } else {
+            out.push(c);
+        }
+    }
+    (out, order)
+}
+
+fn bind_all<'q, 'a: 'q, DB: Database>(
     mut query: sqlx::query::Query<'q, DB, <DB as Database>::Arguments<'q>>,
-    args: &'q [Arg],
+    args: impl IntoIterator<Item = &'a Arg>,
 ) -> sqlx::query::Query<'q, DB, <DB as Database>::Arguments<'q>>
 where
     Option<i64>: Encode<'q, DB> + Type<DB>,
@@ -141,7 +171,10 @@ impl Conn<'_> {
 
     pub async fn fetch_optional(&mut self, q: Q) -> Result<Option<Row>, StoreError> {
         Ok(match self {
-            Conn::Sqlite(c) => bind_all(sqlx::query(&q.sql), &q.args).fetch_optional(&mut **c).await?.map(Row::Sqlite),
+            Conn::Sqlite(c) => {
+                let (sql, args) = positional(&q.sql, &q.args);
+                bind_all(sqlx::query(&sql), args).fetch_optional(&mut **c).await?.map(Row::Sqlite)
+            }
             Conn::Pg(c) => bind_all(sqlx::query(&q.sql), &q.args).fetch_optional(&mut **c).await?.map(Row::Pg),
         })
     }
@@ -149,7 +182,10 @@ impl Conn<'_> {
     /// Runs a statement; returns the number of rows it changed.
     pub async fn execute(&mut self, q: Q) -> Result<u64, StoreError> {
         Ok(match self {
-            Conn::Sqlite(c) => bind_all(sqlx::query(&q.sql), &q.args).execute(&mut **c).await?.rows_affected(),
+            Conn::Sqlite(c) => {
+                let (sql, args) = positional(&q.sql, &q.args);
+                bind_all(sqlx::query(&sql), args).execute(&mut **c).await?.rows_affected()
+            }
             Conn::Pg(c) => bind_all(sqlx::query(&q.sql), &q.args).execute(&mut **c).await?.rows_affected(),
         })
     }
@@ -168,22 +204,60 @@ impl Conn<'_> {
     }
 }
 
+/// Runs one statement without arguments. (`sqlx::query`, not `raw_sql`:
+/// the latter's future is not provably `Send` inside the store's async traits.)
+async fn raw_sqlite(conn: &mut SqliteConnection, sql: &'static str) -> Result<(), sqlx::Error> {
+    sqlx::query(sql).execute(conn).await.map(drop)
+}
+
+async fn raw_pg(conn: &mut PgConnection, sql: &'static str) -> Result<(), sqlx::Error> {
+    sqlx::query(sql).execute(conn).await.map(drop)
+}
+
+/// How a transaction reaches the disk.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Durability {
+    /// Synced before commit returns: accepted records, configuration.
+    Full,
+    /// Safe against a process crash, not a power cut: leases and delivery
+    /// results, whose loss only means a delivery is sent again.
+    Relaxed,
+}
+
+/// The SQLite writer connection inside `BEGIN IMMEDIATE … COMMIT`.
+pub(crate) struct SqliteTx {
+    conn: sqlx::pool::PoolConnection<Sqlite>,
+    committed: bool,
+}
+
+impl Drop for SqliteTx {
+    fn drop(&mut self) {
+        if !self.committed {
+            // Never hand a connection back inside a transaction: closing it rolls back.
+            self.conn.close_on_drop();
+        }
+    }
+}
+
 /// A transaction; dropped without `commit`, it rolls back.
 pub(crate) enum Tx {
-    Sqlite(sqlx::Transaction<'static, Sqlite>),
+    Sqlite(SqliteTx),
     Pg(sqlx::Transaction<'static, Postgres>),
 }
 
 impl Tx {
     pub fn conn(&mut self) -> Conn<'_> {
         match self {
-            Tx::Sqlite(t) => Conn::Sqlite(t),
+            Tx::Sqlite(t) => Conn::Sqlite(&mut t.conn),
             Tx::Pg(t) => Conn::Pg(t),
         }
     }
     pub async fn commit(self) -> Result<(), StoreError> {
         match self {
-            Tx::Sqlite(t) => t.commit().await?,
+            Tx::Sqlite(mut t) => {
+                raw_sqlite(&mut t.conn, "COMMIT").await?;
+                t.committed = true;
+            }
             Tx::Pg(t) => t.commit().await?,
         }
         Ok(())
@@ -194,7 +268,12 @@ impl Tx {
 /// a time; serialising in-process avoids lock contention) and several readers.
 #[derive(Clone)]
 pub(crate) enum Pool {
-    Sqlite { read: SqlitePool, write: SqlitePool },
+    /// `relaxed`: whether the one writer connection is set to `synchronous=NORMAL` now.
+    Sqlite {
+        read: SqlitePool,
+        write: SqlitePool,
+        relaxed: Arc<AtomicBool>,
+    },
     Pg(PgPool),
 }
 
@@ -203,9 +282,30 @@ impl Pool {
     /// (`BEGIN IMMEDIATE`), so a read-then-write never fails half-way on a
     /// lock held by another process (the CLI beside a running server).
     pub async fn begin(&self) -> Result<Tx, StoreError> {
+        self.begin_with(Durability::Full).await
+    }
+
+    pub async fn begin_with(&self, durability: Durability) -> Result<Tx, StoreError> {
         Ok(match self {
-            Pool::Sqlite { write, .. } => Tx::Sqlite(write.begin_with("BEGIN IMMEDIATE").await?),
-            Pool::Pg(p) => Tx::Pg(p.begin().await?),
+            Pool::Sqlite { write, relaxed, .. } => {
+                let mut conn = write.acquire().await?;
+                let want = durability == Durability::Relaxed;
+                // One writer connection, so this flag is its true state.
+                if relaxed.load(Ordering::Relaxed) != want {
+                    let pragma = if want { "PRAGMA synchronous = NORMAL" } else { "PRAGMA synchronous = FULL" };
+                    raw_sqlite(&mut conn, pragma).await?;
+                    relaxed.store(want, Ordering::Relaxed);
+                }
+                raw_sqlite(&mut conn, "BEGIN IMMEDIATE").await?;
+                Tx::Sqlite(SqliteTx { conn, committed: false })
+            }
+            Pool::Pg(p) => {
+                let mut tx = p.begin().await?;
+                if durability == Durability::Relaxed {
+                    raw_pg(&mut tx, "SET LOCAL synchronous_commit = off").await?;
+                }
+                Tx::Pg(tx)
+            }
         })
     }
 
@@ -225,9 +325,31 @@ impl Pool {
 
     /// One statement in its own transaction.
     pub async fn execute(&self, q: Q) -> Result<u64, StoreError> {
-        let mut tx = self.begin().await?;
+        self.execute_with(q, Durability::Full).await
+    }
+
+    pub async fn execute_with(&self, q: Q, durability: Durability) -> Result<u64, StoreError> {
+        let mut tx = self.begin_with(durability).await?;
         let n = tx.conn().execute(q).await?;
         tx.commit().await?;
         Ok(n)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn placeholders_become_positional_in_order_of_appearance() {
+        let mut args = vec![Arg::from("org"), Arg::from(5i64), Arg::from("x")];
+        args.extend((4..=10i64).map(Arg::from));
+        let (sql, order) = positional("SELECT '$1' WHERE a = $2 AND o = $1 OR b IN ($3, $1) AND c = $10", &args);
+        assert_eq!(sql, "SELECT '$1' WHERE a = ? AND o = ? OR b IN (?, ?) AND c = ?");
+        let shown: Vec<String> = order.iter().map(|a| format!("{a:?}")).collect();
+        assert_eq!(
+            shown,
+            ["Int(Some(5))", "Text(Some(\"org\"))", "Text(Some(\"x\"))", "Text(Some(\"org\"))", "Int(Some(10))"]
+        );
     }
 }

@@ -4,7 +4,8 @@ use switchyard_core::{
     Attempt, AttemptOutcome, Delivery, DeliveryId, DeliveryStatus, IntegrationId, OrgId, Record, RecordId,
 };
 
-use crate::db::{q, Conn, Pool, Row};
+use crate::db::{q, Conn, Durability, Pool, Row};
+use crate::telemetry::push_row;
 use crate::{
     from_json, page_clause, paged, Claimed, Completion, DeliveryFilter, DeliveryStore, IngestOutcome, NewRecord, Page,
     PageRequest, PendingSummary, Result, SqlStore, StoreError,
@@ -52,48 +53,65 @@ fn attempt_from(row: &Row) -> Result<Attempt> {
     })
 }
 
-/// Records one attempt and the delivery's new state.
-pub(crate) async fn write_completion(conn: &mut Conn<'_>, c: &Completion) -> Result<()> {
-    let a = &c.attempt;
-    conn
-            .execute(
-                q("INSERT INTO delivery_attempts (delivery_id, number, started_at, duration_ms, outcome, status_code, remote_id, \
-                   error, response_excerpt, target) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10) \
-                   ON CONFLICT (delivery_id, number) DO NOTHING")
-                .bind(&c.id)
-                .bind(a.number as i64)
-                .bind(a.started_at)
-                .bind(a.duration_ms)
-                .bind(a.outcome.as_str())
-                .bind(a.status_code.map(i64::from))
-                .bind(a.remote_id.clone())
-                .bind(a.error.clone())
-                .bind(a.response_excerpt.clone())
-                .bind(a.target.clone()),
-            )
-            .await?;
-    let finished = matches!(c.status, DeliveryStatus::Succeeded | DeliveryStatus::Dead);
-    let now = a.started_at + a.duration_ms;
-    conn.execute(
-        q("UPDATE deliveries SET status = $2, attempts = $3, next_attempt_at = $4, lease_until = 0, updated_at = $5, \
-                   completed_at = $6, target = $7, last_error = $8 WHERE id = $1")
-        .bind(&c.id)
-        .bind(c.status.as_str())
-        .bind(a.number as i64)
-        .bind(c.next_attempt_at.unwrap_or(now))
-        .bind(now)
-        .bind(finished.then_some(now))
-        .bind(a.target.clone())
-        .bind(if a.outcome == AttemptOutcome::Delivered { None } else { a.error.clone() }),
-    )
-    .await?;
+/// Records attempts and the deliveries' new states: two statements per 200 results.
+pub(crate) async fn write_completions(conn: &mut Conn<'_>, results: &[Completion]) -> Result<()> {
+    for chunk in results.chunks(200) {
+        let mut attempts =
+            q("INSERT INTO delivery_attempts (delivery_id, number, started_at, duration_ms, outcome, status_code, \
+                              remote_id, error, response_excerpt, target) VALUES ");
+        let mut states = q(
+            "WITH v (id, status, attempts, next_attempt_at, updated_at, completed_at, target, last_error) AS (VALUES ",
+        );
+        for c in chunk {
+            let a = &c.attempt;
+            let now = a.started_at + a.duration_ms;
+            let finished = matches!(c.status, DeliveryStatus::Succeeded | DeliveryStatus::Dead);
+            let error = if a.outcome == AttemptOutcome::Delivered { None } else { a.error.clone() };
+            push_row(
+                &mut attempts,
+                vec![
+                    (&c.id).into(),
+                    (a.number as i64).into(),
+                    a.started_at.into(),
+                    a.duration_ms.into(),
+                    a.outcome.as_str().into(),
+                    a.status_code.map(i64::from).into(),
+                    a.remote_id.clone().into(),
+                    a.error.clone().into(),
+                    a.response_excerpt.clone().into(),
+                    a.target.clone().into(),
+                ],
+            );
+            push_row(
+                &mut states,
+                vec![
+                    (&c.id).into(),
+                    c.status.as_str().into(),
+                    (a.number as i64).into(),
+                    c.next_attempt_at.unwrap_or(now).into(),
+                    now.into(),
+                    finished.then_some(now).into(),
+                    a.target.clone().into(),
+                    error.into(),
+                ],
+            );
+        }
+        attempts.push_sql(" ON CONFLICT (delivery_id, number) DO NOTHING");
+        states.push_sql(
+            ") UPDATE deliveries SET status = v.status, attempts = v.attempts, next_attempt_at = v.next_attempt_at, \
+             lease_until = 0, updated_at = v.updated_at, completed_at = v.completed_at, target = v.target, \
+             last_error = v.last_error FROM v WHERE deliveries.id = v.id",
+        );
+        conn.execute(attempts).await?;
+        conn.execute(states).await?;
+    }
     Ok(())
 }
 
 #[async_trait]
 impl DeliveryStore for SqlStore {
-    async fn ingest(&self, org: &OrgId, records: &[NewRecord], now: i64) -> Result<IngestOutcome> {
-        self.ingest_records(org, records, now).await
+    async fn ingest(&self, batches: &[(OrgId, Vec<NewRecord>)], now: i64) -> Result<Vec<IngestOutcome>> {
+        self.ingest_records(batches, now).await
     }
 
     async fn claim_due(
@@ -121,7 +139,7 @@ impl DeliveryStore for SqlStore {
             query.push_sql(" FOR UPDATE SKIP LOCKED");
         }
         query.push_sql(") RETURNING id, org_id, integration_id, record_id, attempts, retry_from, created_at");
-        let mut tx = self.pool.begin().await?;
+        let mut tx = self.pool.begin_with(Durability::Relaxed).await?;
         let rows = tx.conn().fetch_all(query).await?;
         if rows.is_empty() {
             return Ok(vec![]);
@@ -161,10 +179,8 @@ impl DeliveryStore for SqlStore {
         if results.is_empty() {
             return Ok(());
         }
-        let mut tx = self.pool.begin().await?;
-        for c in results {
-            write_completion(&mut tx.conn(), c).await?;
-        }
+        let mut tx = self.pool.begin_with(Durability::Relaxed).await?;
+        write_completions(&mut tx.conn(), results).await?;
         tx.commit().await
     }
 
@@ -173,7 +189,7 @@ impl DeliveryStore for SqlStore {
             let mut query = q("UPDATE deliveries SET next_attempt_at = $1, lease_until = 0 WHERE id IN (").bind(until);
             let list: Vec<String> = chunk.iter().map(|id| query.arg(id)).collect();
             query.push_sql(&format!("{})", list.join(", ")));
-            self.pool.execute(query).await?;
+            self.pool.execute_with(query, Durability::Relaxed).await?;
         }
         Ok(())
     }

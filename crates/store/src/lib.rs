@@ -244,10 +244,11 @@ pub struct DeliveryFilter {
 
 #[async_trait]
 pub trait DeliveryStore: Send + Sync {
-    /// Stores the records and one pending delivery per target, in one
-    /// transaction: on return, both are durable. Records whose sender id was
-    /// seen before are skipped with their fan-out.
-    async fn ingest(&self, org: &OrgId, records: &[NewRecord], now: i64) -> Result<IngestOutcome>;
+    /// Stores the records and one pending delivery per target, for several
+    /// organizations' batches in one transaction (a group commit): on return
+    /// all are durable. Records whose sender id was seen before are skipped
+    /// with their fan-out. One outcome per batch, in order.
+    async fn ingest(&self, batches: &[(OrgId, Vec<NewRecord>)], now: i64) -> Result<Vec<IngestOutcome>>;
     /// Leases up to `limit` due deliveries (oldest due first), skipping the
     /// integrations in `exclude`.
     async fn claim_due(

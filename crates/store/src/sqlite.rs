@@ -18,5 +18,5 @@ pub(crate) async fn connect(url: &str) -> Result<Pool> {
         .busy_timeout(Duration::from_secs(10));
     let write = SqlitePoolOptions::new().max_connections(1).connect_with(options.clone()).await?;
     let read = SqlitePoolOptions::new().max_connections(4).connect_with(options).await?;
-    Ok(Pool::Sqlite { read, write })
+    Ok(Pool::Sqlite { read, write, relaxed: Default::default() })
 }

@@ -1,5 +1,8 @@
-//! Ingest: records and their fan-out, written in one transaction.
-use switchyard_core::{DeliveryId, DeliveryStatus, OrgId};
+//! Ingest: records and their fan-out, written in one transaction, for as
+//! many requests as are waiting (a group commit).
+use std::collections::HashSet;
+
+use switchyard_core::{DeliveryId, DeliveryStatus, IntegrationId, OrgId};
 
 use crate::db::{q, Q};
 use crate::{json_text, IngestOutcome, NewRecord, Result, SqlStore};
@@ -15,19 +18,28 @@ pub(crate) fn push_row(query: &mut Q, args: Vec<crate::db::Arg>) {
 }
 
 impl SqlStore {
-    pub(crate) async fn ingest_records(&self, org: &OrgId, records: &[NewRecord], now: i64) -> Result<IngestOutcome> {
+    pub(crate) async fn ingest_records(
+        &self,
+        batches: &[(OrgId, Vec<NewRecord>)],
+        now: i64,
+    ) -> Result<Vec<IngestOutcome>> {
+        let rows: Vec<(usize, &OrgId, &NewRecord)> = batches
+            .iter()
+            .enumerate()
+            .flat_map(|(b, (org, records))| records.iter().map(move |r| (b, org, r)))
+            .collect();
         let mut tx = self.pool.begin().await?;
-        let mut outcome = IngestOutcome::default();
-        for chunk in records.chunks(CHUNK) {
+        let mut stored: HashSet<String> = HashSet::with_capacity(rows.len());
+        for chunk in rows.chunks(CHUNK) {
             let mut insert = q(
                 "INSERT INTO records (id, org_id, client_id, device_id, kind, property, ts, received_at, body) VALUES ",
             );
-            for r in chunk {
+            for (_, org, r) in chunk {
                 push_row(
                     &mut insert,
                     vec![
                         (&r.id).into(),
-                        org.into(),
+                        (*org).into(),
                         r.record.id.clone().into(),
                         (&r.record.device_id).into(),
                         r.record.kind.as_str().into(),
@@ -39,41 +51,46 @@ impl SqlStore {
                 );
             }
             insert.push_sql(" ON CONFLICT (org_id, client_id) DO NOTHING RETURNING id");
-            let stored: std::collections::HashSet<String> =
-                tx.conn().fetch_all(insert).await?.iter().map(|r| r.get::<String>("id")).collect::<Result<_>>()?;
-            outcome.stored += stored.len();
-            outcome.duplicates += chunk.len() - stored.len();
-            let fanout: Vec<_> = chunk
-                .iter()
-                .filter(|r| stored.contains(r.id.as_str()))
-                .flat_map(|r| r.targets.iter().map(move |t| (r, t)))
-                .collect();
-            for rows in fanout.chunks(CHUNK) {
-                let mut deliveries =
-                    q("INSERT INTO deliveries (id, org_id, integration_id, record_id, status, attempts, retry_from, \
-                                        next_attempt_at, lease_until, created_at, updated_at) VALUES ");
-                for (record, integration) in rows {
-                    push_row(
-                        &mut deliveries,
-                        vec![
-                            (&DeliveryId::new()).into(),
-                            org.into(),
-                            (*integration).into(),
-                            (&record.id).into(),
-                            DeliveryStatus::Pending.as_str().into(),
-                            0i64.into(),
-                            0i64.into(),
-                            now.into(),
-                            0i64.into(),
-                            now.into(),
-                            now.into(),
-                        ],
-                    );
-                }
-                outcome.deliveries += tx.conn().execute(deliveries).await? as usize;
+            for row in tx.conn().fetch_all(insert).await? {
+                stored.insert(row.get("id")?);
             }
         }
+        let mut outcomes = vec![IngestOutcome::default(); batches.len()];
+        let mut fanout: Vec<(&OrgId, &NewRecord, &IntegrationId)> = Vec::new();
+        for (b, org, r) in &rows {
+            if stored.contains(r.id.as_str()) {
+                outcomes[*b].stored += 1;
+                outcomes[*b].deliveries += r.targets.len();
+                fanout.extend(r.targets.iter().map(|t| (*org, *r, t)));
+            } else {
+                outcomes[*b].duplicates += 1;
+            }
+        }
+        for chunk in fanout.chunks(CHUNK) {
+            let mut deliveries =
+                q("INSERT INTO deliveries (id, org_id, integration_id, record_id, status, attempts, retry_from, \
+                                    next_attempt_at, lease_until, created_at, updated_at) VALUES ");
+            for (org, record, integration) in chunk {
+                push_row(
+                    &mut deliveries,
+                    vec![
+                        (&DeliveryId::new()).into(),
+                        (*org).into(),
+                        (*integration).into(),
+                        (&record.id).into(),
+                        DeliveryStatus::Pending.as_str().into(),
+                        0i64.into(),
+                        0i64.into(),
+                        now.into(),
+                        0i64.into(),
+                        now.into(),
+                        now.into(),
+                    ],
+                );
+            }
+            tx.conn().execute(deliveries).await?;
+        }
         tx.commit().await?;
-        Ok(outcome)
+        Ok(outcomes)
     }
 }

@@ -1,0 +1,289 @@
+//! `switchyard bench`: the delivery path measured against its baseline, in
+//! one process on this machine. The server runs on SQLite in a temporary
+//! directory and delivers to a local receiver; the baseline is the same HTTP
+//! client posting straight to the same receiver.
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use anyhow::Context;
+use axum::body::Bytes;
+use serde_json::{json, Value};
+use switchyard_core::{keys, now_ms, ApiKey, ApiKeyId, Cipher, Org, OrgId, Scope};
+use tokio::sync::Semaphore;
+
+#[derive(Debug, Clone, clap::Args)]
+pub struct BenchArgs {
+    /// Records for the throughput runs (b) and the baseline (a).
+    #[arg(long, default_value_t = 100_000)]
+    pub records: usize,
+    /// Records for the one-record-per-request run (c).
+    #[arg(long, default_value_t = 40_000)]
+    pub single: usize,
+    /// Seconds of the fixed-rate latency run (d), at 1,000 records/s.
+    #[arg(long, default_value_t = 10)]
+    pub latency_seconds: u64,
+    /// Concurrent ingest requests.
+    #[arg(long, default_value_t = 32)]
+    pub clients: usize,
+}
+
+/// Counts arrivals and keeps, per record id, when it arrived.
+#[derive(Clone, Default)]
+struct Receiver {
+    count: Arc<AtomicU64>,
+    arrivals: Arc<Mutex<HashMap<String, Instant>>>,
+    track: Arc<std::sync::atomic::AtomicBool>,
+}
+
+impl Receiver {
+    async fn start(&self) -> anyhow::Result<String> {
+        let me = self.clone();
+        let app = axum::Router::new().fallback(move |body: Bytes| {
+            let me = me.clone();
+            async move {
+                if me.track.load(Ordering::Relaxed) {
+                    if let Ok(v) = serde_json::from_slice::<Value>(&body) {
+                        if let Some(id) = v["id"].as_str() {
+                            me.arrivals.lock().unwrap().insert(id.to_owned(), Instant::now());
+                        }
+                    }
+                }
+                me.count.fetch_add(1, Ordering::Relaxed);
+                ""
+            }
+        });
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
+        let url = format!("http://{}/in", listener.local_addr()?);
+        tokio::spawn(async move { axum::serve(listener, app).await });
+        Ok(url)
+    }
+
+    async fn wait_for(&self, n: u64, limit: Duration) -> anyhow::Result<Instant> {
+        let deadline = Instant::now() + limit;
+        while self.count.load(Ordering::Relaxed) < n {
+            anyhow::ensure!(
+                Instant::now() < deadline,
+                "only {} of {n} deliveries arrived",
+                self.count.load(Ordering::Relaxed)
+            );
+            tokio::time::sleep(Duration::from_millis(2)).await;
+        }
+        Ok(Instant::now())
+    }
+}
+
+fn rss_kib(field: &str) -> u64 {
+    std::fs::read_to_string("/proc/self/status")
+        .ok()
+        .and_then(|s| s.lines().find(|l| l.starts_with(field)).and_then(|l| l.split_whitespace().nth(1)?.parse().ok()))
+        .unwrap_or(0)
+}
+
+fn record(device: &str, id: String) -> Value {
+    json!({"kind": "value", "deviceId": device, "property": "power", "timestamp": 1_700_000_000_000i64,
+           "payload": 12.5, "unit": "kW", "id": id})
+}
+
+fn percentile(sorted: &[f64], p: f64) -> f64 {
+    if sorted.is_empty() {
+        return f64::NAN;
+    }
+    sorted[((sorted.len() as f64 - 1.0) * p).round() as usize]
+}
+
+pub async fn run(args: BenchArgs) -> anyhow::Result<()> {
+    let dir = tempfile::tempdir()?;
+    let url = format!("sqlite://{}", dir.path().join("bench.db").display());
+    let store = switchyard_store::open(&url, Cipher::new(&[9u8; 32])).await?;
+    let org = Org { id: OrgId::new(), name: "bench".into(), custom_integrations: false, created_at: now_ms() };
+    store.create_org(&org).await?;
+    let new = keys::generate_api_key();
+    let key = ApiKey {
+        id: ApiKeyId::new(),
+        org_id: org.id.clone(),
+        name: "bench".into(),
+        prefix: new.prefix.clone(),
+        scope: Scope::Write,
+        created_at: now_ms(),
+        revoked_at: None,
+    };
+    store.create_key(&key, &new.hash).await?;
+    let policy = switchyard_connectors::EgressPolicy::new(
+        switchyard_connectors::EgressPolicy::parse_list("127.0.0.1/32").map_err(anyhow::Error::msg)?,
+    );
+    let stop = tokio_util::sync::CancellationToken::new();
+    let tasks = tokio_util::task::TaskTracker::new();
+    let engine = switchyard_engine::Engine::start(
+        store.clone(),
+        switchyard_engine::EngineConfig { egress: policy.clone(), ..Default::default() },
+        stop.clone(),
+        &tasks,
+    )
+    .await?;
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
+    let api = format!("http://{}/v2", listener.local_addr()?);
+    let state = switchyard_api::AppState::new(engine);
+    tokio::spawn(async move {
+        switchyard_api::serve(listener, state, &switchyard_api::ApiConfig::default(), std::future::pending()).await
+    });
+    let receiver = Receiver::default();
+    let target = receiver.start().await?;
+    let client = reqwest::Client::builder().pool_max_idle_per_host(256).build()?;
+    let key = new.plaintext.clone();
+    let post = move |path: &str, body: Value| {
+        let (client, api, key) = (client.clone(), api.clone(), key.clone());
+        let path = path.to_owned();
+        async move {
+            let res = client.post(format!("{api}{path}")).header("x-api-key", key).json(&body).send().await?;
+            let status = res.status();
+            let body: Value = res.json().await.unwrap_or(Value::Null);
+            anyhow::ensure!(status.is_success(), "{path}: {status} {body}");
+            Ok::<Value, anyhow::Error>(body)
+        }
+    };
+    let place = post("/places", json!({"name": "bench"})).await?;
+    let device = post("/devices", json!({"name": "m", "placeId": place["id"], "deviceType": "meter"})).await?;
+    let device = device["id"].as_str().context("device id")?.to_owned();
+    let hook =
+        post("/integrations", json!({"name": "bench", "type": "WEBHOOK", "properties": {"url": target}})).await?;
+    post(&format!("/integrations/{}/triggers", hook["id"].as_str().unwrap_or_default()), json!({"kinds": ["value"]}))
+        .await?;
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let idle_rss = rss_kib("VmRSS:");
+
+    println!(
+        "switchyard bench: SQLite in {}, {} cores",
+        dir.path().display(),
+        std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1)
+    );
+
+    // (a) The baseline: the same HTTP client, straight to the same receiver.
+    let body = serde_json::to_vec(&record(&device, "baseline".into()))?;
+    let raw_client = switchyard_connectors::EgressContext::new(policy).http;
+    let gate = Arc::new(Semaphore::new(64));
+    let started = Instant::now();
+    let mut sends = Vec::with_capacity(args.records);
+    for _ in 0..args.records {
+        let permit = gate.clone().acquire_owned().await?;
+        let (c, t, b) = (raw_client.clone(), target.clone(), body.clone());
+        sends.push(tokio::spawn(async move {
+            let r = c.post(&t).header("content-type", "application/json").body(b).send().await;
+            drop(permit);
+            r.map(drop)
+        }));
+    }
+    for s in sends {
+        s.await??;
+    }
+    let raw_rate = args.records as f64 / started.elapsed().as_secs_f64();
+    receiver.count.store(0, Ordering::Relaxed);
+
+    // (b) Batches of 100 records per ingest request, one webhook request per record.
+    let b_rate = throughput(&post, &receiver, &device, args.records, 100, args.clients, "b").await?;
+    // (c) One record per ingest request.
+    let c_rate = throughput(&post, &receiver, &device, args.single, 1, args.clients, "c").await?;
+
+    // (d) Latency from ingest accepted to webhook received, at 1,000 records/s.
+    receiver.track.store(true, Ordering::Relaxed);
+    let total = (args.latency_seconds * 1000) as usize;
+    let accepted: Arc<Mutex<HashMap<String, Instant>>> = Arc::default();
+    let start_count = receiver.count.load(Ordering::Relaxed);
+    let mut ticker = tokio::time::interval(Duration::from_millis(1));
+    ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Burst);
+    let mut inflight = Vec::with_capacity(total);
+    for i in 0..total {
+        ticker.tick().await;
+        let id = format!("d-{i}");
+        let (accepted, post) = (accepted.clone(), post.clone());
+        let body = json!({"records": [record(&device, id.clone())]});
+        inflight.push(tokio::spawn(async move {
+            post("/telemetry", body).await?;
+            accepted.lock().unwrap().insert(id, Instant::now());
+            Ok::<(), anyhow::Error>(())
+        }));
+    }
+    for f in inflight {
+        f.await??;
+    }
+    receiver.wait_for(start_count + total as u64, Duration::from_secs(120)).await?;
+    let arrivals = receiver.arrivals.lock().unwrap().clone();
+    let mut latencies: Vec<f64> = accepted
+        .lock()
+        .unwrap()
+        .iter()
+        .filter_map(|(id, at)| arrivals.get(id).map(|got| got.saturating_duration_since(*at).as_secs_f64() * 1000.0))
+        .collect();
+    latencies.sort_by(|a, b| a.partial_cmp(b).unwrap());
+    let peak_rss = rss_kib("VmHWM:");
+
+    println!();
+    println!("{:<62} {:>14} {:>12}", "measure", "result", "target");
+    println!("{:<62} {:>14.0} {:>12}", "(a) baseline: same client straight to the receiver, req/s", raw_rate, "");
+    println!("{:<62} {:>14.0} {:>12}", "(b) delivered records/s, ingest batches of 100", b_rate, ">= 50000");
+    println!("{:<62} {:>13.1}% {:>12}", "    (b) as a share of (a)", 100.0 * b_rate / raw_rate, ">= 40%");
+    println!("{:<62} {:>14.0} {:>12}", "(c) delivered records/s, one record per ingest request", c_rate, ">= 20000");
+    println!(
+        "{:<62} {:>14.2} {:>12}",
+        "(d) latency p50, ms (ingest accepted -> webhook received)",
+        percentile(&latencies, 0.50),
+        ""
+    );
+    println!(
+        "{:<62} {:>14.2} {:>12}",
+        "    latency p99, ms, at 1,000 records/s",
+        percentile(&latencies, 0.99),
+        "<= 10"
+    );
+    println!("{:<62} {:>14.2} {:>12}", "    latency p99.9, ms", percentile(&latencies, 0.999), "");
+    println!("{:<62} {:>14.1} {:>12}", "(e) idle RSS, MB", idle_rss as f64 / 1024.0, "<= 40");
+    println!("{:<62} {:>14.1} {:>12}", "    peak RSS, MB", peak_rss as f64 / 1024.0, "");
+    println!("    ({} latency samples)", latencies.len());
+    stop.cancel();
+    Ok(())
+}
+
+/// Ingests `n` records in batches of `batch` with `clients` concurrent
+/// requests; returns delivered records per second (first ingest to last arrival).
+async fn throughput<F, Fut>(
+    post: &F,
+    receiver: &Receiver,
+    device: &str,
+    n: usize,
+    batch: usize,
+    clients: usize,
+    label: &str,
+) -> anyhow::Result<f64>
+where
+    F: Fn(&str, Value) -> Fut + Clone + Send + 'static,
+    Fut: std::future::Future<Output = anyhow::Result<Value>> + Send,
+{
+    let before = receiver.count.load(Ordering::Relaxed);
+    let gate = Arc::new(Semaphore::new(clients));
+    let started = Instant::now();
+    let mut requests = Vec::new();
+    for chunk in 0..n.div_ceil(batch) {
+        let permit = gate.clone().acquire_owned().await?;
+        let records: Vec<Value> = (0..batch).map(|i| record(device, format!("{label}-{chunk}-{i}"))).collect();
+        let post = post.clone();
+        requests.push(tokio::spawn(async move {
+            let r = post("/telemetry", json!({"records": records})).await;
+            drop(permit);
+            r.map(drop)
+        }));
+    }
+    for r in requests {
+        r.await??;
+    }
+    let accepted = started.elapsed();
+    let done = receiver.wait_for(before + (n.div_ceil(batch) * batch) as u64, Duration::from_secs(600)).await?;
+    let total = done.duration_since(started);
+    println!(
+        "    ({label}) {n} records: all accepted after {:.2} s ({:.0} records/s in), all delivered after {:.2} s",
+        accepted.as_secs_f64(),
+        n as f64 / accepted.as_secs_f64(),
+        total.as_secs_f64()
+    );
+    Ok(n as f64 / total.as_secs_f64())
+}
