@@ -34,6 +34,9 @@ pub struct DirectionSupport {
     pub check: fn(&Resolved) -> Result<(), ValidationErrors>,
     /// At create: fills in generated values; returns those to show once.
     pub prepare: fn(&mut Resolved) -> Vec<(&'static str, String)>,
+    /// At update, after validation: adjusts the new state given the old one
+    /// (a webhook keeps its previous signing secret for a while).
+    pub on_update: fn(&Resolved, &mut Resolved, i64),
     /// Builds the sender for an integration (EGRESS types that are available).
     pub build: Option<BuildEgress>,
 }
@@ -49,6 +52,8 @@ pub fn no_check(_: &Resolved) -> Result<(), ValidationErrors> {
 pub fn nothing_to_prepare(_: &mut Resolved) -> Vec<(&'static str, String)> {
     vec![]
 }
+
+pub fn nothing_on_update(_: &Resolved, _: &mut Resolved, _: i64) {}
 
 /// A catalog entry: one integration type.
 #[derive(Debug, Clone)]

@@ -5,7 +5,7 @@ use serde_json::json;
 use switchyard_core::spec::{PropertyKind as K, PropertySpec as P};
 use switchyard_core::{Direction, ResourceType};
 
-use crate::{no_check, nothing_to_prepare, Category, ConnectorType, DirectionSupport};
+use crate::{no_check, nothing_on_update, nothing_to_prepare, Category, ConnectorType, DirectionSupport};
 
 fn planned(
     key: &'static str,
@@ -26,6 +26,7 @@ fn planned(
                 properties,
                 check: no_check,
                 prepare: nothing_to_prepare,
+                on_update: nothing_on_update,
                 build: None,
             })
             .collect(),
@@ -340,6 +341,7 @@ pub(crate) fn types() -> Vec<ConnectorType> {
                 properties: vec![],
                 check: no_check,
                 prepare: nothing_to_prepare,
+                on_update: nothing_on_update,
                 build: None,
             },
             DirectionSupport {
@@ -348,6 +350,7 @@ pub(crate) fn types() -> Vec<ConnectorType> {
                 properties: vec![],
                 check: no_check,
                 prepare: nothing_to_prepare,
+                on_update: nothing_on_update,
                 build: None,
             },
         ],

@@ -175,6 +175,26 @@ async fn a_value_is_delivered_signed_and_logged(backend: Backend) {
     assert_eq!(rx.received().len(), 1, "voltage matched no trigger");
 }
 
+async fn a_rotated_secret_signs_beside_the_new_one(backend: Backend) {
+    let app = spawn_configured(backend, |_| {}).await;
+    let rx = Receiver::start(vec![]).await;
+    let old = "whsec_C2FVsBQIhrscChlQIMV+b5sSYspob7oD";
+    let new = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw";
+    let s = webhook_with_trigger(&app, &rx.url, json!({"secret": old}), json!({"kinds": ["value"]})).await;
+    assert!(s.secret.is_empty(), "a given secret is not shown back");
+    let res = app.put(&format!("/v2/integrations/{}", s.integration), json!({"properties": {"secret": new}})).await;
+    assert_eq!(res.status, StatusCode::OK, "{:?}", res.body);
+    assert_eq!(res.body["secretsSet"], json!(["previousSecret", "secret"]));
+    app.post("/v2/telemetry", json!({"records": [value(&s.device, "a", json!(1))]})).await;
+    let got = rx.wait_for(1).await;
+    assert_eq!(got[0].header("webhook-signature").split(' ').count(), 2);
+    assert!(verify(old, &got[0]) && verify(new, &got[0]), "receivers on either secret accept it for 24 h");
+    let bad =
+        app.put(&format!("/v2/integrations/{}", s.integration), json!({"properties": {"secret": "not-whsec"}})).await;
+    assert_problem(&bad, StatusCode::UNPROCESSABLE_ENTITY, "validation_failed");
+    assert_eq!(bad.fields(), ["properties.secret"]);
+}
+
 async fn failures_retry_on_schedule_honour_retry_after_and_end_dead(backend: Backend) {
     let app = spawn_configured(backend, |_| {}).await;
     let rx = Receiver::start(vec![
@@ -366,6 +386,7 @@ async fn triggers_select_by_kind_object_and_scope(backend: Backend) {
 }
 
 on_both_stores!(
+    a_rotated_secret_signs_beside_the_new_one,
     a_value_is_delivered_signed_and_logged,
     failures_retry_on_schedule_honour_retry_after_and_end_dead,
     rejected_deliveries_are_dead_and_resendable_with_the_same_id,

@@ -110,13 +110,7 @@ impl WebhookConfig {
         let headers = parse_headers(p.get("headers").and_then(Value::as_array).map(Vec::as_slice).unwrap_or_default())
             .map_err(|(i, e)| bad(format!("headers[{i}] {e}")))?;
         let timeout = Duration::from_secs_f64(p.get("timeoutSeconds").and_then(Value::as_f64).unwrap_or(15.0));
-        let keys = i
-            .secrets
-            .get("secret")
-            .map(|s| SigningKey::parse(s.expose()).map_err(|e| bad(format!("secret {e}"))))
-            .transpose()?
-            .into_iter()
-            .collect();
+        let keys = signing_keys(&i.secrets, switchyard_core::now_ms()).map_err(|e| bad(format!("secret {e}")))?;
         let username = text(p, "username").unwrap_or_default().to_owned();
         let secret = |name: &str| i.secrets.get(name).cloned().ok_or_else(|| bad(format!("{name} is not set")));
         let auth = match text(p, "authType").unwrap_or("NONE") {
@@ -154,6 +148,38 @@ pub fn check(resolved: &Resolved) -> Result<(), ValidationErrors> {
     errors.into_result()
 }
 
+/// Where the replaced signing secret is kept while it still signs: the secret,
+/// `|`, and the time (ms) it stops.
+pub const PREVIOUS_SECRET: &str = "previousSecret";
+
+/// How long a replaced signing secret keeps signing beside the new one.
+pub const ROTATION_OVERLAP_MS: i64 = 24 * 3600 * 1000;
+
+/// At update: a replaced signing secret keeps signing for 24 h, so receivers
+/// can switch to the new one without dropping a message.
+pub fn rotate(before: &Resolved, after: &mut Resolved, now: i64) {
+    if let (Some(old), Some(new)) = (before.secrets.get("secret"), after.secrets.get("secret")) {
+        if old.expose() != new.expose() {
+            let value = format!("{}|{}", old.expose(), now + ROTATION_OVERLAP_MS);
+            after.secrets.insert(PREVIOUS_SECRET.into(), Secret::new(value));
+        }
+    }
+}
+
+/// The keys that sign now: the current secret, and the previous one until it expires.
+pub fn signing_keys(secrets: &std::collections::BTreeMap<String, Secret>, now: i64) -> Result<Vec<SigningKey>, String> {
+    let mut keys = Vec::new();
+    if let Some(current) = secrets.get("secret") {
+        keys.push(SigningKey::parse(current.expose())?);
+    }
+    if let Some((old, until)) = secrets.get(PREVIOUS_SECRET).and_then(|p| p.expose().rsplit_once('|')) {
+        if until.parse::<i64>().is_ok_and(|t| now < t) {
+            keys.extend(SigningKey::parse(old).ok());
+        }
+    }
+    Ok(keys)
+}
+
 /// At create: a signing secret is generated when none is given, and shown once.
 pub fn prepare(resolved: &mut Resolved) -> Vec<(&'static str, String)> {
     if resolved.secrets.contains_key("secret") {
@@ -162,4 +188,36 @@ pub fn prepare(resolved: &mut Resolved) -> Vec<(&'static str, String)> {
     let secret = generate_secret();
     resolved.secrets.insert("secret".into(), Secret::new(secret.clone()));
     vec![("secret", secret)]
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_replaced_secret_signs_for_24_hours() {
+        let (a, b) = (generate_secret(), generate_secret());
+        let before = Resolved { secrets: [("secret".to_owned(), Secret::new(a.clone()))].into(), ..Default::default() };
+        let mut after = Resolved { secrets: [("secret".to_owned(), Secret::new(b))].into(), ..Default::default() };
+        rotate(&before, &mut after, 1_000);
+        assert_eq!(signing_keys(&after.secrets, 1_000).unwrap().len(), 2, "both sign during the overlap");
+        assert_eq!(signing_keys(&after.secrets, 1_000 + ROTATION_OVERLAP_MS - 1).unwrap().len(), 2);
+        assert_eq!(
+            signing_keys(&after.secrets, 1_000 + ROTATION_OVERLAP_MS).unwrap().len(),
+            1,
+            "then only the new one"
+        );
+        let mut same = before.clone();
+        rotate(&before, &mut same, 1_000);
+        assert!(!same.secrets.contains_key(PREVIOUS_SECRET), "an unchanged secret is not a rotation");
+    }
+
+    #[test]
+    fn header_lines_are_checked() {
+        let ok = [Value::from("X-Team: ops")];
+        assert_eq!(parse_headers(&ok).unwrap().len(), 1);
+        assert!(parse_headers(&[Value::from("no colon")]).is_err());
+        assert!(parse_headers(&[Value::from("Content-Type: text/plain")]).unwrap_err().1.contains("set by Switchyard"));
+        assert!(parse_headers(&[Value::from("Bad Name: x")]).is_err());
+    }
 }

@@ -31,6 +31,7 @@ pub fn connector_type() -> ConnectorType {
             properties: properties(),
             check: config::check,
             prepare: config::prepare,
+            on_update: config::rotate,
             build: Some(build),
         }],
     }
