@@ -217,20 +217,22 @@ impl DeliveryStore for SqlStore {
     async fn purge(&self, before: i64, limit: usize) -> Result<(u64, u64)> {
         let deliveries = self
             .pool
-            .execute(
+            .execute_with(
                 q("DELETE FROM deliveries WHERE id IN (SELECT id FROM deliveries WHERE status IN ('succeeded', 'dead') \
                    AND completed_at < $1 LIMIT $2)")
                 .bind(before)
                 .bind(limit as i64),
+                Durability::Relaxed,
             )
             .await?;
         let records = self
             .pool
-            .execute(
+            .execute_with(
                 q("DELETE FROM records WHERE id IN (SELECT r.id FROM records r WHERE r.received_at < $1 \
                    AND NOT EXISTS (SELECT 1 FROM deliveries d WHERE d.record_id = r.id) LIMIT $2)")
                 .bind(before)
                 .bind(limit as i64),
+                Durability::Relaxed,
             )
             .await?;
         Ok((deliveries, records))

@@ -318,20 +318,24 @@ pub async fn update(
     if let Some(metadata) = &body.metadata {
         validate_metadata("metadata", metadata, &mut errors);
     }
-    let specs = switchyard_connectors::registry()
-        .iter()
-        .find(|t| t.key == current.type_key)
-        .and_then(|t| t.direction(current.direction))
-        .map(|d| d.properties.as_slice())
-        .unwrap_or_default();
+    let support = switchyard_connectors::find(&current.type_key).and_then(|t| t.direction(current.direction));
+    let specs = support.map(|d| d.properties.as_slice()).unwrap_or_default();
     let before =
         Resolved { properties: current.properties.clone(), secrets: current.secrets.clone(), resources: vec![] };
-    let resolved = match &body.properties {
-        Some(patch) => spec::validate_update(specs, before, patch).unwrap_or_else(|e| {
+    let patch = body.properties.clone().unwrap_or_default();
+    let checked = spec::validate_update(specs, before.clone(), &patch)
+        .and_then(|r| support.map_or(Ok(()), |d| (d.check)(&r)).map(|()| r));
+    let resolved = match checked {
+        Ok(mut r) => {
+            if let Some(d) = support {
+                (d.on_update)(&before, &mut r, now_ms());
+            }
+            r
+        }
+        Err(e) => {
             errors.0.extend(e.0);
             Resolved::default()
-        }),
-        None => spec::validate_update(specs, before, &Map::new()).unwrap_or_default(),
+        }
     };
     let paths = body.resource_paths.as_deref().map(|raw| parse_paths(raw, &mut errors));
     errors.into_result()?;
