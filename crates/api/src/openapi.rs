@@ -7,7 +7,7 @@ use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
 use crate::routes::{
-    actions, catalog, deliveries, devices, integrations, mappings, places, resources, telemetry, triggers,
+    actions, catalog, deliveries, devices, globals, integrations, mappings, places, resources, telemetry, triggers,
 };
 use crate::state::AppState;
 
@@ -26,6 +26,7 @@ use crate::state::AppState;
         (name = "triggers", description = "What an egress integration receives"),
         (name = "deliveries", description = "The delivery log, and resending"),
         (name = "actions", description = "Asynchronous actions: test-send, backfill"),
+        (name = "globals", description = "Organization-wide values for templated properties"),
     )
 )]
 struct ApiDoc;
@@ -85,6 +86,7 @@ pub(crate) fn build() -> (axum::Router<AppState>, utoipa::openapi::OpenApi) {
         .routes(routes!(deliveries::resend))
         .routes(routes!(actions::run))
         .routes(routes!(actions::get))
+        .routes(routes!(globals::get, globals::put))
         .split_for_parts();
     problem_media_type(&mut document);
     (router, document)

@@ -4,7 +4,7 @@
 use std::sync::OnceLock;
 
 use switchyard_core::spec::{PropertySpec, Resolved};
-use switchyard_core::{Direction, Integration, Org, ValidationErrors};
+use switchyard_core::{Direction, Integration, Metadata, Org, ValidationErrors};
 
 pub mod egress;
 mod planned;
@@ -42,7 +42,7 @@ pub struct DirectionSupport {
 }
 
 /// Makes the sender for one integration from its settings.
-pub type BuildEgress = fn(&Integration, &EgressContext) -> Result<Box<dyn Egress>, BuildError>;
+pub type BuildEgress = fn(&Integration, &Metadata, &EgressContext) -> Result<Box<dyn Egress>, BuildError>;
 
 /// For types with nothing to check or generate.
 pub fn no_check(_: &Resolved) -> Result<(), ValidationErrors> {
@@ -73,13 +73,19 @@ impl ConnectorType {
         self.directions.iter().any(|d| d.available)
     }
     /// The sender for an integration of this type.
-    pub fn build_egress(&self, integration: &Integration, ctx: &EgressContext) -> Result<Box<dyn Egress>, BuildError> {
+    /// `globals`: the organization's values, for templated properties.
+    pub fn build_egress(
+        &self,
+        integration: &Integration,
+        globals: &Metadata,
+        ctx: &EgressContext,
+    ) -> Result<Box<dyn Egress>, BuildError> {
         let build = self
             .direction(integration.direction)
             .filter(|d| d.available)
             .and_then(|d| d.build)
             .ok_or_else(|| BuildError::Config(format!("{} cannot send yet", self.key)))?;
-        build(integration, ctx)
+        build(integration, globals, ctx)
     }
 
     pub fn offered_to(&self, org: &Org) -> bool {

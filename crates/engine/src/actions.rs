@@ -179,7 +179,8 @@ impl Engine {
         record: Record,
     ) -> Result<(), StoreError> {
         let kind = switchyard_connectors::find(&integration.type_key);
-        let egress = match kind.map(|k| k.build_egress(integration, &self.egress)) {
+        let globals = self.store.get_globals(&integration.org_id).await?;
+        let egress = match kind.map(|k| k.build_egress(integration, &globals, &self.egress)) {
             Some(Ok(e)) => e,
             Some(Err(e)) => {
                 action.status = ActionStatus::Failed;

@@ -297,7 +297,14 @@ async fn load_sender(
         }
     };
     let kind = switchyard_connectors::find(&integration.type_key)?;
-    match kind.build_egress(&integration, ctx) {
+    let globals = match store.get_globals(org).await {
+        Ok(g) => g,
+        Err(e) => {
+            tracing::error!(integration = %id, error = %e, "loading the globals failed");
+            return None;
+        }
+    };
+    match kind.build_egress(&integration, &globals, ctx) {
         Ok(egress) => Some(Arc::from(egress)),
         Err(e) => {
             tracing::warn!(integration = %id, error = %e, "the integration cannot send");

@@ -100,6 +100,21 @@ impl OrgStore for SqlStore {
         Ok(n == 1)
     }
 
+    async fn get_globals(&self, org: &OrgId) -> Result<switchyard_core::Metadata> {
+        let row = self.pool.fetch_optional(q("SELECT globals FROM orgs WHERE id = $1").bind(org)).await?;
+        match row {
+            Some(r) => crate::from_json("orgs.globals", &r.get::<String>("globals")?),
+            None => Ok(Default::default()),
+        }
+    }
+
+    async fn set_globals(&self, org: &OrgId, globals: &switchyard_core::Metadata) -> Result<()> {
+        self.pool
+            .execute(q("UPDATE orgs SET globals = $2 WHERE id = $1").bind(org).bind(crate::json_text(globals)))
+            .await
+            .map(drop)
+    }
+
     async fn authenticate(&self, key_hash: &str) -> Result<Option<(ApiKey, Org)>> {
         let row = self
             .pool

@@ -9,6 +9,7 @@ pub mod actions;
 pub mod catalog;
 pub mod deliveries;
 pub mod devices;
+pub mod globals;
 pub mod integrations;
 pub mod mappings;
 pub mod places;

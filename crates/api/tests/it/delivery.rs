@@ -195,6 +195,35 @@ async fn a_rotated_secret_signs_beside_the_new_one(backend: Backend) {
     assert_eq!(bad.fields(), ["properties.secret"]);
 }
 
+async fn a_body_template_renders_the_record_and_globals(backend: Backend) {
+    let app = spawn_configured(backend, |_| {}).await;
+    let rx = Receiver::start(vec![]).await;
+    let globals = app.put("/v2/globals", json!({"globals": {"site": "north", "token": "abc"}})).await;
+    assert_eq!(globals.status, StatusCode::OK, "{:?}", globals.body);
+    assert_eq!(app.get("/v2/globals").await.body, json!({"globals": {"site": "north", "token": "abc"}}));
+    let template =
+        r#"{"site": "{{ globals.site }}", "object": "{{ record.property }}", "value": {{ record.payload | tojson }}}"#;
+    let s = webhook_with_trigger(&app, &rx.url, json!({"bodyTemplate": template}), json!({"kinds": ["value"]})).await;
+    app.post("/v2/telemetry", json!({"records": [value(&s.device, "power", json!({"kw": 12.5}))]})).await;
+    let got = rx.wait_for(1).await;
+    assert_eq!(got[0].json(), json!({"site": "north", "object": "power", "value": {"kw": 12.5}}));
+    assert!(verify(&s.secret, &got[0]), "the signature covers the rendered body");
+    let bad = app.put("/v2/globals", json!({"globals": {"k": "v".repeat(2000)}})).await;
+    assert_problem(&bad, StatusCode::UNPROCESSABLE_ENTITY, "validation_failed");
+    assert_eq!(bad.fields(), ["globals.k"]);
+    // A template that fails at render time rejects the delivery with the reason.
+    let broken = webhook_with_trigger(
+        &app,
+        &rx.url,
+        json!({"bodyTemplate": "{{ record.payload | nosuchfilter }}"}),
+        json!({"kinds": ["event"]}),
+    )
+    .await;
+    app.post("/v2/telemetry", json!({"records": [{"kind": "event", "deviceId": broken.device, "property": "x", "timestamp": 1, "payload": 1}]})).await;
+    let dead = wait_status(&app, &broken.integration, "dead").await;
+    assert!(dead["attempts"][0]["error"].as_str().unwrap().contains("bodyTemplate"), "{dead}");
+}
+
 async fn failures_retry_on_schedule_honour_retry_after_and_end_dead(backend: Backend) {
     let app = spawn_configured(backend, |_| {}).await;
     let rx = Receiver::start(vec![
@@ -386,6 +415,7 @@ async fn triggers_select_by_kind_object_and_scope(backend: Backend) {
 }
 
 on_both_stores!(
+    a_body_template_renders_the_record_and_globals,
     a_rotated_secret_signs_beside_the_new_one,
     a_value_is_delivered_signed_and_logged,
     failures_retry_on_schedule_honour_retry_after_and_end_dead,

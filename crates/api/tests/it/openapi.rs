@@ -42,6 +42,8 @@ const ROUTES: &[(&str, &str)] = &[
     ("post", "/v2/deliveries/{deliveryId}/resend"),
     ("post", "/v2/integrations/{integrationId}/actions/{action}"),
     ("get", "/v2/actions/{actionId}"),
+    ("get", "/v2/globals"),
+    ("put", "/v2/globals"),
 ];
 
 /// Objects in the document's schemas that list their properties get

@@ -22,16 +22,10 @@ pub fn properties() -> Vec<P> {
         P::new("method", "HTTP method", K::Enum).options(&["POST", "PUT", "PATCH"]).default(json!("POST")),
         P::new("headers", "Extra headers", K::List).describe("Headers added to every request, each as `Name: value`."),
         P::new("timeoutSeconds", "Request timeout (s)", K::Number).range(1.0, 120.0).default(json!(15)),
-        P::new("batchSize", "Records per request", K::Number)
-            .range(1.0, 1000.0)
-            .default(json!(1))
-            .describe("1 sends one record per request; more sends a JSON array."),
-        P::new("batchLingerMs", "Batch linger (ms)", K::Number)
-            .range(0.0, 10000.0)
-            .default(json!(0))
-            .describe("How long to wait for a batch to fill."),
-        P::new("bodyTemplate", "Body template", K::Template)
-            .describe("Renders the request body from `record` and `globals`; the record's JSON when empty."),
+        P::new("bodyTemplate", "Body template", K::Template).describe(
+            "Renders the request body (JSON) from `record` and the organization's `globals`, e.g. \
+             {\"site\": \"{{ globals.site }}\", \"value\": {{ record.payload | tojson }}}; the record's JSON when empty.",
+        ),
         P::new("secret", "Signing secret", K::Secret)
             .describe("`whsec_` secret for the `webhook-signature` header; generated and shown once when not given."),
         P::new("authType", "Authentication", K::Enum)
@@ -56,6 +50,8 @@ pub struct WebhookConfig {
     pub keys: Vec<SigningKey>,
     pub auth: Auth,
     pub rate_limit: Option<f64>,
+    /// Renders the body from `record` and `globals` instead of sending the record's JSON.
+    pub body_template: Option<String>,
 }
 
 pub enum Auth {
@@ -120,7 +116,8 @@ impl WebhookConfig {
             _ => Auth::None,
         };
         let rate_limit = p.get("rateLimitPerSecond").and_then(Value::as_f64).filter(|r| *r > 0.0);
-        Ok(Self { url, routes, method, headers, timeout, keys, auth, rate_limit })
+        let body_template = text(p, "bodyTemplate").map(str::to_owned);
+        Ok(Self { url, routes, method, headers, timeout, keys, auth, rate_limit, body_template })
     }
 
     /// The base URL with the route for the record's kind appended.

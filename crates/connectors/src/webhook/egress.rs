@@ -12,33 +12,57 @@ use super::classify::{classify_status, parse_retry_after};
 use super::config::{Auth, WebhookConfig};
 use super::digest;
 use super::sign::signature_header;
-use crate::egress::{Egress, EgressContext, Outbound, Outcome, Response, SendResult};
+use crate::egress::{BuildError, Egress, EgressContext, Outbound, Outcome, Response, SendResult};
 use crate::policy::EgressPolicy;
+use switchyard_core::Metadata;
 
 pub struct WebhookEgress {
     http: reqwest::Client,
     policy: EgressPolicy,
     config: WebhookConfig,
+    /// The compiled body template, if any, and the globals it may use.
+    template: Option<(minijinja::Environment<'static>, minijinja::Value)>,
     /// The last Digest challenge, reused (with a growing nonce count) until refused.
     digest: Mutex<Option<digest::Challenge>>,
     nonce_count: AtomicU32,
 }
 
 impl WebhookEgress {
-    pub fn new(config: WebhookConfig, ctx: &EgressContext) -> Self {
-        Self {
+    pub fn new(config: WebhookConfig, globals: &Metadata, ctx: &EgressContext) -> Result<Self, BuildError> {
+        let template = match &config.body_template {
+            Some(source) => {
+                let mut env = minijinja::Environment::new();
+                env.add_template_owned("body", source.clone())
+                    .map_err(|e| BuildError::Config(format!("bodyTemplate: {e}")))?;
+                Some((env, minijinja::Value::from_serialize(globals)))
+            }
+            None => None,
+        };
+        Ok(Self {
             http: ctx.http.clone(),
             policy: ctx.policy.clone(),
             config,
+            template,
             digest: Mutex::new(None),
             nonce_count: AtomicU32::new(0),
-        }
+        })
+    }
+
+    /// The request body: the record's JSON, or the template rendered from it.
+    fn body(&self, message: &Outbound<'_>) -> Result<String, String> {
+        let Some((env, globals)) = &self.template else { return Ok(message.body.to_owned()) };
+        let template = env.get_template("body").map_err(|e| e.to_string())?;
+        let record = minijinja::Value::from_serialize(message.record);
+        template
+            .render(minijinja::context! { record => record, globals => globals.clone() })
+            .map_err(|e| format!("bodyTemplate could not be rendered: {e}"))
     }
 
     fn request(
         &self,
         url: &str,
         message: &Outbound<'_>,
+        body: &str,
         timestamp: i64,
         authorization: Option<String>,
     ) -> reqwest::RequestBuilder {
@@ -50,8 +74,7 @@ impl WebhookEgress {
             .header("webhook-id", message.delivery_id)
             .header("webhook-timestamp", timestamp.to_string());
         if !self.config.keys.is_empty() {
-            let signature =
-                signature_header(&self.config.keys, message.delivery_id, timestamp, message.body.as_bytes());
+            let signature = signature_header(&self.config.keys, message.delivery_id, timestamp, body.as_bytes());
             req = req.header("webhook-signature", signature);
         }
         for (name, value) in &self.config.headers {
@@ -65,7 +88,7 @@ impl WebhookEgress {
         if let Some(value) = authorization {
             req = req.header(header::AUTHORIZATION, value);
         }
-        req.body(message.body.to_owned())
+        req.body(body.to_owned())
     }
 
     fn digest_header(&self, url: &reqwest::Url, challenge: &digest::Challenge) -> Option<String> {
@@ -144,6 +167,10 @@ impl Egress for WebhookEgress {
         if let Some(Err(blocked)) = literal.map(|ip| self.policy.check(ip)) {
             return fail(Outcome::Reject { reason: blocked.to_string(), deactivate: false });
         }
+        let body = match self.body(message) {
+            Ok(b) => b,
+            Err(reason) => return fail(Outcome::Reject { reason, deactivate: false }),
+        };
         let timestamp =
             SystemTime::now().duration_since(SystemTime::UNIX_EPOCH).map(|d| d.as_secs() as i64).unwrap_or(0);
         let cached = self.digest.lock().unwrap_or_else(|e| e.into_inner()).clone();
@@ -151,7 +178,7 @@ impl Egress for WebhookEgress {
         let mut tries = 0;
         let response = loop {
             tries += 1;
-            let response = match self.request(&target, message, timestamp, authorization.take()).send().await {
+            let response = match self.request(&target, message, &body, timestamp, authorization.take()).send().await {
                 Ok(r) => r,
                 Err(e) => {
                     let blocked = is_blocked(&e);

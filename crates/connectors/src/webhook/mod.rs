@@ -11,12 +11,12 @@ pub use egress::WebhookEgress;
 
 use crate::egress::{BuildError, Egress, EgressContext};
 use crate::{Category, ConnectorType, DirectionSupport};
-use switchyard_core::{Direction, Integration};
+use switchyard_core::{Direction, Integration, Metadata};
 
 pub const KEY: &str = "WEBHOOK";
 
-fn build(integration: &Integration, ctx: &EgressContext) -> Result<Box<dyn Egress>, BuildError> {
-    Ok(Box::new(WebhookEgress::new(WebhookConfig::from_integration(integration)?, ctx)))
+fn build(integration: &Integration, globals: &Metadata, ctx: &EgressContext) -> Result<Box<dyn Egress>, BuildError> {
+    Ok(Box::new(WebhookEgress::new(WebhookConfig::from_integration(integration)?, globals, ctx)?))
 }
 
 pub fn connector_type() -> ConnectorType {
