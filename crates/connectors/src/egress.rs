@@ -57,6 +57,27 @@ pub trait Egress: Send + Sync {
     fn rate_limit(&self) -> Option<f64> {
         None
     }
+
+    /// Records per request and how long to wait for a batch to fill, if the
+    /// integration sends batches.
+    fn batching(&self) -> Option<(usize, std::time::Duration)> {
+        None
+    }
+
+    /// Sends several records of one kind in one request (called only when
+    /// `batching` is set). The result applies to every record in it. This
+    /// fallback sends them one by one and reports the first failure.
+    async fn send_batch(&self, messages: &[Outbound<'_>]) -> SendResult {
+        let mut last = None;
+        for m in messages {
+            let result = self.send(m).await;
+            if result.outcome != Outcome::Delivered {
+                return result;
+            }
+            last = Some(result);
+        }
+        last.expect("a batch is never empty")
+    }
 }
 
 /// What connectors share: the HTTP client (no redirects, the egress policy

@@ -11,7 +11,7 @@ use std::time::{Duration, Instant};
 use rand::Rng;
 use switchyard_connectors::{Egress, EgressContext, Outbound, Outcome, SendResult};
 use switchyard_core::delivery::{excerpt, RESPONSE_EXCERPT_MAX};
-use switchyard_core::{now_ms, Attempt, AttemptOutcome, DeliveryStatus, IntegrationId, OrgId, Record};
+use switchyard_core::{now_ms, Attempt, AttemptOutcome, DeliveryStatus, IntegrationId, OrgId, Record, RecordKind};
 use switchyard_store::{Claimed, Completion, Store};
 use tokio::sync::{mpsc, Notify, Semaphore};
 use tokio_util::sync::CancellationToken;
@@ -218,7 +218,7 @@ fn start_worker(
         let limit = Arc::new(Semaphore::new(config.concurrency));
         let mut sender: Option<(Instant, Arc<dyn Egress>)> = None;
         let mut bucket: Option<TokenBucket> = None;
-        while let Some(delivery) = rx.recv().await {
+        while let Some(first) = rx.recv().await {
             if shutdown.is_cancelled() {
                 // Stopping: only sends already under way finish; the rest stay in the outbox.
                 counter.fetch_sub(1, Ordering::Relaxed);
@@ -236,18 +236,34 @@ fn start_worker(
                 counter.fetch_sub(1, Ordering::Relaxed);
                 continue;
             };
+            // A batching integration gathers up to its batch size, waiting at most its linger.
+            let mut unit = vec![first];
+            if let Some((size, linger)) = egress.batching() {
+                let deadline = tokio::time::Instant::now() + linger;
+                while unit.len() < size {
+                    match rx.try_recv() {
+                        Ok(d) => unit.push(d),
+                        Err(_) => match tokio::time::timeout_at(deadline, rx.recv()).await {
+                            Ok(Some(d)) => unit.push(d),
+                            _ => break,
+                        },
+                    }
+                }
+            }
+            let n = unit.len();
             let permit = lock(&breaker).permit(Instant::now());
             if let Permit::Wait(wait) = permit {
                 // Open circuit: back to the outbox, due when the cooldown ends; no attempt is spent.
                 let until = now_ms() + wait.as_millis() as i64;
-                if let Err(e) = store.postpone(std::slice::from_ref(&delivery.id), until).await {
-                    tracing::error!(error = %e, "postponing a delivery failed; its lease will run out");
+                let ids: Vec<_> = unit.iter().map(|d| d.id.clone()).collect();
+                if let Err(e) = store.postpone(&ids, until).await {
+                    tracing::error!(error = %e, "postponing deliveries failed; their leases will run out");
                 }
-                counter.fetch_sub(1, Ordering::Relaxed);
+                counter.fetch_sub(n, Ordering::Relaxed);
                 continue;
             }
             if let Some(bucket) = bucket.as_mut() {
-                // The rate limit delays; it never drops.
+                // The rate limit (requests per second) delays; it never drops.
                 let wait = bucket.take(Instant::now());
                 if !wait.is_zero() {
                     tokio::time::sleep(wait).await;
@@ -258,15 +274,19 @@ fn start_worker(
                 (done.clone(), counter.clone(), store.clone(), breaker.clone(), metrics.clone(), wake.clone());
             let (org, scale) = (org.clone(), config.retry_scale);
             let send = async move {
-                let (completion, outcome) = attempt(&*egress, &delivery, scale).await;
-                record_metrics(&metrics, &delivery, &completion);
-                lock(&breaker).record(matches!(outcome, Outcome::Retry { .. }), Instant::now());
-                if let Outcome::Reject { deactivate: true, .. } = outcome {
-                    deactivate(&*store, &org, &delivery.integration_id).await;
+                let results = attempt_unit(&*egress, &unit, scale).await;
+                let failed = results.iter().any(|(_, o)| matches!(o, Outcome::Retry { .. }));
+                lock(&breaker).record(failed, Instant::now());
+                if results.iter().any(|(_, o)| matches!(o, Outcome::Reject { deactivate: true, .. })) {
+                    deactivate(&*store, &org, &integration_of(&unit)).await;
                 }
-                let _ = done.send(completion);
+                for (delivery, (completion, _)) in unit.iter().zip(results) {
+                    record_metrics(&metrics, delivery, &completion);
+                    let _ = done.send(completion);
+                }
                 // Half drained: claim more now rather than at the next poll.
-                if counter.fetch_sub(1, Ordering::Relaxed) == low_water + 1 {
+                let before = counter.fetch_sub(n, Ordering::Relaxed);
+                if before > low_water && before - n <= low_water {
                     wake.wake();
                 }
                 drop(slot);
@@ -280,6 +300,10 @@ fn start_worker(
         }
     });
     Worker { queue, queued }
+}
+
+fn integration_of(unit: &[Claimed]) -> IntegrationId {
+    unit[0].integration_id.clone()
 }
 
 async fn load_sender(
@@ -321,21 +345,60 @@ async fn deactivate(store: &dyn Store, org: &OrgId, id: &IntegrationId) {
 }
 
 /// Sends one delivery and decides what becomes of it.
+/// Sends one delivery and decides what becomes of it.
 pub(crate) async fn attempt(egress: &dyn Egress, delivery: &Claimed, retry_scale: f64) -> (Completion, Outcome) {
-    let number = delivery.attempts + 1;
-    let started_at = now_ms();
-    let clock = Instant::now();
-    let result = match serde_json::from_str::<Record>(&delivery.body) {
-        Ok(record) => {
-            egress.send(&Outbound { delivery_id: delivery.id.as_str(), record: &record, body: &delivery.body }).await
+    attempt_unit(egress, std::slice::from_ref(delivery), retry_scale).await.remove(0)
+}
+
+/// Sends a unit of deliveries (one, or a batch) and decides what becomes of
+/// each, in the unit's order. A batch goes as one request per record kind
+/// (each kind may have its own route), and every delivery in it shares that
+/// request's result.
+pub(crate) async fn attempt_unit(
+    egress: &dyn Egress,
+    unit: &[Claimed],
+    retry_scale: f64,
+) -> Vec<(Completion, Outcome)> {
+    let mut out: Vec<Option<(Completion, Outcome)>> = vec![None; unit.len()];
+    let mut readable = Vec::with_capacity(unit.len());
+    for (i, delivery) in unit.iter().enumerate() {
+        match serde_json::from_str::<Record>(&delivery.body) {
+            Ok(record) => readable.push((i, delivery, record)),
+            Err(e) => {
+                let result = SendResult {
+                    outcome: Outcome::Reject {
+                        reason: format!("the stored record cannot be read: {e}"),
+                        deactivate: false,
+                    },
+                    response: Default::default(),
+                    target: String::new(),
+                };
+                out[i] = Some((decide(delivery, &result, now_ms(), 0, retry_scale), result.outcome));
+            }
         }
-        Err(e) => SendResult {
-            outcome: Outcome::Reject { reason: format!("the stored record cannot be read: {e}"), deactivate: false },
-            response: Default::default(),
-            target: String::new(),
-        },
-    };
-    let duration_ms = clock.elapsed().as_millis() as i64;
+    }
+    for kind in RecordKind::ALL {
+        let group: Vec<&(usize, &Claimed, Record)> = readable.iter().filter(|(_, _, r)| r.kind == kind).collect();
+        if group.is_empty() {
+            continue;
+        }
+        let messages: Vec<Outbound<'_>> =
+            group.iter().map(|(_, d, record)| Outbound { delivery_id: d.id.as_str(), record, body: &d.body }).collect();
+        let started_at = now_ms();
+        let clock = Instant::now();
+        let result =
+            if messages.len() == 1 { egress.send(&messages[0]).await } else { egress.send_batch(&messages).await };
+        let duration_ms = clock.elapsed().as_millis() as i64;
+        for (i, delivery, _) in group {
+            out[*i] = Some((decide(delivery, &result, started_at, duration_ms, retry_scale), result.outcome.clone()));
+        }
+    }
+    out.into_iter().map(|r| r.expect("every delivery of the unit has a result")).collect()
+}
+
+/// What becomes of a delivery after an attempt with this result.
+fn decide(delivery: &Claimed, result: &SendResult, started_at: i64, duration_ms: i64, retry_scale: f64) -> Completion {
+    let number = delivery.attempts + 1;
     let made_this_round = number - delivery.retry_from;
     let (outcome, status, next, error) = match &result.outcome {
         Outcome::Delivered => (AttemptOutcome::Delivered, DeliveryStatus::Succeeded, None, None),
@@ -353,7 +416,7 @@ pub(crate) async fn attempt(egress: &dyn Egress, delivery: &Claimed, retry_scale
             }
         }
     };
-    let completion = Completion {
+    Completion {
         id: delivery.id.clone(),
         attempt: Attempt {
             number,
@@ -361,15 +424,14 @@ pub(crate) async fn attempt(egress: &dyn Egress, delivery: &Claimed, retry_scale
             duration_ms,
             outcome,
             status_code: result.response.status,
-            remote_id: result.response.remote_id,
+            remote_id: result.response.remote_id.clone(),
             error: error.map(|e| excerpt(&e, RESPONSE_EXCERPT_MAX)),
-            response_excerpt: result.response.excerpt,
-            target: (!result.target.is_empty()).then_some(result.target),
+            response_excerpt: result.response.excerpt.clone(),
+            target: (!result.target.is_empty()).then(|| result.target.clone()),
         },
         status,
         next_attempt_at: next,
-    };
-    (completion, result.outcome)
+    }
 }
 
 fn record_metrics(metrics: &Metrics, delivery: &Claimed, c: &Completion) {

@@ -224,6 +224,53 @@ async fn a_body_template_renders_the_record_and_globals(backend: Backend) {
     assert!(dead["attempts"][0]["error"].as_str().unwrap().contains("bodyTemplate"), "{dead}");
 }
 
+async fn batches_carry_several_records_per_request(backend: Backend) {
+    let app = spawn_configured(backend, |_| {}).await;
+    let rx = Receiver::start(vec![]).await;
+    let s = webhook_with_trigger(
+        &app,
+        &rx.url,
+        json!({"batchSize": 5, "batchLingerMs": 300, "valuesRoute": "/values"}),
+        json!({"kinds": ["value"]}),
+    )
+    .await;
+    let records: Vec<Value> = (0..12).map(|i| value(&s.device, "power", json!(i))).collect();
+    app.post("/v2/telemetry", json!({"records": records})).await;
+    let mut payloads = Vec::new();
+    let mut requests = 0;
+    for _ in 0..500 {
+        let got = rx.received();
+        payloads = got
+            .iter()
+            .flat_map(|r| r.json().as_array().unwrap().clone())
+            .map(|v| v["payload"].as_i64().unwrap())
+            .collect();
+        requests = got.len();
+        if payloads.len() >= 12 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    payloads.sort();
+    assert_eq!(payloads, (0..12).collect::<Vec<_>>(), "every record, once");
+    assert!((3..12).contains(&requests), "batched into at most 5 per request ({requests} requests)");
+    for r in rx.received() {
+        let ids: Vec<&str> = r.header("switchyard-delivery-ids").split(',').collect();
+        assert_eq!(ids.len(), r.json().as_array().unwrap().len(), "one delivery id per record in the batch");
+        assert!(r.header("webhook-id").starts_with("bat_"));
+        assert!(verify(&s.secret, &r), "a batch is signed over its whole body");
+        assert_eq!(r.path, "/values");
+    }
+    for _ in 0..300 {
+        let ok = app.get(&format!("/v2/integrations/{}/deliveries?status=succeeded&limit=50", s.integration)).await;
+        if ok.body["data"].as_array().unwrap().len() == 12 {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    panic!("every delivery of the batches is recorded as succeeded");
+}
+
 async fn failures_retry_on_schedule_honour_retry_after_and_end_dead(backend: Backend) {
     let app = spawn_configured(backend, |_| {}).await;
     let rx = Receiver::start(vec![
@@ -415,6 +462,7 @@ async fn triggers_select_by_kind_object_and_scope(backend: Backend) {
 }
 
 on_both_stores!(
+    batches_carry_several_records_per_request,
     a_body_template_renders_the_record_and_globals,
     a_rotated_secret_signs_beside_the_new_one,
     a_value_is_delivered_signed_and_logged,

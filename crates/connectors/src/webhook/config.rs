@@ -22,6 +22,14 @@ pub fn properties() -> Vec<P> {
         P::new("method", "HTTP method", K::Enum).options(&["POST", "PUT", "PATCH"]).default(json!("POST")),
         P::new("headers", "Extra headers", K::List).describe("Headers added to every request, each as `Name: value`."),
         P::new("timeoutSeconds", "Request timeout (s)", K::Number).range(1.0, 120.0).default(json!(15)),
+        P::new("batchSize", "Records per request", K::Number)
+            .range(1.0, 1000.0)
+            .default(json!(1))
+            .describe("1 sends one record per request; more sends a JSON array of records of one kind."),
+        P::new("batchLingerMs", "Batch linger (ms)", K::Number)
+            .range(0.0, 10000.0)
+            .default(json!(0))
+            .describe("How long to wait for a batch to fill before sending what there is."),
         P::new("bodyTemplate", "Body template", K::Template).describe(
             "Renders the request body (JSON) from `record` and the organization's `globals`, e.g. \
              {\"site\": \"{{ globals.site }}\", \"value\": {{ record.payload | tojson }}}; the record's JSON when empty.",
@@ -52,6 +60,8 @@ pub struct WebhookConfig {
     pub rate_limit: Option<f64>,
     /// Renders the body from `record` and `globals` instead of sending the record's JSON.
     pub body_template: Option<String>,
+    /// Records per request and how long to wait for a batch to fill (batchSize > 1).
+    pub batch: Option<(usize, Duration)>,
 }
 
 pub enum Auth {
@@ -117,7 +127,10 @@ impl WebhookConfig {
         };
         let rate_limit = p.get("rateLimitPerSecond").and_then(Value::as_f64).filter(|r| *r > 0.0);
         let body_template = text(p, "bodyTemplate").map(str::to_owned);
-        Ok(Self { url, routes, method, headers, timeout, keys, auth, rate_limit, body_template })
+        let size = p.get("batchSize").and_then(Value::as_u64).unwrap_or(1) as usize;
+        let linger = Duration::from_millis(p.get("batchLingerMs").and_then(Value::as_u64).unwrap_or(0));
+        let batch = (size > 1).then_some((size, linger));
+        Ok(Self { url, routes, method, headers, timeout, keys, auth, rate_limit, body_template, batch })
     }
 
     /// The base URL with the route for the record's kind appended.
@@ -135,6 +148,11 @@ pub fn check(resolved: &Resolved) -> Result<(), ValidationErrors> {
     if let Some(lines) = resolved.properties.get("headers").and_then(Value::as_array) {
         if let Err((i, e)) = parse_headers(lines) {
             errors.push(format!("properties.headers[{i}]"), e);
+        }
+    }
+    for name in ["batchSize", "batchLingerMs"] {
+        if resolved.properties.get(name).and_then(Value::as_f64).is_some_and(|n| n.fract() != 0.0) {
+            errors.push(format!("properties.{name}"), "must be a whole number");
         }
     }
     if let Some(secret) = resolved.secrets.get("secret") {

@@ -14,7 +14,8 @@ use super::digest;
 use super::sign::signature_header;
 use crate::egress::{BuildError, Egress, EgressContext, Outbound, Outcome, Response, SendResult};
 use crate::policy::EgressPolicy;
-use switchyard_core::Metadata;
+use sha2::Digest as _;
+use switchyard_core::{Metadata, RecordKind};
 
 pub struct WebhookEgress {
     http: reqwest::Client,
@@ -61,7 +62,8 @@ impl WebhookEgress {
     fn request(
         &self,
         url: &str,
-        message: &Outbound<'_>,
+        webhook_id: &str,
+        delivery_ids: Option<&str>,
         body: &str,
         timestamp: i64,
         authorization: Option<String>,
@@ -71,11 +73,14 @@ impl WebhookEgress {
             .request(self.config.method.clone(), url)
             .timeout(self.config.timeout)
             .header(header::CONTENT_TYPE, "application/json")
-            .header("webhook-id", message.delivery_id)
+            .header("webhook-id", webhook_id)
             .header("webhook-timestamp", timestamp.to_string());
         if !self.config.keys.is_empty() {
-            let signature = signature_header(&self.config.keys, message.delivery_id, timestamp, body.as_bytes());
+            let signature = signature_header(&self.config.keys, webhook_id, timestamp, body.as_bytes());
             req = req.header("webhook-signature", signature);
+        }
+        if let Some(ids) = delivery_ids {
+            req = req.header("switchyard-delivery-ids", ids);
         }
         for (name, value) in &self.config.headers {
             req = req.header(name, value);
@@ -153,7 +158,42 @@ fn describe(e: &reqwest::Error) -> String {
 #[async_trait]
 impl Egress for WebhookEgress {
     async fn send(&self, message: &Outbound<'_>) -> SendResult {
-        let target = self.config.url_for(message.record.kind);
+        self.post(message.record.kind, message.delivery_id, None, self.body(message)).await
+    }
+
+    /// One request with a JSON array of records. Its `webhook-id` is derived
+    /// from the deliveries it carries; `switchyard-delivery-ids` lists them, so
+    /// a receiver can deduplicate record by record across retries.
+    async fn send_batch(&self, messages: &[Outbound<'_>]) -> SendResult {
+        let ids: Vec<&str> = messages.iter().map(|m| m.delivery_id).collect();
+        let joined = ids.join(",");
+        let batch_id = format!("bat_{}", &hex::encode(sha2::Sha256::digest(joined.as_bytes()))[..26]);
+        let body = messages
+            .iter()
+            .map(|m| self.body(m))
+            .collect::<Result<Vec<String>, String>>()
+            .map(|bodies| format!("[{}]", bodies.join(",")));
+        self.post(messages[0].record.kind, &batch_id, Some(&joined), body).await
+    }
+
+    fn rate_limit(&self) -> Option<f64> {
+        self.config.rate_limit
+    }
+
+    fn batching(&self) -> Option<(usize, std::time::Duration)> {
+        self.config.batch
+    }
+}
+
+impl WebhookEgress {
+    async fn post(
+        &self,
+        kind: RecordKind,
+        webhook_id: &str,
+        delivery_ids: Option<&str>,
+        body: Result<String, String>,
+    ) -> SendResult {
+        let target = self.config.url_for(kind);
         let fail = |outcome: Outcome| SendResult { outcome, response: Response::default(), target: target.clone() };
         let url = match reqwest::Url::parse(&target) {
             Ok(u) => u,
@@ -167,7 +207,7 @@ impl Egress for WebhookEgress {
         if let Some(Err(blocked)) = literal.map(|ip| self.policy.check(ip)) {
             return fail(Outcome::Reject { reason: blocked.to_string(), deactivate: false });
         }
-        let body = match self.body(message) {
+        let body = match body {
             Ok(b) => b,
             Err(reason) => return fail(Outcome::Reject { reason, deactivate: false }),
         };
@@ -178,7 +218,11 @@ impl Egress for WebhookEgress {
         let mut tries = 0;
         let response = loop {
             tries += 1;
-            let response = match self.request(&target, message, &body, timestamp, authorization.take()).send().await {
+            let response = match self
+                .request(&target, webhook_id, delivery_ids, &body, timestamp, authorization.take())
+                .send()
+                .await
+            {
                 Ok(r) => r,
                 Err(e) => {
                     let blocked = is_blocked(&e);
@@ -210,9 +254,5 @@ impl Egress for WebhookEgress {
         let outcome = classify_status(status, retry_after);
         let body = read_excerpt(response).await;
         SendResult { outcome, response: Response { status: Some(status), remote_id: None, excerpt: body }, target }
-    }
-
-    fn rate_limit(&self) -> Option<f64> {
-        self.config.rate_limit
     }
 }
