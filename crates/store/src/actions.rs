@@ -1,11 +1,9 @@
 //! Actions and the record queries they need.
 use async_trait::async_trait;
-use switchyard_core::{
-    Action, ActionId, ActionStatus, DeliveryId, DeliveryStatus, IntegrationId, OrgId, Record, RecordId,
-};
+use switchyard_core::{Action, ActionId, ActionStatus, DeliveryStatus, IntegrationId, OrgId, Record, RecordId};
 
 use crate::db::{q, Row};
-use crate::telemetry::push_row;
+use crate::telemetry::insert_pending;
 use crate::{from_json, json_text, ActionStore, Completion, NewRecord, Result, SqlStore, StoreError};
 
 const COLUMNS: &str =
@@ -132,33 +130,9 @@ impl ActionStore for SqlStore {
         action: &ActionId,
         now: i64,
     ) -> Result<usize> {
+        let rows: Vec<(&OrgId, &IntegrationId, &RecordId)> = records.iter().map(|r| (org, integration, r)).collect();
         let mut tx = self.pool.begin().await?;
-        let mut n = 0;
-        for chunk in records.chunks(400) {
-            let mut insert =
-                q("INSERT INTO deliveries (id, org_id, integration_id, record_id, status, attempts, retry_from, \
-                                next_attempt_at, lease_until, created_at, updated_at, action_id) VALUES ");
-            for record in chunk {
-                push_row(
-                    &mut insert,
-                    vec![
-                        (&DeliveryId::new()).into(),
-                        org.into(),
-                        integration.into(),
-                        record.into(),
-                        DeliveryStatus::Pending.as_str().into(),
-                        0i64.into(),
-                        0i64.into(),
-                        now.into(),
-                        0i64.into(),
-                        now.into(),
-                        now.into(),
-                        action.into(),
-                    ],
-                );
-            }
-            n += tx.conn().execute(insert).await? as usize;
-        }
+        let n = insert_pending(&mut tx.conn(), &rows, Some(action), now).await? as usize;
         tx.commit().await?;
         Ok(n)
     }

@@ -2,9 +2,9 @@
 //! many requests as are waiting (a group commit).
 use std::collections::HashSet;
 
-use switchyard_core::{DeliveryId, DeliveryStatus, IntegrationId, OrgId};
+use switchyard_core::{ActionId, DeliveryId, DeliveryStatus, IntegrationId, OrgId, RecordId};
 
-use crate::db::{q, Q};
+use crate::db::{q, Conn, Q};
 use crate::{json_text, IngestOutcome, NewRecord, Result, SqlStore};
 
 /// Rows per multi-row INSERT (well under both drivers' parameter limits).
@@ -15,6 +15,43 @@ pub(crate) fn push_row(query: &mut Q, args: Vec<crate::db::Arg>) {
     let placeholders: Vec<String> = args.into_iter().map(|a| query.arg(a)).collect();
     let sep = if query.sql.ends_with("VALUES ") { "" } else { ", " };
     query.push_sql(&format!("{sep}({})", placeholders.join(", ")));
+}
+
+/// One pending delivery per (organization, integration, record), due now;
+/// `action` marks deliveries an action (a backfill) created.
+pub(crate) async fn insert_pending(
+    conn: &mut Conn<'_>,
+    rows: &[(&OrgId, &IntegrationId, &RecordId)],
+    action: Option<&ActionId>,
+    now: i64,
+) -> Result<u64> {
+    let mut inserted = 0;
+    for chunk in rows.chunks(CHUNK) {
+        let mut insert =
+            q("INSERT INTO deliveries (id, org_id, integration_id, record_id, status, attempts, retry_from, \
+                            next_attempt_at, lease_until, created_at, updated_at, action_id) VALUES ");
+        for (org, integration, record) in chunk {
+            push_row(
+                &mut insert,
+                vec![
+                    (&DeliveryId::new()).into(),
+                    (*org).into(),
+                    (*integration).into(),
+                    (*record).into(),
+                    DeliveryStatus::Pending.as_str().into(),
+                    0i64.into(),
+                    0i64.into(),
+                    now.into(),
+                    0i64.into(),
+                    now.into(),
+                    now.into(),
+                    action.map(|a| a.as_str()).into(),
+                ],
+            );
+        }
+        inserted += conn.execute(insert).await?;
+    }
+    Ok(inserted)
 }
 
 impl SqlStore {
@@ -66,30 +103,8 @@ impl SqlStore {
                 outcomes[*b].duplicates += 1;
             }
         }
-        for chunk in fanout.chunks(CHUNK) {
-            let mut deliveries =
-                q("INSERT INTO deliveries (id, org_id, integration_id, record_id, status, attempts, retry_from, \
-                                    next_attempt_at, lease_until, created_at, updated_at) VALUES ");
-            for (org, record, integration) in chunk {
-                push_row(
-                    &mut deliveries,
-                    vec![
-                        (&DeliveryId::new()).into(),
-                        (*org).into(),
-                        (*integration).into(),
-                        (&record.id).into(),
-                        DeliveryStatus::Pending.as_str().into(),
-                        0i64.into(),
-                        0i64.into(),
-                        now.into(),
-                        0i64.into(),
-                        now.into(),
-                        now.into(),
-                    ],
-                );
-            }
-            tx.conn().execute(deliveries).await?;
-        }
+        let rows: Vec<(&OrgId, &IntegrationId, &RecordId)> = fanout.iter().map(|(o, r, i)| (*o, *i, &r.id)).collect();
+        insert_pending(&mut tx.conn(), &rows, None, now).await?;
         tx.commit().await?;
         Ok(outcomes)
     }

@@ -146,7 +146,7 @@ async fn timeouts_and_refused_connections_retry_with_the_reason(backend: Backend
     let retrying = wait_status(&app, &s.integration, "retrying").await;
     let attempt = &retrying["attempts"][0];
     assert!(attempt["error"].as_str().unwrap().contains("timed out"), "{attempt}");
-    assert!((900..2500).contains(&attempt["durationMs"].as_i64().unwrap()), "{attempt}");
+    assert!((900..5000).contains(&attempt["durationMs"].as_i64().unwrap()), "{attempt}");
 
     let closed = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
     let url = format!("http://{}/", closed.local_addr().unwrap());
@@ -177,7 +177,8 @@ async fn a_slow_target_does_not_delay_another(backend: Backend) {
     let res = app.post("/v2/telemetry", json!({"records": records})).await;
     assert_eq!(res.body["deliveries"], 80);
     fast.wait_for(40).await;
-    assert!(started.elapsed() < Duration::from_millis(1500), "the fast target took {:?}", started.elapsed());
+    // The slow target needs at least two rounds of 2 s; the fast one must not wait for them.
+    assert!(started.elapsed() < Duration::from_millis(3500), "the fast target took {:?}", started.elapsed());
     assert!(slow.received().len() < 40, "the slow one is still busy");
 }
 
@@ -222,7 +223,7 @@ async fn dead_after_the_last_attempt_then_resent(backend: Backend) {
 async fn the_circuit_opens_after_repeated_failures_and_shows_it(backend: Backend) {
     let app = spawn_configured(backend, |c| {
         c.dispatcher.retry_scale = 0.00001;
-        c.dispatcher.breaker.cooldown = Duration::from_millis(800);
+        c.dispatcher.breaker.cooldown = Duration::from_millis(2000);
     })
     .await;
     let rx = Receiver::start((0..5).map(|_| Answer(503, vec![], Duration::ZERO)).collect()).await;
