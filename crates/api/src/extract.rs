@@ -87,10 +87,14 @@ impl<T: DeserializeOwned, S: Send + Sync> FromRequest<S> for ApiJson<T> {
     }
 }
 
+/// One pass from bytes to `T`: malformed JSON is a 400, JSON of the wrong
+/// shape a 422 naming the field.
 pub(crate) fn parse_json<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
-    let value: serde_json::Value = serde_json::from_slice(bytes)
-        .map_err(|e| ApiError::BadRequest(format!("the request body is not valid JSON: {e}")))?;
-    serde_path_to_error::deserialize(value).map_err(|e| {
+    let mut de = serde_json::Deserializer::from_slice(bytes);
+    let value = serde_path_to_error::deserialize(&mut de).map_err(|e| {
+        if matches!(e.inner().classify(), serde_json::error::Category::Syntax | serde_json::error::Category::Eof) {
+            return ApiError::BadRequest(format!("the request body is not valid JSON: {}", e.inner()));
+        }
         let path = e.path().to_string();
         let message = e.inner().to_string();
         let field = match (path.as_str(), unknown_field(&message)) {
@@ -101,7 +105,9 @@ pub(crate) fn parse_json<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiErro
             _ => path,
         };
         ApiError::invalid(field, message)
-    })
+    })?;
+    de.end().map_err(|e| ApiError::BadRequest(format!("the request body is not valid JSON: {e}")))?;
+    Ok(value)
 }
 
 /// serde reports unknown and missing fields at the parent's path; name the field itself.
