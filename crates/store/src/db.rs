@@ -161,7 +161,8 @@ impl Conn<'_> {
     pub async fn fetch_all(&mut self, q: Q) -> Result<Vec<Row>, StoreError> {
         Ok(match self {
             Conn::Sqlite(c) => {
-                bind_all(sqlx::query(&q.sql), &q.args).fetch_all(&mut **c).await?.into_iter().map(Row::Sqlite).collect()
+                let (sql, args) = positional(&q.sql, &q.args);
+                bind_all(sqlx::query(&sql), args).fetch_all(&mut **c).await?.into_iter().map(Row::Sqlite).collect()
             }
             Conn::Pg(c) => {
                 bind_all(sqlx::query(&q.sql), &q.args).fetch_all(&mut **c).await?.into_iter().map(Row::Pg).collect()
