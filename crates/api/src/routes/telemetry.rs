@@ -1,6 +1,6 @@
 //! Telemetry in: a batch of values, events and alarms, answered 202 only
 //! once the records and their fan-out are durable.
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 
 use axum::extract::State;
 use axum::http::StatusCode;
@@ -94,6 +94,7 @@ pub async fn ingest(
     let received = now_ms();
     let mut errors = ValidationErrors::default();
     let mut records = Vec::with_capacity(batch.records.len());
+    let mut resolver = Resolver::new(&state, org);
     for (i, r) in batch.records.into_iter().enumerate() {
         let at = |f: &str| format!("records[{i}].{f}");
         check_text(at("property"), Some(&r.property), true, &mut errors);
@@ -113,7 +114,7 @@ pub async fn ingest(
             errors.push(at("timestamp"), "must be a time in ms since the epoch");
         }
         switchyard_core::validate_metadata(&at("tags"), &r.tags, &mut errors);
-        let Some(device_id) = resolve_device(&state, org, &r, &at, &mut errors).await? else { continue };
+        let Some(device_id) = resolver.device(&r, &at, &mut errors).await? else { continue };
         records.push(Record {
             kind: r.kind,
             device_id,
@@ -142,55 +143,74 @@ pub async fn ingest(
     ))
 }
 
-/// The platform device a record names, or why it names none.
-async fn resolve_device(
-    state: &AppState,
-    org: &switchyard_core::OrgId,
-    r: &RecordIn,
-    at: &(dyn Fn(&str) -> String + Sync),
-    errors: &mut ValidationErrors,
-) -> ApiResult<Option<DeviceId>> {
-    if let Some(raw) = &r.device_id {
-        let Ok(id) = DeviceId::parse(raw) else {
-            errors.push(at("deviceId"), format!("`{raw}` is not a device id"));
+/// Resolves the devices a batch names. Integrations and external ids are
+/// looked up once per batch, however many records repeat them.
+struct Resolver<'a> {
+    state: &'a AppState,
+    org: &'a switchyard_core::OrgId,
+    /// Per integration: `None` when it may resolve external ids, else why not.
+    integrations: HashMap<IntegrationId, Option<String>>,
+    mappings: HashMap<(IntegrationId, String), Option<ResourcePath>>,
+}
+
+impl<'a> Resolver<'a> {
+    fn new(state: &'a AppState, org: &'a switchyard_core::OrgId) -> Self {
+        Self { state, org, integrations: HashMap::new(), mappings: HashMap::new() }
+    }
+
+    /// The platform device a record names, or why it names none (pushed to `errors`).
+    async fn device(
+        &mut self,
+        r: &RecordIn,
+        at: &(dyn Fn(&str) -> String + Sync),
+        errors: &mut ValidationErrors,
+    ) -> ApiResult<Option<DeviceId>> {
+        if let Some(raw) = &r.device_id {
+            let Ok(id) = DeviceId::parse(raw) else {
+                errors.push(at("deviceId"), format!("`{raw}` is not a device id"));
+                return Ok(None);
+            };
+            if self.state.engine.device_known(self.org, &id).await? {
+                return Ok(Some(id));
+            }
+            errors.push(at("deviceId"), format!("no device `{id}`"));
+            return Ok(None);
+        }
+        let (Some(integration), Some(external)) = (&r.integration_id, &r.external_id) else {
+            errors.push(at("deviceId"), "is required, unless externalId and integrationId name a mapped device");
             return Ok(None);
         };
-        if state.engine.device_known(org, &id).await? {
-            return Ok(Some(id));
+        let Ok(integration_id) = IntegrationId::parse(integration) else {
+            errors.push(at("integrationId"), format!("`{integration}` is not an integration id"));
+            return Ok(None);
+        };
+        if !self.integrations.contains_key(&integration_id) {
+            let problem = match self.state.store.get_integration(self.org, &integration_id).await? {
+                Some(i) if i.direction == Direction::Ingress => None,
+                Some(_) => Some("must be an INGRESS integration".to_owned()),
+                None => Some(format!("no integration `{integration_id}`")),
+            };
+            self.integrations.insert(integration_id.clone(), problem);
         }
-        errors.push(at("deviceId"), format!("no device `{id}`"));
-        return Ok(None);
-    }
-    let (Some(integration), Some(external)) = (&r.integration_id, &r.external_id) else {
-        errors.push(at("deviceId"), "is required, unless externalId and integrationId name a mapped device");
-        return Ok(None);
-    };
-    let Ok(integration_id) = IntegrationId::parse(integration) else {
-        errors.push(at("integrationId"), format!("`{integration}` is not an integration id"));
-        return Ok(None);
-    };
-    match state.store.get_integration(org, &integration_id).await? {
-        Some(i) if i.direction == Direction::Ingress => {}
-        Some(_) => {
-            errors.push(at("integrationId"), "must be an INGRESS integration");
+        if let Some(Some(problem)) = self.integrations.get(&integration_id) {
+            errors.push(at("integrationId"), problem.clone());
             return Ok(None);
         }
-        None => {
-            errors.push(at("integrationId"), format!("no integration `{integration_id}`"));
-            return Ok(None);
+        let key = (integration_id, external.clone());
+        if !self.mappings.contains_key(&key) {
+            let found = self.state.store.find_mapping(self.org, &key.0, external).await?.map(|m| m.resource_path);
+            self.mappings.insert(key.clone(), found);
         }
-    }
-    match state.store.find_mapping(org, &integration_id, external).await? {
-        Some(m) => match m.resource_path {
-            ResourcePath::Device(_, device) => Ok(Some(device)),
-            _ => {
+        match &self.mappings[&key] {
+            Some(ResourcePath::Device(_, device)) => Ok(Some(device.clone())),
+            Some(_) => {
                 errors.push(at("externalId"), format!("`{external}` is mapped to a Place, not a device"));
                 Ok(None)
             }
-        },
-        None => {
-            errors.push(at("externalId"), format!("`{external}` has no resource mapping in {integration_id}"));
-            Ok(None)
+            None => {
+                errors.push(at("externalId"), format!("`{external}` has no resource mapping in {}", key.0));
+                Ok(None)
+            }
         }
     }
 }

@@ -271,6 +271,53 @@ async fn batches_carry_several_records_per_request(backend: Backend) {
     panic!("every delivery of the batches is recorded as succeeded");
 }
 
+async fn external_ids_resolve_through_an_ingress_integrations_mappings(backend: Backend) {
+    let app = spawn_configured(backend, |_| {}).await;
+    let rx = Receiver::start(vec![]).await;
+    let s = webhook_with_trigger(&app, &rx.url, json!({}), json!({"kinds": ["value"]})).await;
+    // No ingress type is offered yet, so the store holds one directly: the API path under test is the mapping.
+    let ingress = switchyard_core::Integration {
+        id: switchyard_core::IntegrationId::new(),
+        org_id: app.org.id.clone(),
+        name: "broker".into(),
+        type_key: "MQTT".into(),
+        direction: switchyard_core::Direction::Ingress,
+        enabled: true,
+        properties: Default::default(),
+        secrets: Default::default(),
+        metadata: Default::default(),
+        resource_paths: vec![],
+        created_at: 1,
+        updated_at: 1,
+    };
+    app.store.create_integration(&ingress).await.unwrap();
+    let id = ingress.id.to_string();
+    let device_path = format!("/places/{}/devices/{}", s.place, s.device);
+    for (ext, path) in [("sensor-1", device_path.clone()), ("site-1", format!("/places/{}", s.place))] {
+        let m = app
+            .post(
+                "/v2/integrations/resource-mappings",
+                json!({"integrationId": id, "externalId": ext, "resourcePath": path}),
+            )
+            .await;
+        assert_eq!(m.status, StatusCode::CREATED, "{:?}", m.body);
+    }
+    let by_external = |ext: &str, n: i64| json!({"kind": "value", "integrationId": id, "externalId": ext, "property": "p", "timestamp": 1, "payload": n});
+    let res = app
+        .post("/v2/telemetry", json!({"records": (0..50).map(|n| by_external("sensor-1", n)).collect::<Vec<_>>()}))
+        .await;
+    assert_eq!(res.body, json!({"accepted": 50, "duplicates": 0, "deliveries": 50}), "{:?}", res.body);
+    let got = rx.wait_for(50).await;
+    assert!(got.iter().all(|r| r.json()["deviceId"] == s.device && r.json()["externalId"] == "sensor-1"));
+    for (record, field) in
+        [(by_external("site-1", 1), "records[0].externalId"), (by_external("nobody", 1), "records[0].externalId")]
+    {
+        let res = app.post("/v2/telemetry", json!({"records": [record]})).await;
+        assert_problem(&res, StatusCode::UNPROCESSABLE_ENTITY, "validation_failed");
+        assert_eq!(res.fields(), [field]);
+    }
+}
+
 async fn failures_retry_on_schedule_honour_retry_after_and_end_dead(backend: Backend) {
     let app = spawn_configured(backend, |_| {}).await;
     let rx = Receiver::start(vec![
@@ -462,6 +509,7 @@ async fn triggers_select_by_kind_object_and_scope(backend: Backend) {
 }
 
 on_both_stores!(
+    external_ids_resolve_through_an_ingress_integrations_mappings,
     batches_carry_several_records_per_request,
     a_body_template_renders_the_record_and_globals,
     a_rotated_secret_signs_beside_the_new_one,
