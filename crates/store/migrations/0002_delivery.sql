@@ -47,7 +47,6 @@ CREATE TABLE deliveries (
     completed_at BIGINT,
     target TEXT,
     last_error TEXT,
-    UNIQUE (org_id, id),
     FOREIGN KEY (org_id, integration_id) REFERENCES integrations (org_id, id) ON DELETE CASCADE
 );
 CREATE INDEX deliveries_due ON deliveries (next_attempt_at) WHERE status IN ('pending', 'retrying');

@@ -19,7 +19,7 @@ CREATE TABLE actions (
 CREATE INDEX actions_integration ON actions (org_id, integration_id, id);
 
 ALTER TABLE deliveries ADD COLUMN action_id TEXT;
-CREATE INDEX deliveries_action ON deliveries (action_id);
+CREATE INDEX deliveries_action ON deliveries (action_id) WHERE action_id IS NOT NULL;
 
 -- Sample records (test-send) are kept for the delivery log, never backfilled.
 ALTER TABLE records ADD COLUMN sample BOOLEAN NOT NULL DEFAULT FALSE;
