@@ -18,7 +18,7 @@ use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
 use crate::limits::{Breaker, BreakerConfig, CircuitState, Permit, TokenBucket};
-use crate::metrics::Metrics;
+use crate::metrics::{IntegrationMetrics, Metrics};
 use crate::retry;
 
 #[derive(Debug, Clone)]
@@ -214,6 +214,7 @@ fn start_worker(
     let shutdown = shutdown.clone();
     tracker.spawn(async move {
         let Shared { wake, store, ctx, config, done, sends, metrics } = shared;
+        let metrics = metrics.for_integration(&integration);
         let low_water = config.max_queued / 2;
         let limit = Arc::new(Semaphore::new(config.concurrency));
         let mut sender: Option<(Instant, Arc<dyn Egress>)> = None;
@@ -434,16 +435,16 @@ fn decide(delivery: &Claimed, result: &SendResult, started_at: i64, duration_ms:
     }
 }
 
-fn record_metrics(metrics: &Metrics, delivery: &Claimed, c: &Completion) {
+fn record_metrics(metrics: &IntegrationMetrics, delivery: &Claimed, c: &Completion) {
     let outcome = match (c.attempt.outcome, c.status) {
         (AttemptOutcome::Delivered, _) => "delivered",
         (_, DeliveryStatus::Dead) if c.attempt.outcome == AttemptOutcome::Retry => "dead",
         (AttemptOutcome::Retry, _) => "retry",
         (AttemptOutcome::Rejected, _) => "rejected",
     };
-    metrics.attempt(&delivery.integration_id, outcome, c.attempt.duration_ms as f64 / 1000.0);
+    metrics.attempt(outcome, c.attempt.duration_ms as f64 / 1000.0);
     if c.status == DeliveryStatus::Succeeded {
-        metrics.delivered(&delivery.integration_id, now_ms() - delivery.created_at);
+        metrics.delivered(now_ms() - delivery.created_at);
     }
 }
 

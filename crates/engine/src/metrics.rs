@@ -79,16 +79,43 @@ fn labels(integration: &IntegrationId) -> Labels {
     vec![("integration", integration.to_string())]
 }
 
-impl Metrics {
-    pub(crate) fn attempt(&self, integration: &IntegrationId, outcome: &'static str, seconds: f64) {
-        let mut l = labels(integration);
-        self.attempt.get_or_create(&l).observe(seconds);
-        l.push(("outcome", outcome.to_owned()));
-        self.deliveries.get_or_create(&l).inc();
+/// One integration's series, looked up once per worker rather than per delivery.
+#[derive(Clone)]
+pub(crate) struct IntegrationMetrics {
+    /// delivered, retry, rejected, dead
+    outcomes: [Counter; 4],
+    attempt: Histogram,
+    latency: Histogram,
+}
+
+const OUTCOMES: [&str; 4] = ["delivered", "retry", "rejected", "dead"];
+
+impl IntegrationMetrics {
+    pub(crate) fn attempt(&self, outcome: &'static str, seconds: f64) {
+        self.attempt.observe(seconds);
+        if let Some(i) = OUTCOMES.iter().position(|o| *o == outcome) {
+            self.outcomes[i].inc();
+        }
     }
 
-    pub(crate) fn delivered(&self, integration: &IntegrationId, since_accepted_ms: i64) {
-        self.latency.get_or_create(&labels(integration)).observe(since_accepted_ms.max(0) as f64 / 1000.0);
+    pub(crate) fn delivered(&self, since_accepted_ms: i64) {
+        self.latency.observe(since_accepted_ms.max(0) as f64 / 1000.0);
+    }
+}
+
+impl Metrics {
+    pub(crate) fn for_integration(&self, integration: &IntegrationId) -> IntegrationMetrics {
+        let l = labels(integration);
+        let outcome = |o: &str| {
+            let mut with = l.clone();
+            with.push(("outcome", o.to_owned()));
+            self.deliveries.get_or_create(&with).clone()
+        };
+        IntegrationMetrics {
+            outcomes: OUTCOMES.map(outcome),
+            attempt: self.attempt.get_or_create(&l).clone(),
+            latency: self.latency.get_or_create(&l).clone(),
+        }
     }
 
     pub(crate) fn accepted(&self, records: u64) {

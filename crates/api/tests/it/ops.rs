@@ -33,10 +33,20 @@ async fn metrics_show_outcomes_latency_backlog_and_circuits() {
     let text = res.text().await.unwrap();
     let g = format!("integration=\"{}\"", good.integration);
     let b = format!("integration=\"{}\"", bad.integration);
-    let delivered = line(&text, "switchyard_deliveries_total", &g).unwrap();
-    assert!(delivered.contains("outcome=\"delivered\"") && delivered.ends_with(" 1"), "{delivered}");
-    let retried = line(&text, "switchyard_deliveries_total", &b).unwrap();
-    assert!(retried.contains("outcome=\"retry\"") && retried.ends_with(" 1"), "{retried}");
+    let outcome = |integration: &str, o: &str| {
+        text.lines()
+            .find(|l| {
+                l.starts_with("switchyard_deliveries_total")
+                    && l.contains(integration)
+                    && l.contains(&format!("outcome=\"{o}\""))
+            })
+            .unwrap_or_else(|| panic!("no {o} series for {integration}"))
+            .to_owned()
+    };
+    assert!(outcome(&g, "delivered").ends_with(" 1"));
+    assert!(outcome(&g, "retry").ends_with(" 0"), "every outcome has a series from the start");
+    assert!(outcome(&b, "retry").ends_with(" 1"));
+    assert!(outcome(&b, "delivered").ends_with(" 0"));
     assert!(line(&text, "switchyard_delivery_latency_seconds_count", &g).unwrap().ends_with(" 1"));
     assert!(line(&text, "switchyard_attempt_duration_seconds_bucket", &b).is_some());
     assert!(line(&text, "switchyard_pending_deliveries", &b).unwrap().ends_with(" 1"), "the retrying delivery waits");

@@ -23,6 +23,8 @@ pub struct WebhookEgress {
     config: WebhookConfig,
     /// The compiled body template, if any, and the globals it may use.
     template: Option<(minijinja::Environment<'static>, minijinja::Value)>,
+    /// Per record kind: the target, parsed once (or why it cannot be).
+    targets: Vec<(RecordKind, String, Result<reqwest::Url, String>)>,
     /// The last Digest challenge, reused (with a growing nonce count) until refused.
     digest: Mutex<Option<digest::Challenge>>,
     nonce_count: AtomicU32,
@@ -39,29 +41,39 @@ impl WebhookEgress {
             }
             None => None,
         };
+        let targets = RecordKind::ALL
+            .into_iter()
+            .map(|kind| {
+                let target = config.url_for(kind);
+                let url = reqwest::Url::parse(&target).map_err(|e| format!("invalid URL: {e}"));
+                (kind, target, url)
+            })
+            .collect();
         Ok(Self {
             http: ctx.http.clone(),
             policy: ctx.policy.clone(),
             config,
             template,
+            targets,
             digest: Mutex::new(None),
             nonce_count: AtomicU32::new(0),
         })
     }
 
     /// The request body: the record's JSON, or the template rendered from it.
-    fn body(&self, message: &Outbound<'_>) -> Result<String, String> {
-        let Some((env, globals)) = &self.template else { return Ok(message.body.to_owned()) };
+    fn body<'m>(&self, message: &'m Outbound<'_>) -> Result<std::borrow::Cow<'m, str>, String> {
+        let Some((env, globals)) = &self.template else { return Ok(std::borrow::Cow::Borrowed(message.body)) };
         let template = env.get_template("body").map_err(|e| e.to_string())?;
         let record = minijinja::Value::from_serialize(message.record);
         template
             .render(minijinja::context! { record => record, globals => globals.clone() })
+            .map(std::borrow::Cow::Owned)
             .map_err(|e| format!("bodyTemplate could not be rendered: {e}"))
     }
 
     fn request(
         &self,
-        url: &str,
+        url: reqwest::Url,
         webhook_id: &str,
         delivery_ids: Option<&str>,
         body: &str,
@@ -171,8 +183,8 @@ impl Egress for WebhookEgress {
         let body = messages
             .iter()
             .map(|m| self.body(m))
-            .collect::<Result<Vec<String>, String>>()
-            .map(|bodies| format!("[{}]", bodies.join(",")));
+            .collect::<Result<Vec<_>, String>>()
+            .map(|bodies| std::borrow::Cow::Owned(format!("[{}]", bodies.join(","))));
         self.post(messages[0].record.kind, &batch_id, Some(&joined), body).await
     }
 
@@ -191,13 +203,13 @@ impl WebhookEgress {
         kind: RecordKind,
         webhook_id: &str,
         delivery_ids: Option<&str>,
-        body: Result<String, String>,
+        body: Result<std::borrow::Cow<'_, str>, String>,
     ) -> SendResult {
-        let target = self.config.url_for(kind);
+        let (_, target, url) = self.targets.iter().find(|(k, _, _)| *k == kind).expect("a target for every kind");
         let fail = |outcome: Outcome| SendResult { outcome, response: Response::default(), target: target.clone() };
-        let url = match reqwest::Url::parse(&target) {
-            Ok(u) => u,
-            Err(e) => return fail(Outcome::Reject { reason: format!("invalid URL: {e}"), deactivate: false }),
+        let url = match url {
+            Ok(u) => u.clone(),
+            Err(e) => return fail(Outcome::Reject { reason: e.clone(), deactivate: false }),
         };
         // Names are checked by the resolver; literal addresses never reach it.
         let literal = url
@@ -219,7 +231,7 @@ impl WebhookEgress {
         let response = loop {
             tries += 1;
             let response = match self
-                .request(&target, webhook_id, delivery_ids, &body, timestamp, authorization.take())
+                .request(url.clone(), webhook_id, delivery_ids, &body, timestamp, authorization.take())
                 .send()
                 .await
             {
@@ -253,6 +265,10 @@ impl WebhookEgress {
             .and_then(|v| parse_retry_after(v, SystemTime::now()));
         let outcome = classify_status(status, retry_after);
         let body = read_excerpt(response).await;
-        SendResult { outcome, response: Response { status: Some(status), remote_id: None, excerpt: body }, target }
+        SendResult {
+            outcome,
+            response: Response { status: Some(status), remote_id: None, excerpt: body },
+            target: target.clone(),
+        }
     }
 }
