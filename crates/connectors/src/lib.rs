@@ -4,11 +4,13 @@
 use std::sync::OnceLock;
 
 use switchyard_core::spec::{PropertySpec, Resolved};
-use switchyard_core::{Direction, Integration, Metadata, Org, ValidationErrors};
+use switchyard_core::{Direction, Integration, IntegrationId, Metadata, Org, ValidationErrors};
 
+pub mod amqp;
 pub mod egress;
 mod planned;
 pub mod policy;
+pub mod shared;
 pub mod webhook;
 
 pub use egress::{BuildError, Egress, EgressContext, Outbound, Outcome, Response, SendResult};
@@ -55,6 +57,15 @@ pub fn nothing_to_prepare(_: &mut Resolved) -> Vec<(&'static str, String)> {
 
 pub fn nothing_on_update(_: &Resolved, _: &mut Resolved, _: i64) {}
 
+/// What the far side receives for a record.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Message {
+    /// The record itself, as stored (webhooks).
+    Record,
+    /// The published-data shape of cloud integrations ([`shared::published`]).
+    Published,
+}
+
 /// A catalog entry: one integration type.
 #[derive(Debug, Clone)]
 pub struct ConnectorType {
@@ -63,6 +74,7 @@ pub struct ConnectorType {
     pub description: &'static str,
     pub category: Category,
     pub directions: Vec<DirectionSupport>,
+    pub message: Message,
 }
 
 impl ConnectorType {
@@ -88,6 +100,14 @@ impl ConnectorType {
         build(integration, globals, ctx)
     }
 
+    /// The data a delivery of `record` publishes, as the delivery log shows it.
+    pub fn published_data(&self, record: &switchyard_core::Record, integration: &IntegrationId) -> serde_json::Value {
+        match self.message {
+            Message::Record => serde_json::to_value(record).unwrap_or_default(),
+            Message::Published => shared::published(record, integration),
+        }
+    }
+
     pub fn offered_to(&self, org: &Org) -> bool {
         self.category == Category::Standard || org.custom_integrations
     }
@@ -97,7 +117,7 @@ impl ConnectorType {
 pub fn registry() -> &'static [ConnectorType] {
     static REGISTRY: OnceLock<Vec<ConnectorType>> = OnceLock::new();
     REGISTRY.get_or_init(|| {
-        let mut types = vec![webhook::connector_type()];
+        let mut types = vec![webhook::connector_type(), amqp::connector_type()];
         types.extend(planned::types());
         types
     })
@@ -155,6 +175,6 @@ mod tests {
             .iter()
             .flat_map(|t| t.directions.iter().filter(|d| d.available).map(move |d| (t.key, d.direction)))
             .collect();
-        assert_eq!(available, [("WEBHOOK", Direction::Egress)]);
+        assert_eq!(available, [("WEBHOOK", Direction::Egress), ("AMQP", Direction::Egress)]);
     }
 }

@@ -30,6 +30,7 @@ fn planned(
                 build: None,
             })
             .collect(),
+        message: crate::Message::Published,
     }
 }
 
@@ -297,19 +298,6 @@ pub(crate) fn types() -> Vec<ConnectorType> {
             )],
         ),
         planned(
-            "AMQP",
-            "AMQP 0-9-1",
-            "Publish to an exchange with publisher confirms.",
-            vec![(
-                Egress,
-                vec![
-                    P::new("url", "URL", K::Secret).required(),
-                    P::new("exchange", "Exchange", K::String).required(),
-                    P::new("routingKeyTemplate", "Routing key template", K::Template).required(),
-                ],
-            )],
-        ),
-        planned(
             "KAFKA",
             "Kafka",
             "Produce to a Kafka topic with an idempotent producer.",
@@ -354,6 +342,7 @@ pub(crate) fn types() -> Vec<ConnectorType> {
                 build: None,
             },
         ],
+        message: crate::Message::Record,
     });
     types
 }

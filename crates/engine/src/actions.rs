@@ -239,7 +239,8 @@ impl Engine {
                 None => break,
             }
         }
-        let table = RouteTable::build(&triggers);
+        let objects = crate::router::objects_of(integration).map(|o| (integration.id.clone(), o));
+        let table = RouteTable::build(&triggers, objects.into_iter().collect());
         let (mut scanned, mut matched) = (0u64, 0u64);
         let mut after = None;
         loop {

@@ -217,7 +217,7 @@ fn start_worker(
         let metrics = metrics.for_integration(&integration);
         let low_water = config.max_queued / 2;
         let limit = Arc::new(Semaphore::new(config.concurrency));
-        let mut sender: Option<(Instant, Arc<dyn Egress>)> = None;
+        let mut sender: Option<Loaded> = None;
         let mut bucket: Option<TokenBucket> = None;
         while let Some(first) = rx.recv().await {
             if shutdown.is_cancelled() {
@@ -225,14 +225,14 @@ fn start_worker(
                 counter.fetch_sub(1, Ordering::Relaxed);
                 continue;
             }
-            if sender.as_ref().is_none_or(|(at, _)| at.elapsed() > config.reload_after) {
-                sender = load_sender(&store, &ctx, &org, &integration).await.map(|s| (Instant::now(), s));
-                let rate = sender.as_ref().and_then(|(_, s)| s.rate_limit());
+            if sender.as_ref().is_none_or(|s| s.at.elapsed() > config.reload_after) {
+                sender = load_sender(&store, &ctx, &org, &integration, sender.take()).await;
+                let rate = sender.as_ref().and_then(|s| s.egress.rate_limit());
                 if bucket.as_ref().map(TokenBucket::rate) != rate {
                     bucket = rate.map(|r| TokenBucket::new(r, Instant::now()));
                 }
             }
-            let Some((_, egress)) = sender.clone() else {
+            let Some(egress) = sender.as_ref().map(|s| s.egress.clone()) else {
                 // Deleted or disabled: the lease runs out and the delivery waits in the outbox.
                 counter.fetch_sub(1, Ordering::Relaxed);
                 continue;
@@ -307,12 +307,22 @@ fn integration_of(unit: &[Claimed]) -> IntegrationId {
     unit[0].integration_id.clone()
 }
 
+/// A worker's sender and what it was built from: kept (with its connection,
+/// for connection-based types) while neither the integration nor the globals change.
+struct Loaded {
+    at: Instant,
+    updated_at: i64,
+    globals: switchyard_core::Metadata,
+    egress: Arc<dyn Egress>,
+}
+
 async fn load_sender(
     store: &Arc<dyn Store>,
     ctx: &EgressContext,
     org: &OrgId,
     id: &IntegrationId,
-) -> Option<Arc<dyn Egress>> {
+    current: Option<Loaded>,
+) -> Option<Loaded> {
     let integration = match store.get_integration(org, id).await {
         Ok(Some(i)) if i.enabled => i,
         Ok(_) => return None,
@@ -329,8 +339,14 @@ async fn load_sender(
             return None;
         }
     };
+    if let Some(mut current) = current.filter(|c| c.updated_at == integration.updated_at && c.globals == globals) {
+        current.at = Instant::now();
+        return Some(current);
+    }
     match kind.build_egress(&integration, &globals, ctx) {
-        Ok(egress) => Some(Arc::from(egress)),
+        Ok(egress) => {
+            Some(Loaded { at: Instant::now(), updated_at: integration.updated_at, globals, egress: Arc::from(egress) })
+        }
         Err(e) => {
             tracing::warn!(integration = %id, error = %e, "the integration cannot send");
             None

@@ -6,8 +6,11 @@ use std::collections::{HashMap, HashSet};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use switchyard_core::{glob_match, DeviceId, IntegrationId, OrgId, PlaceId, Record, RecordKind, ResourcePath, Trigger};
-use switchyard_store::{Store, StoreError};
+use switchyard_core::{
+    glob_match, DeviceId, Direction, Integration, IntegrationId, OrgId, PlaceId, Record, RecordKind, ResourcePath,
+    Trigger,
+};
+use switchyard_store::{IntegrationFilter, PageRequest, Store, StoreError};
 
 /// How long a node trusts its copy of an organization's triggers; changes
 /// made on this node invalidate it at once, changes on other nodes within this.
@@ -39,11 +42,29 @@ struct KindIndex {
 pub struct RouteTable {
     triggers: Vec<Compiled>,
     kinds: HashMap<RecordKind, KindIndex>,
+    /// Integrations with an objects list (cloud types): a record must match
+    /// one of its patterns as well as a trigger.
+    objects: HashMap<IntegrationId, Vec<String>>,
+}
+
+/// An integration's `objects` property, where it sets one.
+pub fn objects_of(integration: &Integration) -> Option<Vec<String>> {
+    let list: Vec<String> = integration
+        .properties
+        .get("objects")?
+        .as_array()?
+        .iter()
+        .filter_map(|v| v.as_str())
+        .filter(|s| !s.is_empty())
+        .map(str::to_owned)
+        .collect();
+    (!list.is_empty() && !list.iter().any(|o| o == "*")).then_some(list)
 }
 
 impl RouteTable {
-    pub fn build(triggers: &[Trigger]) -> Self {
-        let mut table = RouteTable::default();
+    /// `objects`: per integration, the objects list that narrows its triggers.
+    pub fn build(triggers: &[Trigger], objects: HashMap<IntegrationId, Vec<String>>) -> Self {
+        let mut table = RouteTable { objects, ..RouteTable::default() };
         for t in triggers.iter().filter(|t| t.active) {
             let i = table.triggers.len();
             let mut places = Vec::new();
@@ -88,7 +109,11 @@ impl RouteTable {
         let mut out = Vec::new();
         for &i in candidates {
             let t = &self.triggers[i];
-            if t.covers(&record.device_id, ancestry) && seen.insert(&t.integration) {
+            let wanted = |patterns: &Vec<String>| patterns.iter().any(|p| glob_match(p, &record.property));
+            if t.covers(&record.device_id, ancestry)
+                && self.objects.get(&t.integration).is_none_or(wanted)
+                && seen.insert(&t.integration)
+            {
                 out.push(t.integration.clone());
             }
         }
@@ -142,7 +167,27 @@ impl Router {
     pub async fn table(&self, org: &OrgId) -> Result<Arc<RouteTable>, StoreError> {
         match self.tables.get(org) {
             Some(table) => Ok(table),
-            None => Ok(self.tables.put(org.clone(), RouteTable::build(&self.store.routing_triggers(org).await?))),
+            None => {
+                let triggers = self.store.routing_triggers(org).await?;
+                let objects = self.objects(org).await?;
+                Ok(self.tables.put(org.clone(), RouteTable::build(&triggers, objects)))
+            }
+        }
+    }
+
+    /// The objects lists of the organization's enabled egress integrations.
+    pub async fn objects(&self, org: &OrgId) -> Result<HashMap<IntegrationId, Vec<String>>, StoreError> {
+        let filter =
+            IntegrationFilter { direction: Some(Direction::Egress), enabled: Some(true), ..Default::default() };
+        let mut page = PageRequest { limit: 500, after: None };
+        let mut out = HashMap::new();
+        loop {
+            let found = self.store.list_integrations(org, &filter, &page).await?;
+            out.extend(found.items.iter().filter_map(|i| Some((i.id.clone(), objects_of(i)?))));
+            match found.next_cursor {
+                Some(c) => page.after = Some(c),
+                None => return Ok(out),
+            }
         }
     }
 
@@ -191,12 +236,20 @@ mod tests {
         let (a, b, c) = (IntegrationId::new(), IntegrationId::new(), IntegrationId::new());
         let (site, other) = (PlaceId::new(), PlaceId::new());
         let (d1, d2) = (DeviceId::new(), DeviceId::new());
-        let table = RouteTable::build(&[
-            trigger(&a, &[RecordKind::Value], &["power"], vec![]),
-            trigger(&b, &[RecordKind::Value, RecordKind::Alarm], &["temp_*"], vec![ResourcePath::Place(site.clone())]),
-            trigger(&c, &[RecordKind::Event], &[], vec![ResourcePath::Device(other.clone(), d2.clone())]),
-            trigger(&a, &[RecordKind::Value], &["pow*"], vec![]),
-        ]);
+        let table = RouteTable::build(
+            &[
+                trigger(&a, &[RecordKind::Value], &["power"], vec![]),
+                trigger(
+                    &b,
+                    &[RecordKind::Value, RecordKind::Alarm],
+                    &["temp_*"],
+                    vec![ResourcePath::Place(site.clone())],
+                ),
+                trigger(&c, &[RecordKind::Event], &[], vec![ResourcePath::Device(other.clone(), d2.clone())]),
+                trigger(&a, &[RecordKind::Value], &["pow*"], vec![]),
+            ],
+            HashMap::new(),
+        );
         let in_site = [PlaceId::new(), site.clone()];
         assert_eq!(
             table.route(&record(RecordKind::Value, "power", &d1), &in_site),
@@ -222,10 +275,24 @@ mod tests {
     }
 
     #[test]
+    fn an_objects_list_narrows_the_triggers_of_its_integration() {
+        let (a, b) = (IntegrationId::new(), IntegrationId::new());
+        let d = DeviceId::new();
+        let objects = HashMap::from([(a.clone(), vec!["adc_*".to_owned(), "power".to_owned()])]);
+        let table = RouteTable::build(
+            &[trigger(&a, &[RecordKind::Value], &[], vec![]), trigger(&b, &[RecordKind::Value], &[], vec![])],
+            objects,
+        );
+        assert_eq!(table.route(&record(RecordKind::Value, "adc_vbterm", &d), &[]), vec![a.clone(), b.clone()]);
+        assert_eq!(table.route(&record(RecordKind::Value, "power", &d), &[]), vec![a.clone(), b.clone()]);
+        assert_eq!(table.route(&record(RecordKind::Value, "temp", &d), &[]), vec![b.clone()], "not in a's objects");
+    }
+
+    #[test]
     fn inactive_triggers_route_nothing() {
         let a = IntegrationId::new();
         let mut t = trigger(&a, &[RecordKind::Value], &[], vec![]);
         t.active = false;
-        assert!(RouteTable::build(&[t]).is_empty());
+        assert!(RouteTable::build(&[t], HashMap::new()).is_empty());
     }
 }

@@ -3,7 +3,8 @@ use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use axum::Json;
 use serde::{Deserialize, Serialize};
-use switchyard_core::{now_ms, Attempt, Delivery, DeliveryId, DeliveryStatus, Record};
+use serde_json::{json, Value};
+use switchyard_core::{now_ms, Attempt, AttemptOutcome, Delivery, DeliveryId, DeliveryStatus, Record};
 use switchyard_store::DeliveryFilter;
 use utoipa::{IntoParams, ToSchema};
 
@@ -31,9 +32,44 @@ pub struct DeliveryQuery {
 pub struct DeliveryDetail {
     #[serde(flatten)]
     pub delivery: Delivery,
-    /// The record as sent.
-    pub published_data: Record,
+    /// What was sent: the record (webhooks), or the published-data message of
+    /// cloud and broker types (`published_at`, `device_id`, `data`,
+    /// `integration_id`, `sampled_at`, `object` and the record's other fields).
+    #[schema(value_type = Object)]
+    pub published_data: Value,
+    /// What the far side said about the last attempt: `device` and
+    /// `messageId` on success, `device` and `error` on failure; absent before
+    /// the first attempt.
+    #[schema(value_type = Option<Object>)]
+    pub integration_data: Option<Value>,
+    /// The stored record the delivery carries.
+    pub record: Record,
     pub attempts: Vec<Attempt>,
+}
+
+impl DeliveryDetail {
+    pub fn new(delivery: Delivery, record: Record, attempts: Vec<Attempt>, type_key: Option<&str>) -> Self {
+        let published_data = match type_key.and_then(switchyard_connectors::find) {
+            Some(kind) => kind.published_data(&record, &delivery.integration_id),
+            None => serde_json::to_value(&record).unwrap_or_default(),
+        };
+        let integration_data = attempts.last().map(|a| {
+            let mut data = json!({ "device": record.device_id });
+            match (&a.outcome, &a.error) {
+                (AttemptOutcome::Delivered, _) => {
+                    data["messageId"] = json!(a.remote_id);
+                }
+                (_, error) => {
+                    data["error"] = json!(error);
+                    if let Some(code) = a.status_code {
+                        data["statusCode"] = json!(code);
+                    }
+                }
+            }
+            data
+        });
+        Self { delivery, published_data, integration_data, record, attempts }
+    }
 }
 
 #[utoipa::path(get, operation_id = "listDeliveries", path = "/v2/integrations/{integrationId}/deliveries", tag = "deliveries",
@@ -66,7 +102,8 @@ pub async fn get(
     let id: DeliveryId = path_id(&id)?;
     let (delivery, record, attempts) =
         state.store.get_delivery(&caller.org.id, &id).await?.ok_or_else(|| ApiError::not_found("delivery", &id))?;
-    Ok(Json(DeliveryDetail { delivery, published_data: record, attempts }))
+    let integration = state.store.get_integration(&caller.org.id, &delivery.integration_id).await?;
+    Ok(Json(DeliveryDetail::new(delivery, record, attempts, integration.as_ref().map(|i| i.type_key.as_str()))))
 }
 
 /// Sends a finished (succeeded or dead) delivery again, with the same id and

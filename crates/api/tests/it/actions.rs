@@ -8,7 +8,7 @@ use crate::delivery::{value, verify, webhook_with_trigger, Answer, Receiver};
 use crate::{assert_problem, spawn_configured, App, Backend};
 
 /// Polls an action until it is finished (10 s at most).
-async fn finished(app: &App, id: &str) -> Value {
+pub async fn finished(app: &App, id: &str) -> Value {
     for _ in 0..1000 {
         let a = app.get(&format!("/v2/actions/{id}")).await.body;
         if a["status"] == "succeeded" || a["status"] == "failed" {

@@ -34,6 +34,9 @@ const EGRESS: [&str; 12] = [
     "KAFKA",
 ];
 
+/// The types that work end to end (each passes the connector checks in `connectors/`).
+const WORKING: &[&str] = &["WEBHOOK", "AMQP"];
+
 #[tokio::test]
 async fn the_catalog_lists_every_type_and_offers_only_what_runs() {
     let app = spawn_app().await;
@@ -43,11 +46,11 @@ async fn the_catalog_lists_every_type_and_offers_only_what_runs() {
     for t in INGRESS.iter().chain(EGRESS.iter()) {
         assert!(listed.contains(&t.to_string()), "{t} missing from the catalog");
     }
-    assert_eq!(types(&app.get("/v2/integrations/catalog?availability=available").await), ["WEBHOOK"]);
+    assert_eq!(types(&app.get("/v2/integrations/catalog?availability=available").await), WORKING);
     let ingress = types(&app.get("/v2/integrations/catalog?direction=INGRESS").await);
     assert_eq!(ingress.len(), INGRESS.len());
     let egress_disabled = app.get("/v2/integrations/catalog?direction=EGRESS&availability=disabled").await;
-    assert_eq!(types(&egress_disabled).len(), EGRESS.len() - 1);
+    assert_eq!(types(&egress_disabled).len(), EGRESS.len() - WORKING.len());
     assert!(egress_disabled.body["data"].as_array().unwrap().iter().all(|e| e["availability"] == "disabled"));
     assert_eq!(types(&app.get("/v2/integrations/catalog?q=pub/sub").await), ["GCP_PUBSUB"]);
     let bad = app.get("/v2/integrations/catalog?availability=maybe").await;

@@ -24,6 +24,7 @@ macro_rules! on_both_stores {
 mod actions;
 mod auth;
 mod catalog;
+mod connectors;
 mod delivery;
 mod integrations;
 mod openapi;

@@ -34,5 +34,6 @@ pub fn connector_type() -> ConnectorType {
             on_update: config::rotate,
             build: Some(build),
         }],
+        message: crate::Message::Record,
     }
 }

@@ -1,0 +1,170 @@
+//! Every egress connector against its real peer, through the same
+//! conformance checks: triggers → delivery → delivery log → test-send, a
+//! retryable failure, a permanent failure and the objects list.
+use std::time::Duration;
+
+use async_trait::async_trait;
+use reqwest::StatusCode;
+use serde_json::{json, Value};
+
+use crate::actions::finished;
+use crate::delivery::{value, wait_status};
+use crate::{App, Backend};
+
+mod amqp;
+
+/// A message as the peer received it.
+#[derive(Debug, Clone)]
+pub struct Got {
+    /// The message body, parsed.
+    pub body: Value,
+    /// The delivery id the message carried (attribute, header or user property).
+    pub delivery_id: String,
+}
+
+/// A connector's far side, run for real on this machine.
+#[async_trait]
+pub trait Peer: Send + Sync {
+    fn type_key(&self) -> &'static str;
+    /// Properties that reach the peer.
+    fn properties(&self) -> Value;
+    /// Properties whose sends fail in a way worth retrying (nothing listening, say).
+    fn unreachable(&self) -> Value;
+    /// Properties the far side refuses for good, and a fragment of its reason.
+    fn refused(&self) -> (Value, &'static str);
+    /// Waits for the next `n` messages (10 s at most).
+    async fn receive(&self, n: usize) -> Vec<Got>;
+    /// Whether the type has an objects list.
+    fn has_objects(&self) -> bool {
+        true
+    }
+}
+
+async fn integration(app: &App, peer: &dyn Peer, name: &str, properties: Value, trigger: Value) -> String {
+    let created =
+        app.post("/v2/integrations", json!({"name": name, "type": peer.type_key(), "properties": properties})).await;
+    assert_eq!(created.status, StatusCode::CREATED, "{:?}", created.body);
+    let id = created.body["id"].as_str().unwrap().to_owned();
+    let t = app.post(&format!("/v2/integrations/{id}/triggers"), trigger).await;
+    assert_eq!(t.status, StatusCode::CREATED, "{:?}", t.body);
+    id
+}
+
+fn with(base: Value, extra: Value) -> Value {
+    let mut out = base;
+    out.as_object_mut().unwrap().extend(extra.as_object().unwrap().clone());
+    out
+}
+
+async fn ingest(app: &App, records: Vec<Value>) {
+    let res = app.post("/v2/telemetry", json!({"records": records})).await;
+    assert_eq!(res.status, StatusCode::ACCEPTED, "{:?}", res.body);
+}
+
+/// The integration's first delivery once it is no longer pending, with its attempts.
+async fn settled(app: &App, integration: &str) -> Value {
+    for _ in 0..1000 {
+        let list = app.get(&format!("/v2/integrations/{integration}/deliveries")).await;
+        if let Some(d) = list.body["data"].as_array().and_then(|a| a.first()).filter(|d| d["status"] != "pending") {
+            return app.get(&format!("/v2/deliveries/{}", d["id"].as_str().unwrap())).await.body;
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    panic!("the delivery of {integration} stayed pending");
+}
+
+/// The checks every egress connector passes.
+pub async fn conformance(backend: Backend, peer: &dyn Peer) {
+    let app = crate::spawn_configured(backend, |_| {}).await;
+    let (_, device, _) = app.place_and_device("meter").await;
+
+    // The catalog offers the type.
+    let catalog = app.get(&format!("/v2/integrations/catalog?direction=EGRESS&q={}", peer.type_key())).await;
+    let entry = catalog.body["data"].as_array().unwrap().iter().find(|e| e["type"] == peer.type_key()).cloned();
+    assert_eq!(entry.map(|e| e["availability"].clone()), Some(json!("available")), "{:?}", catalog.body);
+
+    // A trigger decides: `power` goes, `voltage` does not.
+    let id =
+        integration(&app, peer, "good", peer.properties(), json!({"kinds": ["value"], "objects": ["power"]})).await;
+    ingest(&app, vec![value(&device, "power", json!(12.5)), value(&device, "voltage", json!(230))]).await;
+    let first = settled(&app, &id).await;
+    assert_eq!(first["status"], "succeeded", "{first}");
+    let got = peer.receive(1).await.remove(0);
+    let body = &got.body;
+    assert_eq!(body["device_id"], device.as_str(), "{body}");
+    assert_eq!(body["data"], 12.5, "{body}");
+    assert_eq!(body["object"], "power", "{body}");
+    assert_eq!(body["integration_id"], id.as_str(), "{body}");
+    assert_eq!(body["sampled_at"], "2023-11-14T22:13:20.000Z", "{body}");
+    assert!(body["published_at"].as_str().is_some_and(|s| s.ends_with('Z')), "{body}");
+    assert!(got.delivery_id.starts_with("dlv_"), "the delivery id travels with the message: {got:?}");
+
+    // The delivery log shows what was sent, what the far side said and where it went.
+    let delivery = wait_status(&app, &id, "succeeded").await;
+    assert_eq!(delivery["id"], got.delivery_id.as_str());
+    assert_eq!(&delivery["publishedData"], body, "the log shows exactly what was published");
+    assert_eq!(delivery["attempts"][0]["outcome"], "delivered", "{delivery}");
+    assert!(delivery["integrationData"]["messageId"].as_str().is_some_and(|m| !m.is_empty()), "{delivery}");
+    assert_eq!(delivery["integrationData"]["device"], device.as_str());
+    assert!(delivery["target"].as_str().is_some_and(|t| !t.is_empty()), "{delivery}");
+    assert!(delivery["completedAt"].as_i64().is_some());
+    let all = app.get(&format!("/v2/integrations/{id}/deliveries")).await;
+    assert_eq!(all.body["data"].as_array().unwrap().len(), 1, "voltage matched no trigger: {:?}", all.body);
+
+    // test-send reaches the peer through the action API and lands in the log.
+    let started = app.post(&format!("/v2/integrations/{id}/actions/test-send"), json!({"property": "ping"})).await;
+    assert_eq!(started.status, StatusCode::ACCEPTED, "{:?}", started.body);
+    let done = finished(&app, started.body["id"].as_str().unwrap()).await;
+    assert_eq!(done["status"], "succeeded", "{done}");
+    let got = peer.receive(1).await.remove(0);
+    assert_eq!(got.body["object"], "ping");
+    assert_eq!(got.delivery_id, done["result"]["deliveryId"].as_str().unwrap());
+
+    // The objects list narrows the triggers.
+    if peer.has_objects() {
+        let props = with(peer.properties(), json!({"objects": ["adc_*"]}));
+        let narrowed = integration(&app, peer, "objects", props, json!({"kinds": ["value"]})).await;
+        ingest(&app, vec![value(&device, "temp", json!(1)), value(&device, "adc_vbterm", json!(12.1))]).await;
+        let got = peer.receive(1).await.remove(0);
+        assert_eq!((&got.body["integration_id"], &got.body["object"]), (&json!(narrowed), &json!("adc_vbterm")));
+        let all = app.get(&format!("/v2/integrations/{narrowed}/deliveries")).await;
+        assert_eq!(all.body["data"].as_array().unwrap().len(), 1, "temp is not in the objects: {:?}", all.body);
+    }
+
+    // Nothing listening: the delivery waits for its next attempt.
+    let down = integration(&app, peer, "down", peer.unreachable(), json!({"kinds": ["alarm"]})).await;
+    ingest(
+        &app,
+        vec![json!({"kind": "alarm", "deviceId": device, "property": "door", "timestamp": 1, "payload": true})],
+    )
+    .await;
+    let retrying = wait_status(&app, &down, "retrying").await;
+    assert_eq!(retrying["attempts"][0]["outcome"], "retry", "{retrying}");
+    assert!(retrying["nextAttemptAt"].as_i64().is_some(), "{retrying}");
+    assert!(retrying["integrationData"]["error"].as_str().is_some_and(|e| !e.is_empty()), "{retrying}");
+
+    // Refused for good: dead at once, with the far side's reason.
+    let (props, reason) = peer.refused();
+    let refused = integration(&app, peer, "refused", props, json!({"kinds": ["event"]})).await;
+    ingest(&app, vec![json!({"kind": "event", "deviceId": device, "property": "boot", "timestamp": 1, "payload": 1})])
+        .await;
+    let dead = wait_status(&app, &refused, "dead").await;
+    assert_eq!(dead["attemptCount"], 1, "no retry for a permanent failure: {dead}");
+    assert_eq!(dead["attempts"][0]["outcome"], "rejected", "{dead}");
+    let error = dead["integrationData"]["error"].as_str().unwrap_or_default();
+    assert!(error.contains(reason), "the far side's reason `{reason}` is kept: {error}");
+
+    // Secrets stay out of every answer.
+    let shown = app.get(&format!("/v2/integrations/{id}")).await;
+    let given = peer.properties();
+    let visible: Vec<&Value> = shown.body["properties"].as_object().unwrap().values().collect();
+    let text = shown.body.to_string();
+    for name in shown.body["secretsSet"].as_array().unwrap() {
+        assert!(shown.body["properties"].get(name.as_str().unwrap()).is_none(), "secret {name} shown");
+        let secret = &given[name.as_str().unwrap()];
+        if !visible.contains(&secret) {
+            assert!(!text.contains(secret.as_str().unwrap()), "secret {name} shown: {text}");
+        }
+    }
+    tokio::time::sleep(Duration::from_millis(50)).await;
+}

@@ -1,0 +1,38 @@
+//! AMQP (EGRESS): each record published to a RabbitMQ-style exchange
+//! (AMQP 0-9-1) with publisher confirms; a message counts as delivered only
+//! once the broker has confirmed it.
+mod classify;
+mod config;
+mod egress;
+
+pub use config::{properties, AmqpConfig};
+pub use egress::AmqpEgress;
+
+use crate::egress::{BuildError, Egress, EgressContext};
+use crate::{Category, ConnectorType, DirectionSupport};
+use switchyard_core::{Direction, Integration, Metadata};
+
+pub const KEY: &str = "AMQP";
+
+fn build(integration: &Integration, globals: &Metadata, ctx: &EgressContext) -> Result<Box<dyn Egress>, BuildError> {
+    Ok(Box::new(AmqpEgress::new(AmqpConfig::from_integration(integration)?, integration, globals, ctx)?))
+}
+
+pub fn connector_type() -> ConnectorType {
+    ConnectorType {
+        key: KEY,
+        name: "AMQP 0-9-1",
+        description: "Publish each record to an exchange (RabbitMQ and compatible brokers), with publisher confirms.",
+        category: Category::Standard,
+        directions: vec![DirectionSupport {
+            direction: Direction::Egress,
+            available: true,
+            properties: properties(),
+            check: config::check,
+            prepare: crate::nothing_to_prepare,
+            on_update: crate::nothing_on_update,
+            build: Some(build),
+        }],
+        message: crate::Message::Published,
+    }
+}

@@ -1,0 +1,206 @@
+//! What the cloud, broker and notification connectors share: reading
+//! properties, the published-data shape, templates, the objects list and the
+//! egress policy for transports other than HTTP.
+use std::net::SocketAddr;
+use std::time::{Duration, SystemTime};
+
+use serde_json::{json, Map, Value};
+use switchyard_core::spec::{PropertyKind as K, PropertySpec as P};
+use switchyard_core::{IntegrationId, Metadata, Record, Secret};
+
+use crate::egress::{BuildError, Outcome, Response, SendResult};
+use crate::policy::EgressPolicy;
+
+/// Messages per second for connection-based types unless `rateLimitPerSecond` says otherwise.
+pub const DEFAULT_RATE: f64 = 20.0;
+
+/// A non-empty string property.
+pub fn text<'a>(props: &'a Map<String, Value>, name: &str) -> Option<&'a str> {
+    props.get(name).and_then(Value::as_str).filter(|s| !s.is_empty())
+}
+
+/// A required string property (validated at create, so its absence is a stored-state fault).
+pub fn required<'a>(props: &'a Map<String, Value>, name: &str) -> Result<&'a str, BuildError> {
+    text(props, name).ok_or_else(|| BuildError::Config(format!("{name} is not set")))
+}
+
+pub fn secret(secrets: &std::collections::BTreeMap<String, Secret>, name: &str) -> Option<Secret> {
+    secrets.get(name).filter(|s| !s.expose().is_empty()).cloned()
+}
+
+pub fn strings(props: &Map<String, Value>, name: &str) -> Vec<String> {
+    props
+        .get(name)
+        .and_then(Value::as_array)
+        .map(|a| a.iter().filter_map(Value::as_str).filter(|s| !s.is_empty()).map(str::to_owned).collect())
+        .unwrap_or_default()
+}
+
+/// `rateLimitPerSecond`, or the default for connection-based types.
+pub fn rate(props: &Map<String, Value>) -> f64 {
+    props.get("rateLimitPerSecond").and_then(Value::as_f64).filter(|r| *r > 0.0).unwrap_or(DEFAULT_RATE)
+}
+
+/// The objects list of cloud integrations: which objects trigger it, on top of its triggers.
+pub fn objects_property() -> P {
+    P::new("objects", "Objects", K::List).describe(
+        "Which objects (properties) trigger the integration, on top of its triggers; `*` globs allowed. All when empty.",
+    )
+}
+
+pub fn rate_property() -> P {
+    P::new("rateLimitPerSecond", "Rate limit (messages/s)", K::Number)
+        .range(0.1, 100_000.0)
+        .default(json!(DEFAULT_RATE))
+        .describe("Sends per second at most; more wait their turn, none is dropped.")
+}
+
+/// RFC 3339 in UTC with milliseconds, from ms since the epoch.
+pub fn rfc3339(ms: i64) -> String {
+    let at = SystemTime::UNIX_EPOCH + Duration::from_millis(ms.max(0) as u64);
+    humantime::format_rfc3339_millis(at).to_string()
+}
+
+/// The message a cloud or broker target receives for a record: the fields
+/// users of cloud integrations know (`published_at`, `device_id`, `data`,
+/// `integration_id`, `sampled_at`, `object`) and the record's others.
+pub fn published(record: &Record, integration: &IntegrationId) -> Value {
+    let mut out = Map::new();
+    out.insert("published_at".into(), json!(rfc3339(record.received_at)));
+    out.insert("device_id".into(), json!(record.device_id));
+    out.insert("data".into(), record.payload.clone());
+    out.insert("integration_id".into(), json!(integration));
+    out.insert("sampled_at".into(), json!(rfc3339(record.timestamp)));
+    out.insert("object".into(), json!(record.property));
+    out.insert("kind".into(), json!(record.kind));
+    let optional = [
+        ("scaled_data", record.scaled_payload.clone()),
+        ("name", record.name.clone().map(Value::from)),
+        ("unit", record.unit.clone().map(Value::from)),
+        ("external_id", record.external_id.clone().map(Value::from)),
+        ("property_id", record.property_id.clone().map(Value::from)),
+        ("equipment_id", record.equipment_id.clone().map(Value::from)),
+        ("gateway_interface_id", record.gateway_interface_id.clone().map(Value::from)),
+        ("slug", record.slug.clone().map(Value::from)),
+        ("is_out_of_service", record.is_out_of_service.map(Value::from)),
+        ("record_id", record.id.clone().map(Value::from)),
+    ];
+    for (name, value) in optional {
+        if let Some(v) = value {
+            out.insert(name.into(), v);
+        }
+    }
+    if !record.tags.is_empty() {
+        out.insert("tags".into(), json!(record.tags));
+    }
+    Value::Object(out)
+}
+
+/// A MiniJinja template compiled once per integration, rendered per record
+/// with `record` and the organization's `globals`.
+pub struct Template {
+    env: minijinja::Environment<'static>,
+    globals: minijinja::Value,
+    property: &'static str,
+}
+
+impl Template {
+    pub fn compile(property: &'static str, source: &str, globals: &Metadata) -> Result<Self, BuildError> {
+        let mut env = minijinja::Environment::new();
+        env.set_undefined_behavior(minijinja::UndefinedBehavior::Strict);
+        env.add_template_owned(property, source.to_owned())
+            .map_err(|e| BuildError::Config(format!("{property}: {e}")))?;
+        Ok(Self { env, globals: minijinja::Value::from_serialize(globals), property })
+    }
+
+    /// Renders for one record; `extra` adds values beside `record` and `globals`.
+    pub fn render(&self, record: &Record, extra: &[(&str, minijinja::Value)]) -> Result<String, String> {
+        let template = self.env.get_template(self.property).map_err(|e| e.to_string())?;
+        let mut ctx: std::collections::BTreeMap<&str, minijinja::Value> =
+            extra.iter().map(|(k, v)| (*k, v.clone())).collect();
+        ctx.insert("record", minijinja::Value::from_serialize(record));
+        ctx.insert("globals", self.globals.clone());
+        template.render(ctx).map_err(|e| format!("{} could not be rendered: {e}", self.property))
+    }
+}
+
+/// Resolves `host:port` and refuses it unless every address it resolves to
+/// is public or covered by `egress.allow` (for transports other than HTTP,
+/// checked before each connect).
+pub async fn resolve_allowed(policy: &EgressPolicy, host: &str, port: u16) -> Result<Vec<SocketAddr>, String> {
+    let addrs: Vec<SocketAddr> = tokio::net::lookup_host((host, port))
+        .await
+        .map_err(|e| format!("{host} could not be resolved: {e}"))?
+        .collect();
+    if addrs.is_empty() {
+        return Err(format!("{host} resolves to no address"));
+    }
+    for a in &addrs {
+        policy.check(a.ip()).map_err(|e| e.to_string())?;
+    }
+    Ok(addrs)
+}
+
+/// A result with no response from the far side.
+pub fn failed(target: &str, outcome: Outcome) -> SendResult {
+    SendResult { outcome, response: Response::default(), target: target.to_owned() }
+}
+
+pub fn retry(target: &str, reason: impl Into<String>) -> SendResult {
+    failed(target, Outcome::Retry { after: None, reason: reason.into() })
+}
+
+pub fn reject(target: &str, reason: impl Into<String>) -> SendResult {
+    failed(target, Outcome::Reject { reason: reason.into(), deactivate: false })
+}
+
+pub fn delivered(target: &str, remote_id: Option<String>) -> SendResult {
+    SendResult {
+        outcome: Outcome::Delivered,
+        response: Response { status: None, remote_id, excerpt: None },
+        target: target.to_owned(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn published_data_has_the_cloud_fields() {
+        let record: Record = serde_json::from_value(json!({
+            "kind": "value", "deviceId": "dev_01j0000000000000000000000a", "property": "adc_vbterm", "timestamp": 1656404429000i64,
+            "payload": 12.117188, "receivedAt": 1656404429502i64, "unit": "V", "tags": {"slave": "PS-PWM-30M"}
+        }))
+        .unwrap();
+        let id = IntegrationId::from_stored("int_1".into());
+        let p = published(&record, &id);
+        assert_eq!(p["published_at"], "2022-06-28T08:20:29.502Z");
+        assert_eq!(p["sampled_at"], "2022-06-28T08:20:29.000Z");
+        assert_eq!(p["device_id"], "dev_01j0000000000000000000000a");
+        assert_eq!(p["data"], 12.117188);
+        assert_eq!(p["integration_id"], "int_1");
+        assert_eq!(p["object"], "adc_vbterm");
+        assert_eq!(p["unit"], "V");
+        assert_eq!(p["tags"]["slave"], "PS-PWM-30M");
+        assert!(p.get("name").is_none(), "absent fields stay absent");
+    }
+
+    #[test]
+    fn templates_see_the_record_and_globals_and_refuse_unknown_names() {
+        let record: Record = serde_json::from_value(json!({
+            "kind": "alarm", "deviceId": "dev_01j0000000000000000000000b", "property": "door", "timestamp": 1, "payload": true, "receivedAt": 1
+        }))
+        .unwrap();
+        let globals: Metadata = serde_json::from_value(json!({"site": "north"})).unwrap();
+        let t = Template::compile(
+            "topicTemplate",
+            "{{ globals.site }}/{{ record.deviceId }}/{{ record.property }}",
+            &globals,
+        )
+        .unwrap();
+        assert_eq!(t.render(&record, &[]).unwrap(), "north/dev_01j0000000000000000000000b/door");
+        let t = Template::compile("topicTemplate", "{{ record.nope }}", &globals).unwrap();
+        assert!(t.render(&record, &[]).unwrap_err().contains("topicTemplate"));
+    }
+}
