@@ -8,6 +8,8 @@ use switchyard_core::{Direction, Integration, IntegrationId, Metadata, Org, Vali
 
 pub mod amqp;
 pub mod egress;
+pub mod mqtt;
+pub mod nats;
 mod planned;
 pub mod policy;
 pub mod shared;
@@ -101,10 +103,15 @@ impl ConnectorType {
     }
 
     /// The data a delivery of `record` publishes, as the delivery log shows it.
-    pub fn published_data(&self, record: &switchyard_core::Record, integration: &IntegrationId) -> serde_json::Value {
+    pub fn published_data(
+        &self,
+        record: &switchyard_core::Record,
+        integration: &IntegrationId,
+        delivery_id: &str,
+    ) -> serde_json::Value {
         match self.message {
             Message::Record => serde_json::to_value(record).unwrap_or_default(),
-            Message::Published => shared::published(record, integration),
+            Message::Published => shared::published(record, integration, delivery_id),
         }
     }
 
@@ -117,7 +124,12 @@ impl ConnectorType {
 pub fn registry() -> &'static [ConnectorType] {
     static REGISTRY: OnceLock<Vec<ConnectorType>> = OnceLock::new();
     REGISTRY.get_or_init(|| {
-        let mut types = vec![webhook::connector_type(), amqp::connector_type()];
+        let mut types = vec![
+            webhook::connector_type(),
+            mqtt::connector_type(planned::mqtt_ingress()),
+            amqp::connector_type(),
+            nats::connector_type(),
+        ];
         types.extend(planned::types());
         types
     })
@@ -175,6 +187,14 @@ mod tests {
             .iter()
             .flat_map(|t| t.directions.iter().filter(|d| d.available).map(move |d| (t.key, d.direction)))
             .collect();
-        assert_eq!(available, [("WEBHOOK", Direction::Egress), ("AMQP", Direction::Egress)]);
+        assert_eq!(
+            available,
+            [
+                ("WEBHOOK", Direction::Egress),
+                ("MQTT", Direction::Egress),
+                ("AMQP", Direction::Egress),
+                ("NATS", Direction::Egress)
+            ]
+        );
     }
 }

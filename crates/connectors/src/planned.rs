@@ -69,24 +69,17 @@ fn event_hubs(extra: P) -> Vec<P> {
     ]
 }
 
-fn mqtt(topic: P) -> Vec<P> {
-    vec![
-        P::new("protocol", "Protocol", K::Enum).options(&["mqtt", "mqtts", "ws", "wss"]).default(json!("mqtt")),
-        P::new("host", "Host", K::String).required(),
-        P::new("port", "Port", K::Number).range(1.0, 65535.0).describe("Defaults to the protocol's port."),
-        P::new("version", "Protocol version", K::Enum).options(&["3.1.1", "5"]).default(json!("3.1.1")),
-        P::new("cleanSession", "Clean session", K::Bool).default(json!(true)),
-        P::new("clientId", "Client id", K::Template).describe("Generated when blank."),
-        P::new("authMethod", "Authentication", K::Enum)
-            .options(&["NONE", "PASSWORD", "CERTIFICATE"])
-            .default(json!("NONE")),
-        P::new("username", "Username", K::String).required_when("authMethod", &["PASSWORD"]),
-        P::new("password", "Password", K::Secret).required_when("authMethod", &["PASSWORD"]),
-        P::new("clientCertificate", "Client certificate", K::Secret).required_when("authMethod", &["CERTIFICATE"]),
-        P::new("privateKey", "Private key", K::Secret).required_when("authMethod", &["CERTIFICATE"]),
-        P::new("caCertificate", "CA certificate", K::String),
-        topic,
-    ]
+/// MQTT's ingress direction (the egress one is built, in `mqtt/`).
+pub(crate) fn mqtt_ingress() -> DirectionSupport {
+    DirectionSupport {
+        direction: Direction::Ingress,
+        available: false,
+        properties: crate::mqtt::config_connection(P::new("topics", "Topics", K::List).required()),
+        check: no_check,
+        prepare: nothing_to_prepare,
+        on_update: nothing_on_update,
+        build: None,
+    }
 }
 
 fn recipients(item: K) -> P {
@@ -112,15 +105,6 @@ fn inbound_mapping() -> P {
 pub(crate) fn types() -> Vec<ConnectorType> {
     use Direction::{Egress, Ingress};
     let mut types = vec![
-        planned(
-            "MQTT",
-            "MQTT broker",
-            "Subscribe to, or publish to, an external MQTT broker.",
-            vec![
-                (Ingress, mqtt(P::new("topics", "Topics", K::List).required())),
-                (Egress, mqtt(P::new("topicTemplate", "Topic template", K::Template).required())),
-            ],
-        ),
         planned(
             "AWS_SQS",
             "Amazon SQS",
@@ -282,20 +266,6 @@ pub(crate) fn types() -> Vec<ConnectorType> {
                 p.push(objects());
                 p
             })],
-        ),
-        planned(
-            "NATS",
-            "NATS",
-            "Publish to NATS subjects, optionally with JetStream acks.",
-            vec![(
-                Egress,
-                vec![
-                    P::new("servers", "Servers", K::List).required(),
-                    P::new("subjectTemplate", "Subject template", K::Template).required(),
-                    P::new("credentials", "Credentials", K::Secret),
-                    P::new("jetStream", "JetStream", K::Bool).default(json!(false)),
-                ],
-            )],
         ),
         planned(
             "KAFKA",

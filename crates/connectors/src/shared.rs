@@ -64,8 +64,11 @@ pub fn rfc3339(ms: i64) -> String {
 /// The message a cloud or broker target receives for a record: the fields
 /// users of cloud integrations know (`published_at`, `device_id`, `data`,
 /// `integration_id`, `sampled_at`, `object`) and the record's others.
-pub fn published(record: &Record, integration: &IntegrationId) -> Value {
+/// `delivery_id` is in it too, the same on every retry, so a receiver can
+/// deduplicate whatever the transport carries beside the body.
+pub fn published(record: &Record, integration: &IntegrationId, delivery_id: &str) -> Value {
     let mut out = Map::new();
+    out.insert("delivery_id".into(), json!(delivery_id));
     out.insert("published_at".into(), json!(rfc3339(record.received_at)));
     out.insert("device_id".into(), json!(record.device_id));
     out.insert("data".into(), record.payload.clone());
@@ -174,7 +177,8 @@ mod tests {
         }))
         .unwrap();
         let id = IntegrationId::from_stored("int_1".into());
-        let p = published(&record, &id);
+        let p = published(&record, &id, "dlv_1");
+        assert_eq!(p["delivery_id"], "dlv_1");
         assert_eq!(p["published_at"], "2022-06-28T08:20:29.502Z");
         assert_eq!(p["sampled_at"], "2022-06-28T08:20:29.000Z");
         assert_eq!(p["device_id"], "dev_01j0000000000000000000000a");

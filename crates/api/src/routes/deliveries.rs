@@ -50,7 +50,7 @@ pub struct DeliveryDetail {
 impl DeliveryDetail {
     pub fn new(delivery: Delivery, record: Record, attempts: Vec<Attempt>, type_key: Option<&str>) -> Self {
         let published_data = match type_key.and_then(switchyard_connectors::find) {
-            Some(kind) => kind.published_data(&record, &delivery.integration_id),
+            Some(kind) => kind.published_data(&record, &delivery.integration_id, delivery.id.as_str()),
             None => serde_json::to_value(&record).unwrap_or_default(),
         };
         let integration_data = attempts.last().map(|a| {

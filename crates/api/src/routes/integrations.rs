@@ -152,8 +152,8 @@ pub struct ListQuery {
     pub cursor: Option<String>,
 }
 
-/// Which direction a new integration takes: the only one its type supports,
-/// or the one the request names.
+/// Which direction a new integration takes: the one the request names, or
+/// else the only one its type supports, or the only one available.
 fn pick_direction<'t>(
     t: &'t ConnectorType,
     requested: Option<Direction>,
@@ -166,6 +166,9 @@ fn pick_direction<'t>(
             None
         })?,
         (None, [only]) => only,
+        (None, both) if both.iter().filter(|d| d.available).count() == 1 => {
+            both.iter().find(|d| d.available).expect("one is available")
+        }
         (None, _) => {
             errors.push("direction", format!("is required: {} supports both INGRESS and EGRESS", t.key));
             return None;

@@ -35,7 +35,7 @@ const EGRESS: [&str; 12] = [
 ];
 
 /// The types that work end to end (each passes the connector checks in `connectors/`).
-const WORKING: &[&str] = &["WEBHOOK", "AMQP"];
+const WORKING: &[&str] = &["WEBHOOK", "MQTT", "AMQP", "NATS"];
 
 #[tokio::test]
 async fn the_catalog_lists_every_type_and_offers_only_what_runs() {
@@ -98,7 +98,9 @@ async fn property_specs_per_type_and_direction() {
     let mqtt = app.get("/v2/integrations/properties?type=MQTT").await;
     assert_eq!(mqtt.body["directions"].as_array().unwrap().len(), 2);
     let egress = app.get("/v2/integrations/properties?type=MQTT&direction=EGRESS").await;
-    assert_eq!(egress.body["directions"][0]["availability"], "disabled");
+    assert_eq!(egress.body["directions"][0]["availability"], "available");
+    let ingress = app.get("/v2/integrations/properties?type=MQTT&direction=INGRESS").await;
+    assert_eq!(ingress.body["directions"][0]["availability"], "disabled", "not yet");
     assert!(egress.body["directions"][0]["properties"]
         .as_array()
         .unwrap()

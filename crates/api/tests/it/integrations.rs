@@ -106,8 +106,9 @@ async fn invalid_creates_name_each_field_and_store_nothing() {
         (json!({"name": 5, "type": "WEBHOOK"}), vec!["name"]),
         (json!({"name": "x", "type": "NOPE"}), vec!["type"]),
         (json!({"name": "x", "type": "LUA_SCRIPT", "direction": "EGRESS"}), vec!["type"]),
-        (json!({"name": "x", "type": "MQTT"}), vec!["direction"]),
-        (json!({"name": "x", "type": "MQTT", "direction": "EGRESS"}), vec!["type"]),
+        // Both directions listed, one available: that one is taken.
+        (json!({"name": "x", "type": "MQTT"}), vec!["properties.host"]),
+        (json!({"name": "x", "type": "MQTT", "direction": "INGRESS"}), vec!["type"]),
         (json!({"name": "x", "type": "WEBHOOK", "direction": "INGRESS"}), vec!["direction"]),
         (json!({"name": "x", "type": "WEBHOOK", "direction": "SIDEWAYS"}), vec!["direction"]),
         (json!({"name": "x", "type": "WEBHOOK"}), vec!["properties.url"]),

@@ -87,7 +87,7 @@ impl Egress for AmqpEgress {
             Ok(_) => return reject(&self.target, "the routing key is longer than 255 bytes"),
             Err(e) => return reject(&self.target, e),
         };
-        let body = published(message.record, &self.integration).to_string();
+        let body = published(message.record, &self.integration, message.delivery_id).to_string();
         let channel = match self.channel().await {
             Ok(c) => c,
             Err(result) => return result,

@@ -12,6 +12,43 @@ use crate::delivery::{value, wait_status};
 use crate::{App, Backend};
 
 mod amqp;
+mod mqtt;
+mod nats;
+
+/// A free port on loopback (for a peer a test starts itself, or for nothing listening).
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+}
+
+/// A peer process this test started; killed when dropped.
+pub struct PeerProcess {
+    child: std::process::Child,
+}
+
+impl Drop for PeerProcess {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// Starts `program` (whose arguments name `port`) and waits until it listens there.
+pub async fn start_peer(program: &str, args: &[String], port: u16) -> PeerProcess {
+    let child = std::process::Command::new(program)
+        .args(args)
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap_or_else(|e| panic!("{program} could not start ({e}); scripts/test-peers installs the test peers"));
+    let process = PeerProcess { child };
+    for _ in 0..500 {
+        if tokio::net::TcpStream::connect(("127.0.0.1", port)).await.is_ok() {
+            return process;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    panic!("{program} did not listen on {port} within 10 s");
+}
 
 /// A message as the peer received it.
 #[derive(Debug, Clone)]
@@ -40,7 +77,7 @@ pub trait Peer: Send + Sync {
     }
 }
 
-async fn integration(app: &App, peer: &dyn Peer, name: &str, properties: Value, trigger: Value) -> String {
+pub async fn integration(app: &App, peer: &dyn Peer, name: &str, properties: Value, trigger: Value) -> String {
     let created =
         app.post("/v2/integrations", json!({"name": name, "type": peer.type_key(), "properties": properties})).await;
     assert_eq!(created.status, StatusCode::CREATED, "{:?}", created.body);
@@ -56,7 +93,7 @@ fn with(base: Value, extra: Value) -> Value {
     out
 }
 
-async fn ingest(app: &App, records: Vec<Value>) {
+pub async fn ingest(app: &App, records: Vec<Value>) {
     let res = app.post("/v2/telemetry", json!({"records": records})).await;
     assert_eq!(res.status, StatusCode::ACCEPTED, "{:?}", res.body);
 }
@@ -98,6 +135,7 @@ pub async fn conformance(backend: Backend, peer: &dyn Peer) {
     assert_eq!(body["sampled_at"], "2023-11-14T22:13:20.000Z", "{body}");
     assert!(body["published_at"].as_str().is_some_and(|s| s.ends_with('Z')), "{body}");
     assert!(got.delivery_id.starts_with("dlv_"), "the delivery id travels with the message: {got:?}");
+    assert_eq!(body["delivery_id"], got.delivery_id.as_str(), "and in the body");
 
     // The delivery log shows what was sent, what the far side said and where it went.
     let delivery = wait_status(&app, &id, "succeeded").await;

@@ -1,0 +1,200 @@
+//! MQTT against a Mosquitto this test starts: a TCP listener, a WebSocket
+//! listener and a listener that wants a password.
+use std::time::Duration;
+
+use async_trait::async_trait;
+use rumqttc::v5::mqttbytes::v5::Packet;
+use rumqttc::v5::mqttbytes::QoS;
+use rumqttc::v5::{AsyncClient, Event, MqttOptions};
+use serde_json::{json, Value};
+use tokio::sync::{mpsc, Mutex};
+
+use super::{conformance, free_port, ingest, integration, start_peer, Got, Peer, PeerProcess};
+use crate::delivery::{value, wait_status};
+use crate::Backend;
+
+struct Mosquitto {
+    tcp: u16,
+    ws: u16,
+    auth: u16,
+    _process: PeerProcess,
+    _dir: tempfile::TempDir,
+}
+
+impl Mosquitto {
+    async fn start() -> Mosquitto {
+        let dir = tempfile::tempdir().unwrap();
+        let passwd = dir.path().join("passwd");
+        let made = std::process::Command::new("mosquitto_passwd")
+            .args(["-b", "-c", passwd.to_str().unwrap(), "switchyard", "right-password"])
+            .status()
+            .expect("mosquitto_passwd from Debian's mosquitto package");
+        assert!(made.success());
+        let (tcp, ws, auth) = (free_port(), free_port(), free_port());
+        let conf = dir.path().join("mosquitto.conf");
+        std::fs::write(
+            &conf,
+            format!(
+                "per_listener_settings true\nuser root\n\
+                 listener {tcp} 127.0.0.1\nallow_anonymous true\n\
+                 listener {ws} 127.0.0.1\nprotocol websockets\nallow_anonymous true\n\
+                 listener {auth} 127.0.0.1\nallow_anonymous false\npassword_file {}\n",
+                passwd.display()
+            ),
+        )
+        .unwrap();
+        let process = start_peer("mosquitto", &["-c".into(), conf.to_string_lossy().into_owned()], tcp).await;
+        for port in [ws, auth] {
+            for _ in 0..250 {
+                if tokio::net::TcpStream::connect(("127.0.0.1", port)).await.is_ok() {
+                    break;
+                }
+                tokio::time::sleep(Duration::from_millis(20)).await;
+            }
+        }
+        Mosquitto { tcp, ws, auth, _process: process, _dir: dir }
+    }
+}
+
+/// A subscriber to everything under a fresh topic prefix.
+struct Subscriber {
+    prefix: String,
+    messages: Mutex<mpsc::UnboundedReceiver<rumqttc::v5::mqttbytes::v5::Publish>>,
+    _client: AsyncClient,
+}
+
+impl Subscriber {
+    async fn start(port: u16) -> Subscriber {
+        let prefix = format!("sytest/{}", free_port());
+        let (client, mut events) = AsyncClient::new(MqttOptions::new(format!("sub-{prefix}"), "127.0.0.1", port), 64);
+        client.subscribe(format!("{prefix}/#"), QoS::AtLeastOnce).await.unwrap();
+        let (tx, rx) = mpsc::unbounded_channel();
+        let (subscribed_tx, subscribed) = tokio::sync::oneshot::channel();
+        tokio::spawn(async move {
+            let mut subscribed_tx = Some(subscribed_tx);
+            while let Ok(event) = events.poll().await {
+                match event {
+                    Event::Incoming(Packet::SubAck(_)) => {
+                        let _ = subscribed_tx.take().map(|t| t.send(()));
+                    }
+                    Event::Incoming(Packet::Publish(p)) => {
+                        let _ = tx.send(p);
+                    }
+                    _ => {}
+                }
+            }
+        });
+        subscribed.await.unwrap();
+        Subscriber { prefix, messages: Mutex::new(rx), _client: client }
+    }
+
+    async fn next(&self, n: usize, v5: bool) -> Vec<Got> {
+        let mut messages = self.messages.lock().await;
+        let mut got = Vec::new();
+        while got.len() < n {
+            let p = tokio::time::timeout(Duration::from_secs(10), messages.recv())
+                .await
+                .unwrap_or_else(|_| panic!("the broker passed on {} messages, expected {n}", got.len()))
+                .unwrap();
+            let body: Value = serde_json::from_slice(&p.payload).unwrap();
+            let topic = String::from_utf8(p.topic.to_vec()).unwrap();
+            assert_eq!(
+                topic,
+                format!("{}/{}/{}", self.prefix, body["kind"].as_str().unwrap(), body["object"].as_str().unwrap())
+            );
+            let delivery_id = if v5 {
+                let props = p.properties.expect("MQTT 5 properties");
+                assert_eq!(props.content_type.as_deref(), Some("application/json"));
+                let (_, id) =
+                    props.user_properties.iter().find(|(k, _)| k == "switchyard-delivery-id").expect("user property");
+                id.clone()
+            } else {
+                body["delivery_id"].as_str().unwrap().to_owned()
+            };
+            got.push(Got { body, delivery_id });
+        }
+        got
+    }
+}
+
+struct Target {
+    broker: Mosquitto,
+    subscriber: Subscriber,
+    /// Connection properties of the flavour under test.
+    connection: Value,
+    v5: bool,
+}
+
+#[async_trait]
+impl Peer for Target {
+    fn type_key(&self) -> &'static str {
+        "MQTT"
+    }
+    fn properties(&self) -> Value {
+        let mut p = self.connection.clone();
+        p["topicTemplate"] =
+            json!(format!("{}/{{{{ record.kind }}}}/{{{{ record.property }}}}", self.subscriber.prefix));
+        p
+    }
+    fn unreachable(&self) -> Value {
+        let mut p = self.properties();
+        p["port"] = json!(free_port());
+        p
+    }
+    fn refused(&self) -> (Value, &'static str) {
+        let mut p = self.properties();
+        p["protocol"] = json!("mqtt");
+        p["port"] = json!(self.broker.auth);
+        p["authMethod"] = json!("PASSWORD");
+        p["username"] = json!("switchyard");
+        p["password"] = json!("wrong-password");
+        (p, "the broker refused the connection")
+    }
+    async fn receive(&self, n: usize) -> Vec<Got> {
+        self.subscriber.next(n, self.v5).await
+    }
+}
+
+async fn mqtt_3_over_tcp_passes_the_connector_checks(backend: Backend) {
+    let broker = Mosquitto::start().await;
+    let subscriber = Subscriber::start(broker.tcp).await;
+    let connection =
+        json!({"protocol": "mqtt", "host": "127.0.0.1", "port": broker.tcp, "version": "3.1.1", "qos": "1"});
+    conformance(backend, &Target { broker, subscriber, connection, v5: false }).await;
+}
+
+async fn mqtt_5_over_websocket_passes_the_connector_checks(backend: Backend) {
+    let broker = Mosquitto::start().await;
+    let subscriber = Subscriber::start(broker.tcp).await;
+    let connection =
+        json!({"protocol": "ws", "host": "127.0.0.1", "port": broker.ws, "path": "/mqtt", "version": "5", "qos": "2"});
+    conformance(backend, &Target { broker, subscriber, connection, v5: true }).await;
+}
+
+/// The right password gets through on the listener that wants one, QoS 0 included.
+async fn a_password_and_qos_0_deliver(backend: Backend) {
+    let broker = Mosquitto::start().await;
+    let subscriber = Subscriber::start(broker.tcp).await;
+    let app = crate::spawn_configured(backend, |_| {}).await;
+    let (_, device, _) = app.place_and_device("meter").await;
+    let props = json!({"host": "127.0.0.1", "port": broker.auth, "version": "5", "qos": "0",
+        "authMethod": "PASSWORD", "username": "switchyard", "password": "right-password",
+        "topicTemplate": format!("{}/{{{{ record.kind }}}}/{{{{ record.property }}}}", subscriber.prefix)});
+    let target = Target { broker, subscriber, connection: json!({}), v5: true };
+    let id = integration(&app, &target, "auth", props, json!({"kinds": ["value"]})).await;
+    ingest(&app, vec![value(&device, "power", json!(7))]).await;
+    let got = target.receive(1).await.remove(0);
+    assert_eq!(got.body["data"], 7);
+    let delivery = wait_status(&app, &id, "succeeded").await;
+    assert_eq!(delivery["id"], got.delivery_id.as_str());
+    assert_eq!(
+        delivery["target"],
+        format!("mqtt://127.0.0.1:{} {}/value/power", target.broker.auth, target.subscriber.prefix)
+    );
+}
+
+on_both_stores!(
+    mqtt_3_over_tcp_passes_the_connector_checks,
+    mqtt_5_over_websocket_passes_the_connector_checks,
+    a_password_and_qos_0_deliver
+);

@@ -1,0 +1,43 @@
+//! MQTT (EGRESS): each record published to an external broker over MQTT
+//! 3.1.1 or 5, on TCP, TLS, WebSocket or secure WebSocket. With QoS 1 or 2 a
+//! delivery succeeds only once the broker has acknowledged the message.
+mod classify;
+mod config;
+mod egress;
+mod link;
+mod tls;
+
+pub use config::{connection as config_connection, properties, MqttConfig};
+pub use egress::MqttEgress;
+
+use crate::egress::{BuildError, Egress, EgressContext};
+use crate::{Category, ConnectorType, DirectionSupport};
+use switchyard_core::{Direction, Integration, Metadata};
+
+pub const KEY: &str = "MQTT";
+
+fn build(integration: &Integration, globals: &Metadata, ctx: &EgressContext) -> Result<Box<dyn Egress>, BuildError> {
+    Ok(Box::new(MqttEgress::new(MqttConfig::from_integration(integration)?, integration, globals, ctx)?))
+}
+
+pub fn connector_type(ingress: DirectionSupport) -> ConnectorType {
+    ConnectorType {
+        key: KEY,
+        name: "MQTT broker",
+        description: "Subscribe to, or publish to, an external MQTT broker.",
+        category: Category::Standard,
+        directions: vec![
+            ingress,
+            DirectionSupport {
+                direction: Direction::Egress,
+                available: true,
+                properties: properties(),
+                check: config::check,
+                prepare: crate::nothing_to_prepare,
+                on_update: crate::nothing_on_update,
+                build: Some(build),
+            },
+        ],
+        message: crate::Message::Published,
+    }
+}
