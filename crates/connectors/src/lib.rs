@@ -7,6 +7,9 @@ use switchyard_core::spec::{PropertySpec, Resolved};
 use switchyard_core::{Direction, Integration, IntegrationId, Metadata, Org, ValidationErrors};
 
 pub mod amqp;
+mod aws;
+pub mod aws_sns;
+pub mod aws_sqs;
 pub mod egress;
 pub mod mqtt;
 pub mod nats;
@@ -129,6 +132,8 @@ pub fn registry() -> &'static [ConnectorType] {
             mqtt::connector_type(planned::mqtt_ingress()),
             amqp::connector_type(),
             nats::connector_type(),
+            aws_sns::connector_type(),
+            aws_sqs::connector_type(planned::sqs_ingress()),
         ];
         types.extend(planned::types());
         types
@@ -193,7 +198,9 @@ mod tests {
                 ("WEBHOOK", Direction::Egress),
                 ("MQTT", Direction::Egress),
                 ("AMQP", Direction::Egress),
-                ("NATS", Direction::Egress)
+                ("NATS", Direction::Egress),
+                ("AWS_SNS", Direction::Egress),
+                ("AWS_SQS", Direction::Egress)
             ]
         );
     }

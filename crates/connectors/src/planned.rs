@@ -39,14 +39,19 @@ fn objects() -> P {
         .describe("Which objects trigger the integration; `*` globs allowed. All when empty.")
 }
 
-fn aws(resource: P) -> Vec<P> {
-    vec![
-        resource,
-        P::new("region", "Region", K::String).required(),
-        P::new("accessKeyId", "Access key id", K::String).required(),
-        P::new("secretAccessKey", "Secret access key", K::Secret).required(),
-        P::new("endpointUrl", "Endpoint URL", K::Url).describe("Overrides the AWS endpoint (for compatible services)."),
-    ]
+/// SQS's receiving direction (the sending one is built, in `aws_sqs/`).
+pub(crate) fn sqs_ingress() -> DirectionSupport {
+    let mut properties = crate::aws::properties(crate::aws_sqs::queue_url());
+    properties.retain(|p| p.name != "objects" && p.name != "rateLimitPerSecond");
+    DirectionSupport {
+        direction: Direction::Ingress,
+        available: false,
+        properties,
+        check: no_check,
+        prepare: nothing_to_prepare,
+        on_update: nothing_on_update,
+        build: None,
+    }
 }
 
 fn gcp(topics: P) -> Vec<P> {
@@ -105,19 +110,6 @@ fn inbound_mapping() -> P {
 pub(crate) fn types() -> Vec<ConnectorType> {
     use Direction::{Egress, Ingress};
     let mut types = vec![
-        planned(
-            "AWS_SQS",
-            "Amazon SQS",
-            "Receive from, or send to, an SQS queue.",
-            vec![
-                (Ingress, aws(P::new("queueUrl", "Queue URL", K::Url).required())),
-                (Egress, {
-                    let mut p = aws(P::new("queueUrl", "Queue URL", K::Url).required());
-                    p.push(objects());
-                    p
-                }),
-            ],
-        ),
         planned(
             "GCP_PUBSUB",
             "Google Cloud Pub/Sub",
@@ -256,16 +248,6 @@ pub(crate) fn types() -> Vec<ConnectorType> {
             "Phone call",
             "Place a voice call that speaks the alarm.",
             vec![(Egress, twilio(vec![P::new("speechTemplate", "Speech template", K::Template).required()]))],
-        ),
-        planned(
-            "AWS_SNS",
-            "Amazon SNS",
-            "Publish each record to an SNS topic.",
-            vec![(Egress, {
-                let mut p = aws(P::new("topicArn", "Topic ARN", K::String).required());
-                p.push(objects());
-                p
-            })],
         ),
         planned(
             "KAFKA",

@@ -12,6 +12,7 @@ use crate::delivery::{value, wait_status};
 use crate::{App, Backend};
 
 mod amqp;
+mod aws;
 mod mqtt;
 mod nats;
 
@@ -48,6 +49,13 @@ pub async fn start_peer(program: &str, args: &[String], port: u16) -> PeerProces
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
     panic!("{program} did not listen on {port} within 10 s");
+}
+
+/// A program scripts/test-peers installed into the checkout's `.venv`.
+pub fn venv_bin(name: &str) -> String {
+    let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../.venv/bin").join(name);
+    assert!(path.exists(), "{} is missing: run scripts/test-peers", path.display());
+    path.to_string_lossy().into_owned()
 }
 
 /// A message as the peer received it.

@@ -1,0 +1,94 @@
+//! One SNS Publish per record.
+use std::time::Duration;
+
+use async_trait::async_trait;
+use switchyard_core::delivery::{excerpt, RESPONSE_EXCERPT_MAX};
+use switchyard_core::{Integration, IntegrationId};
+
+use crate::aws::{classify, xml_tag, Aws, AwsError};
+use crate::egress::{BuildError, Egress, EgressContext, Outbound, Outcome, Response, SendResult};
+use crate::shared::{published, reject, required, retry};
+
+pub struct SnsEgress {
+    aws: Aws,
+    topic_arn: String,
+    fifo: bool,
+    integration: IntegrationId,
+    http: reqwest::Client,
+}
+
+impl SnsEgress {
+    pub fn new(integration: &Integration, ctx: &EgressContext) -> Result<Self, BuildError> {
+        let topic_arn = required(&integration.properties, "topicArn")?.to_owned();
+        Ok(Self {
+            aws: Aws::from_integration(integration, "sns")?,
+            fifo: topic_arn.ends_with(".fifo"),
+            topic_arn,
+            integration: integration.id.clone(),
+            http: ctx.http.clone(),
+        })
+    }
+}
+
+const CONTENT_TYPE: &str = "application/x-www-form-urlencoded; charset=utf-8";
+
+#[async_trait]
+impl Egress for SnsEgress {
+    async fn send(&self, message: &Outbound<'_>) -> SendResult {
+        let target = &self.topic_arn;
+        let body = published(message.record, &self.integration, message.delivery_id).to_string();
+        let form = self.form(&body, message);
+        let signed = match self.aws.sign("sns", &[("content-type", CONTENT_TYPE)], form.as_bytes()) {
+            Ok(h) => h,
+            Err(e) => return reject(target, format!("signing failed: {e}")),
+        };
+        let mut request = self
+            .http
+            .post(self.aws.url())
+            .timeout(Duration::from_secs(15))
+            .header("content-type", CONTENT_TYPE)
+            .body(form);
+        for (k, v) in signed {
+            request = request.header(k, v);
+        }
+        let response = match request.send().await {
+            Ok(r) => r,
+            Err(e) => return retry(target, format!("SNS could not be reached: {e}")),
+        };
+        let status = response.status().as_u16();
+        let text = response.text().await.unwrap_or_default();
+        let mut answer =
+            Response { status: Some(status), remote_id: None, excerpt: Some(excerpt(&text, RESPONSE_EXCERPT_MAX)) };
+        let outcome = if (200..300).contains(&status) {
+            answer.remote_id = xml_tag(&text, "MessageId");
+            Outcome::Delivered
+        } else {
+            classify(status, AwsError::parse(&text).as_ref())
+        };
+        SendResult { outcome, response: answer, target: target.clone() }
+    }
+
+    fn rate_limit(&self) -> Option<f64> {
+        Some(self.aws.rate)
+    }
+}
+
+impl SnsEgress {
+    /// The Publish call, form-encoded: the message, the delivery id as a
+    /// message attribute, and for FIFO topics the group and deduplication ids.
+    fn form(&self, body: &str, message: &Outbound<'_>) -> String {
+        let mut form = form_urlencoded::Serializer::new(String::new());
+        form.append_pair("Action", "Publish")
+            .append_pair("Version", "2010-03-31")
+            .append_pair("TopicArn", &self.topic_arn)
+            .append_pair("Message", body)
+            .append_pair("MessageAttributes.entry.1.Name", "switchyard-delivery-id")
+            .append_pair("MessageAttributes.entry.1.Value.DataType", "String")
+            .append_pair("MessageAttributes.entry.1.Value.StringValue", message.delivery_id);
+        if self.fifo {
+            form.append_pair("MessageGroupId", message.record.device_id.as_str())
+                .append_pair("MessageDeduplicationId", message.delivery_id);
+        }
+        form.finish()
+    }
+}
