@@ -26,6 +26,9 @@ pub enum ApiError {
     Validation(ValidationErrors),
     #[error("{0}")]
     BadRequest(String),
+    /// A far side this request needed (an SMS provider, say) failed.
+    #[error("{0}")]
+    Upstream(String),
     #[error("the request body is larger than {0} bytes")]
     PayloadTooLarge(usize),
     #[error("the request body must be JSON (Content-Type: application/json)")]
@@ -66,6 +69,7 @@ impl ApiError {
             Self::Conflict(_) => (StatusCode::CONFLICT, "conflict", "Conflict"),
             Self::Validation(_) => (StatusCode::UNPROCESSABLE_ENTITY, "validation_failed", "Unprocessable Content"),
             Self::BadRequest(_) => (StatusCode::BAD_REQUEST, "bad_request", "Bad Request"),
+            Self::Upstream(_) => (StatusCode::BAD_GATEWAY, "upstream_failed", "Bad Gateway"),
             Self::PayloadTooLarge(_) => (StatusCode::PAYLOAD_TOO_LARGE, "payload_too_large", "Content Too Large"),
             Self::UnsupportedMediaType => {
                 (StatusCode::UNSUPPORTED_MEDIA_TYPE, "unsupported_media_type", "Unsupported Media Type")

@@ -7,7 +7,8 @@ use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
 use crate::routes::{
-    actions, catalog, deliveries, devices, globals, integrations, mappings, places, resources, telemetry, triggers,
+    actions, catalog, deliveries, devices, globals, integrations, mappings, places, recipients, resources, telemetry,
+    triggers,
 };
 use crate::state::AppState;
 
@@ -87,6 +88,10 @@ pub(crate) fn build() -> (axum::Router<AppState>, utoipa::openapi::OpenApi) {
         .routes(routes!(actions::run))
         .routes(routes!(actions::get))
         .routes(routes!(globals::get, globals::put))
+        .routes(routes!(recipients::list, recipients::create))
+        .routes(routes!(recipients::get, recipients::delete))
+        .routes(routes!(recipients::verify))
+        .routes(routes!(recipients::send_new_code))
         .split_for_parts();
     problem_media_type(&mut document);
     (router, document)

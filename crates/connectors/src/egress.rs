@@ -4,7 +4,7 @@
 use std::time::Duration;
 
 use async_trait::async_trait;
-use switchyard_core::Record;
+use switchyard_core::{DeviceId, OrgId, Record};
 
 use crate::policy::EgressPolicy;
 
@@ -80,12 +80,23 @@ pub trait Egress: Send + Sync {
     }
 }
 
+/// What notification templates may say about a record's device and its
+/// Place. The engine answers from the store; connectors never touch it.
+#[async_trait]
+pub trait Resources: Send + Sync {
+    /// `{"device": {"id", "name", "deviceType", "externalIds", "metadata"},
+    /// "place": {"id", "name", "metadata"}}`; absent parts when unknown.
+    async fn describe(&self, org: &OrgId, device: &DeviceId) -> serde_json::Value;
+}
+
 /// What connectors share: the HTTP client (no redirects, the egress policy
-/// applied at connect time) and the policy itself for other transports.
+/// applied at connect time), the policy itself for other transports, and
+/// the resource lookup for templates.
 #[derive(Clone)]
 pub struct EgressContext {
     pub http: reqwest::Client,
     pub policy: EgressPolicy,
+    pub resources: Option<std::sync::Arc<dyn Resources>>,
 }
 
 impl EgressContext {
@@ -97,7 +108,20 @@ impl EgressContext {
             .pool_max_idle_per_host(64)
             .build()
             .expect("the HTTP client builds");
-        Self { http, policy }
+        Self { http, policy, resources: None }
+    }
+
+    pub fn with_resources(mut self, resources: std::sync::Arc<dyn Resources>) -> Self {
+        self.resources = Some(resources);
+        self
+    }
+
+    /// The device and Place of a record, for templates (empty when no lookup is set).
+    pub async fn describe(&self, org: &OrgId, device: &DeviceId) -> serde_json::Value {
+        match &self.resources {
+            Some(r) => r.describe(org, device).await,
+            None => serde_json::json!({}),
+        }
     }
 }
 

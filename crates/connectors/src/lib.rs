@@ -4,21 +4,23 @@
 use std::sync::OnceLock;
 
 use switchyard_core::spec::{PropertySpec, Resolved};
-use switchyard_core::{Direction, Integration, IntegrationId, Metadata, Org, ValidationErrors};
+use switchyard_core::{Direction, Integration, IntegrationId, Metadata, Org, Recipient, ValidationErrors};
 
 pub mod amqp;
 mod aws;
 pub mod aws_sns;
 pub mod aws_sqs;
 pub mod egress;
+pub mod email;
 pub mod mqtt;
 pub mod nats;
+mod notify;
 mod planned;
 pub mod policy;
 pub mod shared;
 pub mod webhook;
 
-pub use egress::{BuildError, Egress, EgressContext, Outbound, Outcome, Response, SendResult};
+pub use egress::{BuildError, Egress, EgressContext, Outbound, Outcome, Resources, Response, SendResult};
 pub use policy::EgressPolicy;
 
 /// Standard types are offered to every organization; custom (first-party)
@@ -49,7 +51,8 @@ pub struct DirectionSupport {
 }
 
 /// Makes the sender for one integration from its settings.
-pub type BuildEgress = fn(&Integration, &Metadata, &EgressContext) -> Result<Box<dyn Egress>, BuildError>;
+/// `recipients`: the active recipients of notification types (empty for others).
+pub type BuildEgress = fn(&Integration, &Metadata, &[Recipient], &EgressContext) -> Result<Box<dyn Egress>, BuildError>;
 
 /// For types with nothing to check or generate.
 pub fn no_check(_: &Resolved) -> Result<(), ValidationErrors> {
@@ -80,7 +83,20 @@ pub struct ConnectorType {
     pub category: Category,
     pub directions: Vec<DirectionSupport>,
     pub message: Message,
+    /// Notification types: the kind of recipient they reach (managed under
+    /// the integration's recipients).
+    pub recipients: Option<switchyard_core::RecipientKind>,
+    /// Phone types: sends a verification code to a number (SMS).
+    pub send_code: Option<SendCode>,
 }
+
+/// Sends `code` to the phone number `to` through the integration's provider.
+pub type SendCode = for<'a> fn(
+    &'a Integration,
+    &'a str,
+    &'a str,
+    &'a EgressContext,
+) -> std::pin::Pin<Box<dyn std::future::Future<Output = Result<(), String>> + Send + 'a>>;
 
 impl ConnectorType {
     pub fn direction(&self, direction: Direction) -> Option<&DirectionSupport> {
@@ -95,6 +111,7 @@ impl ConnectorType {
         &self,
         integration: &Integration,
         globals: &Metadata,
+        recipients: &[Recipient],
         ctx: &EgressContext,
     ) -> Result<Box<dyn Egress>, BuildError> {
         let build = self
@@ -102,7 +119,7 @@ impl ConnectorType {
             .filter(|d| d.available)
             .and_then(|d| d.build)
             .ok_or_else(|| BuildError::Config(format!("{} cannot send yet", self.key)))?;
-        build(integration, globals, ctx)
+        build(integration, globals, recipients, ctx)
     }
 
     /// The data a delivery of `record` publishes, as the delivery log shows it.
@@ -134,6 +151,7 @@ pub fn registry() -> &'static [ConnectorType] {
             nats::connector_type(),
             aws_sns::connector_type(),
             aws_sqs::connector_type(planned::sqs_ingress()),
+            email::connector_type(),
         ];
         types.extend(planned::types());
         types
@@ -200,7 +218,8 @@ mod tests {
                 ("AMQP", Direction::Egress),
                 ("NATS", Direction::Egress),
                 ("AWS_SNS", Direction::Egress),
-                ("AWS_SQS", Direction::Egress)
+                ("AWS_SQS", Direction::Egress),
+                ("EMAIL", Direction::Egress)
             ]
         );
     }

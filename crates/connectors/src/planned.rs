@@ -31,6 +31,8 @@ fn planned(
             })
             .collect(),
         message: crate::Message::Published,
+        recipients: None,
+        send_code: None,
     }
 }
 
@@ -217,27 +219,6 @@ pub(crate) fn types() -> Vec<ConnectorType> {
             )],
         ),
         planned(
-            "EMAIL",
-            "E-mail",
-            "Send an e-mail per event or alarm.",
-            vec![(
-                Egress,
-                vec![
-                    P::new("smtpHost", "SMTP host", K::String).required(),
-                    P::new("smtpPort", "SMTP port", K::Number).range(1.0, 65535.0).default(json!(587)),
-                    P::new("security", "Security", K::Enum)
-                        .options(&["STARTTLS", "TLS", "NONE"])
-                        .default(json!("STARTTLS")),
-                    P::new("username", "Username", K::String),
-                    P::new("password", "Password", K::Secret),
-                    P::new("from", "From", K::Email).required(),
-                    recipients(K::Email),
-                    P::new("subjectTemplate", "Subject template", K::Template).required(),
-                    P::new("bodyTemplate", "Body template", K::Template).required(),
-                ],
-            )],
-        ),
-        planned(
             "SMS",
             "SMS",
             "Send a text message per event or alarm.",
@@ -295,6 +276,8 @@ pub(crate) fn types() -> Vec<ConnectorType> {
             },
         ],
         message: crate::Message::Record,
+        recipients: None,
+        send_code: None,
     });
     types
 }

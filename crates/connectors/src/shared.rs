@@ -108,9 +108,25 @@ pub struct Template {
 }
 
 impl Template {
+    /// Strict: an unknown name is an error (a topic or key must not lose a part silently).
     pub fn compile(property: &'static str, source: &str, globals: &Metadata) -> Result<Self, BuildError> {
+        Self::with(property, source, globals, minijinja::UndefinedBehavior::Strict)
+    }
+
+    /// Lenient, for text people read: an unknown name (a device that no
+    /// longer exists, a missing tag) renders empty instead of failing.
+    pub fn lenient(property: &'static str, source: &str, globals: &Metadata) -> Result<Self, BuildError> {
+        Self::with(property, source, globals, minijinja::UndefinedBehavior::Chainable)
+    }
+
+    fn with(
+        property: &'static str,
+        source: &str,
+        globals: &Metadata,
+        undefined: minijinja::UndefinedBehavior,
+    ) -> Result<Self, BuildError> {
         let mut env = minijinja::Environment::new();
-        env.set_undefined_behavior(minijinja::UndefinedBehavior::Strict);
+        env.set_undefined_behavior(undefined);
         env.add_template_owned(property, source.to_owned())
             .map_err(|e| BuildError::Config(format!("{property}: {e}")))?;
         Ok(Self { env, globals: minijinja::Value::from_serialize(globals), property })

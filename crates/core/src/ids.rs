@@ -147,6 +147,7 @@ id_kinds! {
     TriggerKind, TriggerId, "trg_", "Trigger";
     DeliveryKind, DeliveryId, "dlv_", "Delivery";
     ActionKind, ActionId, "act_", "Action";
+    RecipientKindId, RecipientId, "rcp_", "Recipient";
 }
 
 #[cfg(test)]

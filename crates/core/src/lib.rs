@@ -7,6 +7,7 @@ pub mod ids;
 pub mod keys;
 pub mod model;
 pub mod path;
+pub mod recipient;
 pub mod record;
 pub mod secret;
 pub mod spec;
@@ -16,6 +17,7 @@ pub use error::{FieldError, ValidationErrors};
 pub use ids::*;
 pub use model::*;
 pub use path::ResourcePath;
+pub use recipient::{Recipient, RecipientKind, RecipientStatus, Verification};
 pub use record::{glob_match, Record, RecordKind, Trigger};
 pub use secret::{Cipher, CipherError, Secret};
 

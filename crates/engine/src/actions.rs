@@ -180,7 +180,11 @@ impl Engine {
     ) -> Result<(), StoreError> {
         let kind = switchyard_connectors::find(&integration.type_key);
         let globals = self.store.get_globals(&integration.org_id).await?;
-        let egress = match kind.map(|k| k.build_egress(integration, &globals, &self.egress)) {
+        let recipients = match kind.and_then(|k| k.recipients) {
+            Some(_) => self.store.active_recipients(&integration.org_id, &integration.id).await?,
+            None => vec![],
+        };
+        let egress = match kind.map(|k| k.build_egress(integration, &globals, &recipients, &self.egress)) {
             Some(Ok(e)) => e,
             Some(Err(e)) => {
                 action.status = ActionStatus::Failed;

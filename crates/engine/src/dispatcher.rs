@@ -343,7 +343,17 @@ async fn load_sender(
         current.at = Instant::now();
         return Some(current);
     }
-    match kind.build_egress(&integration, &globals, ctx) {
+    let recipients = match kind.recipients {
+        Some(_) => match store.active_recipients(org, id).await {
+            Ok(r) => r,
+            Err(e) => {
+                tracing::error!(integration = %id, error = %e, "loading the recipients failed");
+                return None;
+            }
+        },
+        None => vec![],
+    };
+    match kind.build_egress(&integration, &globals, &recipients, ctx) {
         Ok(egress) => {
             Some(Loaded { at: Instant::now(), updated_at: integration.updated_at, globals, egress: Arc::from(egress) })
         }

@@ -3,7 +3,7 @@
 use std::sync::Arc;
 
 use switchyard_connectors::{EgressContext, EgressPolicy};
-use switchyard_core::{now_ms, IntegrationId, OrgId, Record, RecordId};
+use switchyard_core::{now_ms, Integration, IntegrationId, OrgId, Record, RecordId};
 use switchyard_store::{IngestOutcome, NewRecord, Store, StoreError};
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
@@ -13,6 +13,7 @@ mod dispatcher;
 mod ingest;
 pub mod limits;
 mod metrics;
+mod resources;
 mod retention;
 pub mod retry;
 pub mod router;
@@ -80,7 +81,8 @@ impl Engine {
         }
         let wake = Wake::default();
         let circuits = Circuits::default();
-        let ctx = EgressContext::new(config.egress.clone());
+        let ctx = EgressContext::new(config.egress.clone())
+            .with_resources(Arc::new(resources::StoreResources(store.clone())));
         // Actions left running by a stop: on SQLite this node was the only one; on
         // PostgreSQL, only those nobody has touched for five minutes.
         let now = now_ms();
@@ -151,6 +153,14 @@ impl Engine {
             },
             None => CircuitStatus { state: CircuitState::Closed, since: 0, consecutive_failures: 0 },
         }
+    }
+
+    /// Sends a phone recipient's verification code through the integration's provider.
+    pub async fn send_verification_code(&self, integration: &Integration, to: &str, code: &str) -> Result<(), String> {
+        let send = switchyard_connectors::find(&integration.type_key)
+            .and_then(|t| t.send_code)
+            .ok_or_else(|| format!("{} integrations cannot send codes", integration.type_key))?;
+        send(integration, to, code, &self.egress).await
     }
 
     /// The Prometheus text exposition.

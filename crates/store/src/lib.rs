@@ -11,8 +11,8 @@ use std::sync::Arc;
 use async_trait::async_trait;
 use switchyard_core::{
     Action, ActionId, ApiKey, ApiKeyId, Attempt, CipherError, Delivery, DeliveryId, DeliveryStatus, Device, DeviceId,
-    Direction, Integration, IntegrationId, MappingId, Org, OrgId, Place, PlaceId, Record, RecordId, ResourceEntry,
-    ResourceMapping, ResourcePath, Trigger, TriggerId,
+    Direction, Integration, IntegrationId, MappingId, Org, OrgId, Place, PlaceId, Recipient, RecipientId, Record,
+    RecordId, ResourceEntry, ResourceMapping, ResourcePath, Trigger, TriggerId,
 };
 
 mod actions;
@@ -23,6 +23,7 @@ mod migrate;
 mod orgs;
 mod places;
 mod postgres;
+mod recipients;
 mod sqlite;
 mod telemetry;
 #[cfg(feature = "testing")]
@@ -165,6 +166,30 @@ pub trait IntegrationStore: Send + Sync {
         page: &PageRequest,
     ) -> Result<Page<ResourceMapping>>;
     async fn delete_mapping(&self, org: &OrgId, id: &MappingId) -> Result<bool>;
+}
+
+#[async_trait]
+pub trait RecipientStore: Send + Sync {
+    /// `Conflict` when the integration already has the address.
+    async fn create_recipient(&self, org: &OrgId, recipient: &Recipient) -> Result<()>;
+    async fn get_recipient(&self, org: &OrgId, id: &RecipientId) -> Result<Option<Recipient>>;
+    async fn find_recipient(
+        &self,
+        org: &OrgId,
+        integration: &IntegrationId,
+        address: &str,
+    ) -> Result<Option<Recipient>>;
+    async fn list_recipients(
+        &self,
+        org: &OrgId,
+        integration: &IntegrationId,
+        page: &PageRequest,
+    ) -> Result<Page<Recipient>>;
+    /// Those that receive notifications (not pending), oldest first.
+    async fn active_recipients(&self, org: &OrgId, integration: &IntegrationId) -> Result<Vec<Recipient>>;
+    /// Writes name, status and verification.
+    async fn update_recipient(&self, org: &OrgId, recipient: &Recipient) -> Result<bool>;
+    async fn delete_recipient(&self, org: &OrgId, recipient: &Recipient, now: i64) -> Result<bool>;
 }
 
 #[async_trait]
@@ -326,7 +351,9 @@ pub trait ActionStore: Send + Sync {
 
 /// Everything Switchyard persists.
 #[async_trait]
-pub trait Store: OrgStore + PlaceStore + IntegrationStore + TriggerStore + DeliveryStore + ActionStore {
+pub trait Store:
+    OrgStore + PlaceStore + IntegrationStore + TriggerStore + DeliveryStore + ActionStore + RecipientStore
+{
     fn backend(&self) -> Backend;
     /// A cheap round trip, for readiness checks.
     async fn ping(&self) -> Result<()>;

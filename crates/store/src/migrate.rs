@@ -10,6 +10,7 @@ const MIGRATIONS: &[(i64, &str, &str)] = &[
     (2, "delivery", include_str!("../migrations/0002_delivery.sql")),
     (3, "actions", include_str!("../migrations/0003_actions.sql")),
     (4, "globals", include_str!("../migrations/0004_globals.sql")),
+    (5, "recipients", include_str!("../migrations/0005_recipients.sql")),
 ];
 
 const LOCK_KEY: i64 = 0x5357_5944; // "SWYD"

@@ -13,6 +13,7 @@ pub mod globals;
 pub mod integrations;
 pub mod mappings;
 pub mod places;
+pub mod recipients;
 pub mod resources;
 pub mod telemetry;
 pub mod triggers;

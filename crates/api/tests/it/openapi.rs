@@ -44,6 +44,12 @@ const ROUTES: &[(&str, &str)] = &[
     ("get", "/v2/actions/{actionId}"),
     ("get", "/v2/globals"),
     ("put", "/v2/globals"),
+    ("get", "/v2/integrations/{integrationId}/recipients"),
+    ("post", "/v2/integrations/{integrationId}/recipients"),
+    ("get", "/v2/integrations/{integrationId}/recipients/{recipientId}"),
+    ("delete", "/v2/integrations/{integrationId}/recipients/{recipientId}"),
+    ("post", "/v2/integrations/{integrationId}/recipients/{recipientId}/verify"),
+    ("post", "/v2/integrations/{integrationId}/recipients/{recipientId}/send-code"),
 ];
 
 /// Objects in the document's schemas that list their properties get
@@ -269,5 +275,45 @@ async fn responses_match_their_documented_schemas() {
         "post",
         "/v2/places",
         &app.call(Method::POST, "/v2/places", Some(&app.read_key), Some(json!({"name": "x"}))).await,
+    );
+
+    // Recipients of a notification integration.
+    let mail = call(
+        Method::POST,
+        "/v2/integrations".into(),
+        Some(json!({"name": "M", "type": "EMAIL", "properties": {"smtpHost": "smtp.x.test", "from": "a@x.test"}})),
+    )
+    .await;
+    assert_eq!(mail.status, StatusCode::CREATED, "{:?}", mail.body);
+    let mail = mail.body["id"].as_str().unwrap().to_owned();
+    let list = format!("/v2/integrations/{mail}/recipients");
+    let added = call(Method::POST, list.clone(), Some(json!({"address": "ops@x.test", "name": "Ops"}))).await;
+    c.check("post", "/v2/integrations/{integrationId}/recipients", &added);
+    c.check(
+        "post",
+        "/v2/integrations/{integrationId}/recipients",
+        &call(Method::POST, list.clone(), Some(json!({"address": "nope"}))).await,
+    );
+    c.check("get", "/v2/integrations/{integrationId}/recipients", &call(Method::GET, list.clone(), None).await);
+    let one = format!("{list}/{}", added.body["id"].as_str().unwrap());
+    c.check(
+        "get",
+        "/v2/integrations/{integrationId}/recipients/{recipientId}",
+        &call(Method::GET, one.clone(), None).await,
+    );
+    c.check(
+        "post",
+        "/v2/integrations/{integrationId}/recipients/{recipientId}/verify",
+        &call(Method::POST, format!("{one}/verify"), Some(json!({"code": "123456"}))).await,
+    );
+    c.check(
+        "post",
+        "/v2/integrations/{integrationId}/recipients/{recipientId}/send-code",
+        &call(Method::POST, format!("{one}/send-code"), None).await,
+    );
+    c.check(
+        "delete",
+        "/v2/integrations/{integrationId}/recipients/{recipientId}",
+        &call(Method::DELETE, one, None).await,
     );
 }

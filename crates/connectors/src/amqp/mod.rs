@@ -14,7 +14,12 @@ use switchyard_core::{Direction, Integration, Metadata};
 
 pub const KEY: &str = "AMQP";
 
-fn build(integration: &Integration, globals: &Metadata, ctx: &EgressContext) -> Result<Box<dyn Egress>, BuildError> {
+fn build(
+    integration: &Integration,
+    globals: &Metadata,
+    _recipients: &[switchyard_core::Recipient],
+    ctx: &EgressContext,
+) -> Result<Box<dyn Egress>, BuildError> {
     Ok(Box::new(AmqpEgress::new(AmqpConfig::from_integration(integration)?, integration, globals, ctx)?))
 }
 
@@ -34,5 +39,7 @@ pub fn connector_type() -> ConnectorType {
             build: Some(build),
         }],
         message: crate::Message::Published,
+        recipients: None,
+        send_code: None,
     }
 }

@@ -33,7 +33,12 @@ fn check(resolved: &Resolved) -> Result<(), ValidationErrors> {
     errors.into_result()
 }
 
-fn build(integration: &Integration, _globals: &Metadata, ctx: &EgressContext) -> Result<Box<dyn Egress>, BuildError> {
+fn build(
+    integration: &Integration,
+    _globals: &Metadata,
+    _recipients: &[switchyard_core::Recipient],
+    ctx: &EgressContext,
+) -> Result<Box<dyn Egress>, BuildError> {
     Ok(Box::new(SnsEgress::new(integration, ctx)?))
 }
 
@@ -53,5 +58,7 @@ pub fn connector_type() -> ConnectorType {
             build: Some(build),
         }],
         message: crate::Message::Published,
+        recipients: None,
+        send_code: None,
     }
 }

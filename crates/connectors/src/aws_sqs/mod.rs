@@ -25,7 +25,12 @@ fn check(resolved: &Resolved) -> Result<(), ValidationErrors> {
     errors.into_result()
 }
 
-fn build(integration: &Integration, _globals: &Metadata, ctx: &EgressContext) -> Result<Box<dyn Egress>, BuildError> {
+fn build(
+    integration: &Integration,
+    _globals: &Metadata,
+    _recipients: &[switchyard_core::Recipient],
+    ctx: &EgressContext,
+) -> Result<Box<dyn Egress>, BuildError> {
     Ok(Box::new(SqsEgress::new(integration, ctx)?))
 }
 
@@ -49,5 +54,7 @@ pub fn connector_type(ingress: DirectionSupport) -> ConnectorType {
             },
         ],
         message: crate::Message::Published,
+        recipients: None,
+        send_code: None,
     }
 }

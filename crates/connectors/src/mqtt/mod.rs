@@ -16,7 +16,12 @@ use switchyard_core::{Direction, Integration, Metadata};
 
 pub const KEY: &str = "MQTT";
 
-fn build(integration: &Integration, globals: &Metadata, ctx: &EgressContext) -> Result<Box<dyn Egress>, BuildError> {
+fn build(
+    integration: &Integration,
+    globals: &Metadata,
+    _recipients: &[switchyard_core::Recipient],
+    ctx: &EgressContext,
+) -> Result<Box<dyn Egress>, BuildError> {
     Ok(Box::new(MqttEgress::new(MqttConfig::from_integration(integration)?, integration, globals, ctx)?))
 }
 
@@ -39,5 +44,7 @@ pub fn connector_type(ingress: DirectionSupport) -> ConnectorType {
             },
         ],
         message: crate::Message::Published,
+        recipients: None,
+        send_code: None,
     }
 }

@@ -15,7 +15,12 @@ use switchyard_core::{Direction, Integration, Metadata};
 
 pub const KEY: &str = "NATS";
 
-fn build(integration: &Integration, globals: &Metadata, ctx: &EgressContext) -> Result<Box<dyn Egress>, BuildError> {
+fn build(
+    integration: &Integration,
+    globals: &Metadata,
+    _recipients: &[switchyard_core::Recipient],
+    ctx: &EgressContext,
+) -> Result<Box<dyn Egress>, BuildError> {
     Ok(Box::new(NatsEgress::new(NatsConfig::from_integration(integration)?, integration, globals, ctx)?))
 }
 
@@ -35,5 +40,7 @@ pub fn connector_type() -> ConnectorType {
             build: Some(build),
         }],
         message: crate::Message::Published,
+        recipients: None,
+        send_code: None,
     }
 }

@@ -15,7 +15,12 @@ use switchyard_core::{Direction, Integration, Metadata};
 
 pub const KEY: &str = "WEBHOOK";
 
-fn build(integration: &Integration, globals: &Metadata, ctx: &EgressContext) -> Result<Box<dyn Egress>, BuildError> {
+fn build(
+    integration: &Integration,
+    globals: &Metadata,
+    _recipients: &[switchyard_core::Recipient],
+    ctx: &EgressContext,
+) -> Result<Box<dyn Egress>, BuildError> {
     Ok(Box::new(WebhookEgress::new(WebhookConfig::from_integration(integration)?, globals, ctx)?))
 }
 
@@ -35,5 +40,7 @@ pub fn connector_type() -> ConnectorType {
             build: Some(build),
         }],
         message: crate::Message::Record,
+        recipients: None,
+        send_code: None,
     }
 }

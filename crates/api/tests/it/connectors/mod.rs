@@ -13,6 +13,7 @@ use crate::{App, Backend};
 
 mod amqp;
 mod aws;
+mod email;
 mod mqtt;
 mod nats;
 
@@ -83,6 +84,8 @@ pub trait Peer: Send + Sync {
     fn has_objects(&self) -> bool {
         true
     }
+    /// Runs after each integration is created (notification types add recipients).
+    async fn prepare(&self, _app: &App, _integration: &str) {}
 }
 
 pub async fn integration(app: &App, peer: &dyn Peer, name: &str, properties: Value, trigger: Value) -> String {
@@ -90,6 +93,7 @@ pub async fn integration(app: &App, peer: &dyn Peer, name: &str, properties: Val
         app.post("/v2/integrations", json!({"name": name, "type": peer.type_key(), "properties": properties})).await;
     assert_eq!(created.status, StatusCode::CREATED, "{:?}", created.body);
     let id = created.body["id"].as_str().unwrap().to_owned();
+    peer.prepare(app, &id).await;
     let t = app.post(&format!("/v2/integrations/{id}/triggers"), trigger).await;
     assert_eq!(t.status, StatusCode::CREATED, "{:?}", t.body);
     id
@@ -107,7 +111,7 @@ pub async fn ingest(app: &App, records: Vec<Value>) {
 }
 
 /// The integration's first delivery once it is no longer pending, with its attempts.
-async fn settled(app: &App, integration: &str) -> Value {
+pub async fn settled(app: &App, integration: &str) -> Value {
     for _ in 0..1000 {
         let list = app.get(&format!("/v2/integrations/{integration}/deliveries")).await;
         if let Some(d) = list.body["data"].as_array().and_then(|a| a.first()).filter(|d| d["status"] != "pending") {
@@ -158,7 +162,9 @@ pub async fn conformance(backend: Backend, peer: &dyn Peer) {
     assert_eq!(all.body["data"].as_array().unwrap().len(), 1, "voltage matched no trigger: {:?}", all.body);
 
     // test-send reaches the peer through the action API and lands in the log.
-    let started = app.post(&format!("/v2/integrations/{id}/actions/test-send"), json!({"property": "ping"})).await;
+    let started = app
+        .post(&format!("/v2/integrations/{id}/actions/test-send"), json!({"property": "ping", "deviceId": device}))
+        .await;
     assert_eq!(started.status, StatusCode::ACCEPTED, "{:?}", started.body);
     let done = finished(&app, started.body["id"].as_str().unwrap()).await;
     assert_eq!(done["status"], "succeeded", "{done}");

@@ -1,0 +1,196 @@
+//! EMAIL against aiosmtpd (scripts/test-peers) run by scripts/peers/smtp.py,
+//! which keeps each message it accepts as JSON; and the recipients API.
+use std::time::Duration;
+
+use async_trait::async_trait;
+use reqwest::StatusCode;
+use serde_json::{json, Value};
+
+use super::{conformance, free_port, ingest, integration, start_peer, venv_bin, Got, Peer, PeerProcess};
+use crate::delivery::wait_status;
+use crate::{assert_problem, App, Backend};
+
+struct Smtp {
+    port: u16,
+    dir: tempfile::TempDir,
+    _process: PeerProcess,
+}
+
+impl Smtp {
+    async fn start(login: Option<(&str, &str)>) -> Smtp {
+        let dir = tempfile::tempdir().unwrap();
+        let port = free_port();
+        let script = concat!(env!("CARGO_MANIFEST_DIR"), "/../../scripts/peers/smtp.py");
+        let mut args = vec![script.to_owned(), "--port".into(), port.to_string(), "--dir".into()];
+        args.push(dir.path().to_string_lossy().into_owned());
+        if let Some((user, password)) = login {
+            args.extend(["--user".into(), user.into(), "--password".into(), password.into()]);
+        }
+        let process = start_peer(&venv_bin("python"), &args, port).await;
+        Smtp { port, dir, _process: process }
+    }
+
+    /// Messages kept so far, oldest first.
+    fn kept(&self) -> Vec<Value> {
+        let mut files: Vec<_> = std::fs::read_dir(self.dir.path())
+            .unwrap()
+            .filter_map(|e| e.ok().map(|e| e.path()))
+            .filter(|p| p.extension().is_some_and(|x| x == "json"))
+            .collect();
+        files.sort();
+        files.iter().map(|p| serde_json::from_str(&std::fs::read_to_string(p).unwrap()).unwrap()).collect()
+    }
+
+    fn properties(&self) -> Value {
+        json!({"smtpHost": "127.0.0.1", "smtpPort": self.port, "security": "NONE", "from": "alerts@switchyard.test",
+               "subjectTemplate": "{{ record.kind }} {{ record.property }} on {{ device.name }} in {{ place.name }}",
+               "bodyTemplate": "{{ published | tojson }}",
+               "htmlTemplate": "<p>{{ device.name }}: {{ record.payload }}</p>"})
+    }
+}
+
+struct Mail {
+    smtp: Smtp,
+    /// Messages already handed out by `receive`.
+    seen: std::sync::Mutex<usize>,
+}
+
+#[async_trait]
+impl Peer for Mail {
+    fn type_key(&self) -> &'static str {
+        "EMAIL"
+    }
+    fn properties(&self) -> Value {
+        self.smtp.properties()
+    }
+    fn unreachable(&self) -> Value {
+        let mut p = self.properties();
+        p["smtpPort"] = json!(free_port());
+        p
+    }
+    fn refused(&self) -> (Value, &'static str) {
+        // This server takes no AUTH: a client that insists is refused for good.
+        let mut p = self.properties();
+        p["username"] = json!("someone");
+        p["password"] = json!("secret-password");
+        (p, "authentication mechanism")
+    }
+    fn has_objects(&self) -> bool {
+        false
+    }
+    async fn prepare(&self, app: &App, integration: &str) {
+        let r = app
+            .post(
+                &format!("/v2/integrations/{integration}/recipients"),
+                json!({"address": "ops@plant.test", "name": "Ops"}),
+            )
+            .await;
+        assert_eq!(r.status, StatusCode::CREATED, "{:?}", r.body);
+        assert_eq!(r.body["status"], "active", "an e-mail address is active at once");
+    }
+    async fn receive(&self, n: usize) -> Vec<Got> {
+        for _ in 0..500 {
+            if let Some(new) = self.take(n) {
+                return new.into_iter().map(check).collect();
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        panic!("the SMTP server kept {} messages, expected {n} more", self.smtp.kept().len());
+    }
+}
+
+impl Mail {
+    /// The next `n` messages not handed out yet, once there are that many.
+    fn take(&self, n: usize) -> Option<Vec<Value>> {
+        let kept = self.smtp.kept();
+        let mut seen = self.seen.lock().unwrap();
+        (kept.len() >= *seen + n).then(|| {
+            let new = kept[*seen..*seen + n].to_vec();
+            *seen += n;
+            new
+        })
+    }
+}
+
+/// One kept message: envelope, headers, subject and both bodies as the templates made them.
+fn check(m: Value) -> Got {
+    assert_eq!(m["rcpt_tos"], json!(["ops@plant.test"]), "{m}");
+    assert_eq!(m["headers"]["To"], "Ops <ops@plant.test>", "{m}");
+    let id = m["headers"]["Switchyard-Delivery-Id"].as_str().unwrap().to_owned();
+    assert_eq!(m["headers"]["Message-ID"], format!("<{id}@switchyard>"));
+    let body: Value = serde_json::from_str(m["text"].as_str().unwrap().trim()).unwrap();
+    let subject = m["headers"]["Subject"].as_str().unwrap();
+    let (kind, object) = (body["kind"].as_str().unwrap(), body["object"].as_str().unwrap());
+    assert_eq!(subject, format!("{kind} {object} on Meter 1 in Plant A"));
+    assert!(m["html"].as_str().unwrap().starts_with("<p>Meter 1: "), "{m}");
+    Got { body, delivery_id: id }
+}
+
+async fn email_passes_the_connector_checks(backend: Backend) {
+    let smtp = Smtp::start(None).await;
+    conformance(backend, &Mail { smtp, seen: Default::default() }).await;
+}
+
+/// With AUTH required: the right password delivers, a wrong one is dead at
+/// once (535), and nothing is sent while there are no active recipients.
+async fn smtp_login_and_recipients(backend: Backend) {
+    let smtp = Smtp::start(Some(("mailer", "right-password"))).await;
+    let mail = Mail { smtp, seen: Default::default() };
+    let app = crate::spawn_configured(backend, |_| {}).await;
+    let (_, device, _) = app.place_and_device("meter").await;
+    let alarm = json!({"kind": "alarm", "deviceId": device, "property": "door", "timestamp": 1, "payload": true});
+
+    let mut props = mail.properties();
+    props["username"] = json!("mailer");
+    props["password"] = json!("right-password");
+    let good = integration(&app, &mail, "login", props.clone(), json!({"kinds": ["alarm"]})).await;
+    ingest(&app, vec![alarm.clone()]).await;
+    let got = mail.receive(1).await.remove(0);
+    assert_eq!(got.body["object"], "door");
+    wait_status(&app, &good, "succeeded").await;
+
+    props["password"] = json!("wrong-password");
+    let bad = integration(&app, &mail, "wrong", props.clone(), json!({"kinds": ["event"]})).await;
+    ingest(&app, vec![json!({"kind": "event", "deviceId": device, "property": "boot", "timestamp": 1, "payload": 1})])
+        .await;
+    let dead = super::settled(&app, &bad).await;
+    assert_eq!(dead["status"], "dead", "{dead}");
+    assert_eq!(dead["attemptCount"], 1);
+    assert!(dead["lastError"].as_str().unwrap().contains("535"), "{dead}");
+    assert!(!dead.to_string().contains("wrong-password"));
+
+    // No recipients: nothing is sent, and the log says why.
+    let created =
+        app.post("/v2/integrations", json!({"name": "nobody", "type": "EMAIL", "properties": mail.properties()})).await;
+    let nobody = created.body["id"].as_str().unwrap().to_owned();
+    app.post(&format!("/v2/integrations/{nobody}/triggers"), json!({"kinds": ["alarm"]})).await;
+    ingest(&app, vec![alarm]).await;
+    let dead = wait_status(&app, &nobody, "dead").await;
+    assert!(dead["lastError"].as_str().unwrap().contains("no active recipients"), "{dead}");
+
+    // The recipients API: syntax checked, duplicates refused, deletable.
+    let path = format!("/v2/integrations/{nobody}/recipients");
+    assert_problem(
+        &app.post(&path, json!({"address": "not-an-address"})).await,
+        StatusCode::UNPROCESSABLE_ENTITY,
+        "validation_failed",
+    );
+    let bad = app.post(&path, json!({"address": "+14155550123"})).await;
+    assert_eq!(bad.fields(), ["address"], "an e-mail integration takes e-mail addresses");
+    let added = app.post(&path, json!({"address": "a@plant.test"})).await;
+    assert_eq!(added.status, StatusCode::CREATED);
+    assert!(added.body["id"].as_str().unwrap().starts_with("rcp_"));
+    assert_problem(&app.post(&path, json!({"address": "a@plant.test"})).await, StatusCode::CONFLICT, "conflict");
+    let listed = app.get(&path).await;
+    assert_eq!(listed.body["data"].as_array().unwrap().len(), 1);
+    let one = format!("{path}/{}", added.body["id"].as_str().unwrap());
+    assert_eq!(app.get(&one).await.body["address"], "a@plant.test");
+    assert_eq!(app.delete(&one).await.status, StatusCode::NO_CONTENT);
+    assert_eq!(app.get(&one).await.status, StatusCode::NOT_FOUND);
+    // Types without recipients have none.
+    let hook = app.webhook("h").await;
+    let none = app.get(&format!("/v2/integrations/{}/recipients", hook["id"].as_str().unwrap())).await;
+    assert_problem(&none, StatusCode::NOT_FOUND, "not_found");
+}
+
+on_both_stores!(email_passes_the_connector_checks, smtp_login_and_recipients);

@@ -1,0 +1,95 @@
+//! E-mail properties, parsed once per integration.
+use serde_json::{json, Value};
+use switchyard_core::spec::{PropertyKind as K, PropertySpec as P, Resolved};
+use switchyard_core::{Integration, Secret, ValidationErrors};
+
+use crate::egress::BuildError;
+use crate::shared::{rate, rate_property, required, secret, text};
+
+pub fn properties() -> Vec<P> {
+    vec![
+        P::new("smtpHost", "SMTP host", K::String).required(),
+        P::new("smtpPort", "SMTP port", K::Number)
+            .range(1.0, 65535.0)
+            .describe("Defaults to 587 (STARTTLS), 465 (TLS) or 25 (NONE)."),
+        P::new("security", "Security", K::Enum).options(&["STARTTLS", "TLS", "NONE"]).default(json!("STARTTLS")),
+        P::new("username", "Username", K::String),
+        P::new("password", "Password", K::Secret).describe("With username: log in (PLAIN or LOGIN)."),
+        P::new("from", "From", K::Email).required(),
+        P::new("fromName", "From name", K::String).default(json!("Switchyard")),
+        P::new("subjectTemplate", "Subject template", K::Template)
+            .required()
+            .default(json!("{{ record.kind | upper }}: {{ record.property }} on {{ device.name or record.deviceId }}")),
+        P::new("bodyTemplate", "Text body template", K::Template).required().default(json!(
+            "{{ record.kind | capitalize }} {{ record.property }} = {{ record.payload }} at {{ published.sampled_at }}\n\
+             Device: {{ device.name or record.deviceId }}{% if place %} in {{ place.name }}{% endif %}\n"
+        )),
+        P::new("htmlTemplate", "HTML body template", K::Template)
+            .describe("Sent beside the text body (multipart/alternative) when set."),
+        rate_property(),
+    ]
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Security {
+    StartTls,
+    Tls,
+    None,
+}
+
+pub struct EmailConfig {
+    pub host: String,
+    pub port: u16,
+    pub security: Security,
+    pub login: Option<(String, Secret)>,
+    pub from: String,
+    pub from_name: String,
+    pub subject: String,
+    pub body: String,
+    pub html: Option<String>,
+    pub rate: f64,
+}
+
+impl EmailConfig {
+    pub fn from_integration(i: &Integration) -> Result<Self, BuildError> {
+        let p = &i.properties;
+        let security = match text(p, "security").unwrap_or("STARTTLS") {
+            "TLS" => Security::Tls,
+            "NONE" => Security::None,
+            _ => Security::StartTls,
+        };
+        let default_port = match security {
+            Security::StartTls => 587,
+            Security::Tls => 465,
+            Security::None => 25,
+        };
+        let login = match (text(p, "username"), secret(&i.secrets, "password")) {
+            (Some(u), Some(pw)) => Some((u.to_owned(), pw)),
+            _ => None,
+        };
+        Ok(Self {
+            host: required(p, "smtpHost")?.to_owned(),
+            port: p.get("smtpPort").and_then(Value::as_u64).map(|n| n as u16).unwrap_or(default_port),
+            security,
+            login,
+            from: required(p, "from")?.to_owned(),
+            from_name: text(p, "fromName").unwrap_or("Switchyard").to_owned(),
+            subject: required(p, "subjectTemplate")?.to_owned(),
+            body: required(p, "bodyTemplate")?.to_owned(),
+            html: text(p, "htmlTemplate").map(str::to_owned),
+            rate: rate(p),
+        })
+    }
+}
+
+/// A password needs a username.
+pub fn check(resolved: &Resolved) -> Result<(), ValidationErrors> {
+    let mut errors = ValidationErrors::default();
+    if resolved.secrets.contains_key("password") && text(&resolved.properties, "username").is_none() {
+        errors.push("properties.username", "is required with a password");
+    }
+    if resolved.properties.get("smtpPort").and_then(Value::as_f64).is_some_and(|n| n.fract() != 0.0) {
+        errors.push("properties.smtpPort", "must be a whole number");
+    }
+    errors.into_result()
+}

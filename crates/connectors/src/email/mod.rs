@@ -1,0 +1,45 @@
+//! EMAIL (EGRESS): an e-mail per record (alarms and events, as its triggers
+//! choose) to the integration's active recipients, over SMTP with STARTTLS,
+//! TLS or neither, and optional authentication.
+mod config;
+mod egress;
+
+pub use config::{properties, EmailConfig};
+pub use egress::EmailEgress;
+
+use switchyard_core::{Direction, Integration, Metadata, Recipient, RecipientKind};
+
+use crate::egress::{BuildError, Egress, EgressContext};
+use crate::{Category, ConnectorType, DirectionSupport};
+
+pub const KEY: &str = "EMAIL";
+
+fn build(
+    integration: &Integration,
+    globals: &Metadata,
+    recipients: &[Recipient],
+    ctx: &EgressContext,
+) -> Result<Box<dyn Egress>, BuildError> {
+    Ok(Box::new(EmailEgress::new(EmailConfig::from_integration(integration)?, integration, globals, recipients, ctx)?))
+}
+
+pub fn connector_type() -> ConnectorType {
+    ConnectorType {
+        key: KEY,
+        name: "E-mail",
+        description: "Send an e-mail per alarm or event to a list of recipients, over SMTP.",
+        category: Category::Standard,
+        directions: vec![DirectionSupport {
+            direction: Direction::Egress,
+            available: true,
+            properties: properties(),
+            check: config::check,
+            prepare: crate::nothing_to_prepare,
+            on_update: crate::nothing_on_update,
+            build: Some(build),
+        }],
+        message: crate::Message::Published,
+        recipients: Some(RecipientKind::Email),
+        send_code: None,
+    }
+}
