@@ -18,6 +18,7 @@ mod notify;
 mod planned;
 pub mod policy;
 pub mod shared;
+pub mod twilio;
 pub mod webhook;
 
 pub use egress::{BuildError, Egress, EgressContext, Outbound, Outcome, Resources, Response, SendResult};
@@ -152,6 +153,8 @@ pub fn registry() -> &'static [ConnectorType] {
             aws_sns::connector_type(),
             aws_sqs::connector_type(planned::sqs_ingress()),
             email::connector_type(),
+            twilio::sms(),
+            twilio::phone(),
         ];
         types.extend(planned::types());
         types
@@ -219,7 +222,9 @@ mod tests {
                 ("NATS", Direction::Egress),
                 ("AWS_SNS", Direction::Egress),
                 ("AWS_SQS", Direction::Egress),
-                ("EMAIL", Direction::Egress)
+                ("EMAIL", Direction::Egress),
+                ("SMS", Direction::Egress),
+                ("PHONE", Direction::Egress)
             ]
         );
     }

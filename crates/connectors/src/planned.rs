@@ -89,22 +89,6 @@ pub(crate) fn mqtt_ingress() -> DirectionSupport {
     }
 }
 
-fn recipients(item: K) -> P {
-    P::new("recipients", "Recipients", K::List).items(item).describe("Managed under the integration's recipients.")
-}
-
-fn twilio(extra: Vec<P>) -> Vec<P> {
-    let mut props = vec![
-        P::new("accountSid", "Account SID", K::String).required(),
-        P::new("authToken", "Auth token", K::Secret).required(),
-        P::new("fromNumber", "From number", K::Phone).required(),
-        P::new("apiBaseUrl", "API base URL", K::Url),
-        recipients(K::Phone),
-    ];
-    props.extend(extra);
-    props
-}
-
 fn inbound_mapping() -> P {
     P::new("place", "Place", K::Resource).resource(ResourceType::Place).describe("Where data without a mapping lands.")
 }
@@ -217,18 +201,6 @@ pub(crate) fn types() -> Vec<ConnectorType> {
                     P::new("place", "Place", K::Resource).resource(ResourceType::Place).required(),
                 ],
             )],
-        ),
-        planned(
-            "SMS",
-            "SMS",
-            "Send a text message per event or alarm.",
-            vec![(Egress, twilio(vec![P::new("bodyTemplate", "Message template", K::Template).required()]))],
-        ),
-        planned(
-            "PHONE",
-            "Phone call",
-            "Place a voice call that speaks the alarm.",
-            vec![(Egress, twilio(vec![P::new("speechTemplate", "Speech template", K::Template).required()]))],
         ),
         planned(
             "KAFKA",

@@ -4,7 +4,7 @@
 //! target never delays another. Workers send with bounded concurrency and
 //! pass results to one writer that records them in batched transactions.
 use std::collections::HashMap;
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -60,6 +60,21 @@ impl Default for DispatcherConfig {
 struct Worker {
     queue: mpsc::UnboundedSender<Claimed>,
     queued: Arc<AtomicUsize>,
+}
+
+/// A counter per integration, bumped when its settings or recipients change,
+/// so its worker rebuilds its sender before the next send, not within seconds.
+#[derive(Clone, Default)]
+pub(crate) struct Changes(Arc<Mutex<HashMap<IntegrationId, Arc<AtomicU64>>>>);
+
+impl Changes {
+    fn counter(&self, id: &IntegrationId) -> Arc<AtomicU64> {
+        lock(&self.0).entry(id.clone()).or_default().clone()
+    }
+
+    pub(crate) fn bump(&self, id: &IntegrationId) {
+        self.counter(id).fetch_add(1, Ordering::Relaxed);
+    }
 }
 
 /// Every integration's circuit breaker, shared with the API (which shows its state).
@@ -119,10 +134,11 @@ pub(crate) struct Parts {
     pub wake: Wake,
     pub circuits: Circuits,
     pub metrics: Arc<Metrics>,
+    pub changes: Changes,
 }
 
 pub(crate) fn spawn(parts: Parts, shutdown: CancellationToken, tracker: TaskTracker) {
-    let Parts { store, ctx, config, wake, circuits, metrics } = parts;
+    let Parts { store, ctx, config, wake, circuits, metrics, changes } = parts;
     let (done_tx, done_rx) = mpsc::unbounded_channel::<Completion>();
     tracker.spawn(write_completions(store.clone(), done_rx, wake.clone()));
     let sends = TaskTracker::new();
@@ -160,6 +176,7 @@ pub(crate) fn spawn(parts: Parts, shutdown: CancellationToken, tracker: TaskTrac
                         done: done_tx.clone(),
                         sends: sends.clone(),
                         metrics: metrics.clone(),
+                        changes: changes.counter(&delivery.integration_id),
                     };
                     start_worker(
                         shared,
@@ -198,6 +215,8 @@ struct Shared {
     done: mpsc::UnboundedSender<Completion>,
     sends: TaskTracker,
     metrics: Arc<Metrics>,
+    /// This integration's change counter.
+    changes: Arc<AtomicU64>,
 }
 
 fn start_worker(
@@ -213,7 +232,7 @@ fn start_worker(
     let counter = queued.clone();
     let shutdown = shutdown.clone();
     tracker.spawn(async move {
-        let Shared { wake, store, ctx, config, done, sends, metrics } = shared;
+        let Shared { wake, store, ctx, config, done, sends, metrics, changes } = shared;
         let metrics = metrics.for_integration(&integration);
         let low_water = config.max_queued / 2;
         let limit = Arc::new(Semaphore::new(config.concurrency));
@@ -225,8 +244,12 @@ fn start_worker(
                 counter.fetch_sub(1, Ordering::Relaxed);
                 continue;
             }
-            if sender.as_ref().is_none_or(|s| s.at.elapsed() > config.reload_after) {
+            let version = changes.load(Ordering::Relaxed);
+            if sender.as_ref().is_none_or(|s| s.at.elapsed() > config.reload_after || s.version != version) {
                 sender = load_sender(&store, &ctx, &org, &integration, sender.take()).await;
+                if let Some(s) = sender.as_mut() {
+                    s.version = version;
+                }
                 let rate = sender.as_ref().and_then(|s| s.egress.rate_limit());
                 if bucket.as_ref().map(TokenBucket::rate) != rate {
                     bucket = rate.map(|r| TokenBucket::new(r, Instant::now()));
@@ -311,6 +334,8 @@ fn integration_of(unit: &[Claimed]) -> IntegrationId {
 /// for connection-based types) while neither the integration nor the globals change.
 struct Loaded {
     at: Instant,
+    /// The change counter when loaded.
+    version: u64,
     updated_at: i64,
     globals: switchyard_core::Metadata,
     egress: Arc<dyn Egress>,
@@ -355,7 +380,8 @@ async fn load_sender(
     };
     match kind.build_egress(&integration, &globals, &recipients, ctx) {
         Ok(egress) => {
-            Some(Loaded { at: Instant::now(), updated_at: integration.updated_at, globals, egress: Arc::from(egress) })
+            let (at, updated_at) = (Instant::now(), integration.updated_at);
+            Some(Loaded { at, version: 0, updated_at, globals, egress: Arc::from(egress) })
         }
         Err(e) => {
             tracing::warn!(integration = %id, error = %e, "the integration cannot send");

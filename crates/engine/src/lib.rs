@@ -48,6 +48,7 @@ pub struct Engine {
     router: Router,
     wake: Wake,
     circuits: Circuits,
+    changes: dispatcher::Changes,
     egress: EgressContext,
     metrics: Arc<metrics::Metrics>,
     writer: ingest::GroupCommit,
@@ -80,6 +81,7 @@ impl Engine {
             }
         }
         let wake = Wake::default();
+        let changes = dispatcher::Changes::default();
         let circuits = Circuits::default();
         let ctx = EgressContext::new(config.egress.clone())
             .with_resources(Arc::new(resources::StoreResources(store.clone())));
@@ -100,10 +102,12 @@ impl Engine {
             wake: wake.clone(),
             circuits: circuits.clone(),
             metrics: metrics.clone(),
+            changes: changes.clone(),
         };
         dispatcher::spawn(parts, shutdown, tracker.clone());
         let writer = ingest::GroupCommit::start(store.clone());
-        Ok(Arc::new(Engine { router: Router::new(store.clone()), store, wake, circuits, egress: ctx, metrics, writer }))
+        let router = Router::new(store.clone());
+        Ok(Arc::new(Engine { router, store, wake, circuits, changes, egress: ctx, metrics, writer }))
     }
 
     /// Routes and stores records; returns once they and their fan-out are durable.
@@ -172,8 +176,11 @@ impl Engine {
         &self.store
     }
 
-    /// For logs: an integration's settings changed; workers reload within seconds.
-    pub fn integration_changed(&self, org: &OrgId, _id: &IntegrationId) {
+    /// An integration's settings or recipients changed: its routes and its
+    /// sender are rebuilt before the next send on this node (other nodes
+    /// within seconds).
+    pub fn integration_changed(&self, org: &OrgId, id: &IntegrationId) {
         self.router.invalidate(org);
+        self.changes.bump(id);
     }
 }

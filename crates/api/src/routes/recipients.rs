@@ -177,6 +177,7 @@ pub async fn create(
         send_code(&state, &integration, &mut recipient, now).await?;
     }
     state.store.create_recipient(&caller.org.id, &recipient).await?;
+    state.engine.integration_changed(&caller.org.id, &integration.id);
     Ok((StatusCode::CREATED, Json(recipient.into())))
 }
 
@@ -222,6 +223,7 @@ pub async fn delete(
     let (integration, _) = notifier(&state, &caller, &id).await?;
     let r = load(&state, &caller, &integration, &recipient).await?;
     let found = state.store.delete_recipient(&caller.org.id, &r, now_ms()).await?;
+    state.engine.integration_changed(&caller.org.id, &integration.id);
     deleted(found, "recipient", &r.id)
 }
 
@@ -268,6 +270,7 @@ pub async fn verify(
     r.verification = None;
     r.updated_at = now;
     state.store.update_recipient(&caller.org.id, &r).await?;
+    state.engine.integration_changed(&caller.org.id, &integration.id);
     Ok(Json(r.into()))
 }
 

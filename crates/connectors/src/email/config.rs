@@ -21,7 +21,7 @@ pub fn properties() -> Vec<P> {
             .required()
             .default(json!("{{ record.kind | upper }}: {{ record.property }} on {{ device.name or record.deviceId }}")),
         P::new("bodyTemplate", "Text body template", K::Template).required().default(json!(
-            "{{ record.kind | capitalize }} {{ record.property }} = {{ record.payload }} at {{ published.sampled_at }}\n\
+            "{{ record.kind | capitalize }} {{ record.property }} = {{ record.payload | tojson }} at {{ published.sampled_at }}\n\
              Device: {{ device.name or record.deviceId }}{% if place %} in {{ place.name }}{% endif %}\n"
         )),
         P::new("htmlTemplate", "HTML body template", K::Template)

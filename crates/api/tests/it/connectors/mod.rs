@@ -16,6 +16,7 @@ mod aws;
 mod email;
 mod mqtt;
 mod nats;
+mod twilio;
 
 /// A free port on loopback (for a peer a test starts itself, or for nothing listening).
 pub fn free_port() -> u16 {

@@ -1,0 +1,96 @@
+//! The two calls Switchyard makes on a Twilio-compatible API: create a
+//! message, create a call. Form-encoded, basic auth with the account SID and
+//! token; answers are JSON with a `sid`, errors JSON with `code` and `message`.
+use std::time::Duration;
+
+use serde_json::Value;
+
+use super::config::TwilioConfig;
+use crate::egress::{EgressContext, Outcome};
+
+pub struct Client {
+    http: reqwest::Client,
+    base: String,
+    account: String,
+    token: String,
+    from: String,
+}
+
+/// Why a call failed, and what that means for the delivery.
+#[derive(Debug)]
+pub struct Failure {
+    pub outcome: Outcome,
+    pub reason: String,
+    pub status: Option<u16>,
+}
+
+impl Client {
+    pub fn new(config: &TwilioConfig, ctx: &EgressContext) -> Client {
+        Client {
+            http: ctx.http.clone(),
+            base: format!("{}/2010-04-01/Accounts/{}", config.api, config.account_sid),
+            account: config.account_sid.clone(),
+            token: config.auth_token.expose().to_owned(),
+            from: config.from.clone(),
+        }
+    }
+
+    /// Sends a text; returns the message's SID.
+    pub async fn message(&self, to: &str, body: &str) -> Result<String, Failure> {
+        self.create("Messages.json", &[("To", to), ("From", &self.from), ("Body", body)]).await
+    }
+
+    /// Places a call that runs `twiml`; returns the call's SID.
+    pub async fn call(&self, to: &str, twiml: &str) -> Result<String, Failure> {
+        self.create("Calls.json", &[("To", to), ("From", &self.from), ("Twiml", twiml)]).await
+    }
+
+    async fn create(&self, resource: &str, form: &[(&str, &str)]) -> Result<String, Failure> {
+        let sent = self
+            .http
+            .post(format!("{}/{resource}", self.base))
+            .basic_auth(&self.account, Some(&self.token))
+            .timeout(Duration::from_secs(15))
+            .form(form)
+            .send()
+            .await;
+        let response = match sent {
+            Ok(r) => r,
+            Err(e) => {
+                let reason = format!("the API could not be reached: {e}");
+                return Err(Failure {
+                    outcome: Outcome::Retry { after: None, reason: reason.clone() },
+                    reason,
+                    status: None,
+                });
+            }
+        };
+        let status = response.status().as_u16();
+        let retry_after = response
+            .headers()
+            .get("retry-after")
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.parse::<u64>().ok())
+            .map(Duration::from_secs);
+        let answer: Value = response.json().await.unwrap_or(Value::Null);
+        if (200..300).contains(&status) {
+            if let Some(sid) = answer["sid"].as_str() {
+                return Ok(sid.to_owned());
+            }
+        }
+        let reason = match (answer["code"].as_u64(), answer["message"].as_str()) {
+            (Some(code), Some(message)) => format!("{code}: {message}"),
+            (None, Some(message)) => message.to_owned(),
+            _ => format!("HTTP {status}"),
+        };
+        let outcome = if status == 429 {
+            Outcome::Retry { after: retry_after.or(Some(Duration::from_secs(1))), reason: reason.clone() }
+        } else if status >= 500 || (200..300).contains(&status) {
+            Outcome::Retry { after: None, reason: reason.clone() }
+        } else {
+            // 400 (an invalid or unreachable number), 401 (credentials), 403, 404: retrying cannot help.
+            Outcome::Reject { reason: reason.clone(), deactivate: false }
+        };
+        Err(Failure { outcome, reason, status: Some(status) })
+    }
+}

@@ -1,0 +1,79 @@
+//! SMS and PHONE (EGRESS) through a Twilio-compatible REST API: a text, or a
+//! voice call that speaks the record (TwiML `<Say>`), to each active
+//! recipient. Phone recipients are verified with a code sent by SMS.
+mod client;
+mod config;
+mod egress;
+
+pub use client::Client;
+pub use config::{properties, Channel, TwilioConfig};
+pub use egress::TwilioEgress;
+
+use switchyard_core::{Direction, Integration, Metadata, Recipient, RecipientKind};
+
+use crate::egress::{BuildError, Egress, EgressContext};
+use crate::{Category, ConnectorType, DirectionSupport};
+
+fn build(
+    integration: &Integration,
+    globals: &Metadata,
+    recipients: &[Recipient],
+    ctx: &EgressContext,
+) -> Result<Box<dyn Egress>, BuildError> {
+    Ok(Box::new(TwilioEgress::new(
+        TwilioConfig::from_integration(integration)?,
+        integration,
+        globals,
+        recipients,
+        ctx,
+    )?))
+}
+
+/// Texts the verification code through the integration's account.
+fn send_code<'a>(
+    integration: &'a Integration,
+    to: &'a str,
+    code: &'a str,
+    ctx: &'a EgressContext,
+) -> std::pin::Pin<Box<dyn std::future::Future<Output = Result<(), String>> + Send + 'a>> {
+    Box::pin(async move {
+        let config = TwilioConfig::from_integration(integration).map_err(|e| e.to_string())?;
+        let client = Client::new(&config, ctx);
+        let text = format!("Your Switchyard verification code is {code}. It expires in 10 minutes.");
+        client.message(to, &text).await.map(drop).map_err(|f| f.reason)
+    })
+}
+
+fn connector(key: &'static str, name: &'static str, description: &'static str, channel: Channel) -> ConnectorType {
+    ConnectorType {
+        key,
+        name,
+        description,
+        category: Category::Standard,
+        directions: vec![DirectionSupport {
+            direction: Direction::Egress,
+            available: true,
+            properties: properties(channel),
+            check: config::check,
+            prepare: crate::nothing_to_prepare,
+            on_update: crate::nothing_on_update,
+            build: Some(build),
+        }],
+        message: crate::Message::Published,
+        recipients: Some(RecipientKind::Phone),
+        send_code: Some(send_code),
+    }
+}
+
+pub fn sms() -> ConnectorType {
+    connector("SMS", "SMS", "Send a text message per alarm or event to a list of verified numbers.", Channel::Sms)
+}
+
+pub fn phone() -> ConnectorType {
+    connector(
+        "PHONE",
+        "Phone call",
+        "Place a voice call that speaks the alarm to a list of verified numbers.",
+        Channel::Call,
+    )
+}
