@@ -12,6 +12,7 @@ pub mod aws_sns;
 pub mod aws_sqs;
 pub mod egress;
 pub mod email;
+pub mod gcp_pubsub;
 pub mod mqtt;
 pub mod nats;
 mod notify;
@@ -152,6 +153,7 @@ pub fn registry() -> &'static [ConnectorType] {
             nats::connector_type(),
             aws_sns::connector_type(),
             aws_sqs::connector_type(planned::sqs_ingress()),
+            gcp_pubsub::connector_type(planned::pubsub_ingress()),
             email::connector_type(),
             twilio::sms(),
             twilio::phone(),
@@ -222,6 +224,7 @@ mod tests {
                 ("NATS", Direction::Egress),
                 ("AWS_SNS", Direction::Egress),
                 ("AWS_SQS", Direction::Egress),
+                ("GCP_PUBSUB", Direction::Egress),
                 ("EMAIL", Direction::Egress),
                 ("SMS", Direction::Egress),
                 ("PHONE", Direction::Egress)

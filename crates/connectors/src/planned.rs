@@ -36,11 +36,6 @@ fn planned(
     }
 }
 
-fn objects() -> P {
-    P::new("objects", "Objects", K::List)
-        .describe("Which objects trigger the integration; `*` globs allowed. All when empty.")
-}
-
 /// SQS's receiving direction (the sending one is built, in `aws_sqs/`).
 pub(crate) fn sqs_ingress() -> DirectionSupport {
     let mut properties = crate::aws::properties(crate::aws_sqs::queue_url());
@@ -56,13 +51,17 @@ pub(crate) fn sqs_ingress() -> DirectionSupport {
     }
 }
 
-fn gcp(topics: P) -> Vec<P> {
-    vec![
-        P::new("accountKeyJson", "Service account key (JSON)", K::Secret).required(),
-        P::new("projectId", "Project id", K::String).describe("Defaults to the project of the account key."),
-        topics,
-        P::new("endpointUrl", "Endpoint URL", K::Url),
-    ]
+/// Pub/Sub's subscribing direction (the publishing one is built, in `gcp_pubsub/`).
+pub(crate) fn pubsub_ingress() -> DirectionSupport {
+    DirectionSupport {
+        direction: Direction::Ingress,
+        available: false,
+        properties: crate::gcp_pubsub::common(P::new("topics", "Topics", K::List).required()),
+        check: no_check,
+        prepare: nothing_to_prepare,
+        on_update: nothing_on_update,
+        build: None,
+    }
 }
 
 fn event_hubs(extra: P) -> Vec<P> {
@@ -96,19 +95,6 @@ fn inbound_mapping() -> P {
 pub(crate) fn types() -> Vec<ConnectorType> {
     use Direction::{Egress, Ingress};
     let mut types = vec![
-        planned(
-            "GCP_PUBSUB",
-            "Google Cloud Pub/Sub",
-            "Subscribe to, or publish to, Pub/Sub topics.",
-            vec![
-                (Ingress, gcp(P::new("topics", "Topics", K::List).required())),
-                (Egress, {
-                    let mut p = gcp(P::new("topic", "Topic", K::String).required());
-                    p.push(objects());
-                    p
-                }),
-            ],
-        ),
         planned(
             "AZURE_EVENT_HUBS",
             "Azure Event Hubs",

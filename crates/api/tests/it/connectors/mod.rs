@@ -14,6 +14,7 @@ use crate::{App, Backend};
 mod amqp;
 mod aws;
 mod email;
+mod gcp;
 mod mqtt;
 mod nats;
 mod twilio;

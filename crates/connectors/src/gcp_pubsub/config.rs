@@ -1,0 +1,133 @@
+//! Pub/Sub properties and the service-account key.
+use serde::Deserialize;
+use switchyard_core::spec::{PropertyKind as K, PropertySpec as P, Resolved};
+use switchyard_core::{Integration, ValidationErrors};
+
+use crate::egress::BuildError;
+use crate::shared::{objects_property, rate, rate_property, required, text};
+
+pub const DEFAULT_ENDPOINT: &str = "https://pubsub.googleapis.com";
+
+/// The properties both directions share; `topics` is the direction's own.
+pub fn common(topics: P) -> Vec<P> {
+    vec![
+        P::new("accountKeyJson", "Service account key (JSON)", K::Secret)
+            .required()
+            .describe("The key file of a service account with the Pub/Sub Publisher role."),
+        P::new("projectId", "Project id", K::String).describe("Defaults to the project of the account key."),
+        topics,
+        P::new("endpointUrl", "Endpoint URL", K::Url).describe("Defaults to https://pubsub.googleapis.com."),
+    ]
+}
+
+pub fn properties() -> Vec<P> {
+    let mut props = common(
+        P::new("topic", "Topic", K::String)
+            .required()
+            .describe("`projects/my-project/topics/readings`, or just `readings` in the project."),
+    );
+    props.push(objects_property());
+    props.push(rate_property());
+    props
+}
+
+/// The fields of a service-account key file Switchyard uses.
+#[derive(Debug, Clone, Deserialize)]
+pub struct AccountKey {
+    #[serde(rename = "type")]
+    pub kind: String,
+    pub project_id: Option<String>,
+    pub private_key: String,
+    pub client_email: String,
+    #[serde(default = "default_token_uri")]
+    pub token_uri: String,
+}
+
+fn default_token_uri() -> String {
+    "https://oauth2.googleapis.com/token".into()
+}
+
+impl AccountKey {
+    pub fn parse(json: &str) -> Result<AccountKey, String> {
+        let key: AccountKey = serde_json::from_str(json).map_err(|e| format!("is not a service account key: {e}"))?;
+        if key.kind != "service_account" {
+            return Err(format!("is a `{}` key, not a service_account key", key.kind));
+        }
+        super::token::signing_key(&key.private_key)?;
+        Ok(key)
+    }
+}
+
+pub struct PubSubConfig {
+    pub key: AccountKey,
+    /// `projects/{project}/topics/{topic}`.
+    pub topic: String,
+    pub endpoint: String,
+    pub rate: f64,
+}
+
+/// The full topic name from `topic` (full or short) and the project.
+pub fn topic_name(topic: &str, project: Option<&str>) -> Result<String, String> {
+    if let Some(rest) = topic.strip_prefix("projects/") {
+        let parts: Vec<&str> = rest.split('/').collect();
+        return match parts.as_slice() {
+            [p, "topics", t] if !p.is_empty() && !t.is_empty() => Ok(topic.to_owned()),
+            _ => Err("must be projects/PROJECT/topics/TOPIC or a topic name".into()),
+        };
+    }
+    if topic.is_empty() || topic.contains('/') {
+        return Err("must be projects/PROJECT/topics/TOPIC or a topic name".into());
+    }
+    let project = project.ok_or("needs a project: set projectId, or use a key that names one")?;
+    Ok(format!("projects/{project}/topics/{topic}"))
+}
+
+impl PubSubConfig {
+    pub fn from_integration(i: &Integration) -> Result<Self, BuildError> {
+        let p = &i.properties;
+        let bad = BuildError::Config;
+        let json = i.secrets.get("accountKeyJson").ok_or_else(|| bad("accountKeyJson is not set".into()))?;
+        let key = AccountKey::parse(json.expose()).map_err(|e| bad(format!("accountKeyJson {e}")))?;
+        let project = text(p, "projectId").map(str::to_owned).or_else(|| key.project_id.clone());
+        let topic = topic_name(required(p, "topic")?, project.as_deref()).map_err(|e| bad(format!("topic {e}")))?;
+        Ok(Self {
+            key,
+            topic,
+            endpoint: text(p, "endpointUrl").unwrap_or(DEFAULT_ENDPOINT).trim_end_matches('/').to_owned(),
+            rate: rate(p),
+        })
+    }
+}
+
+/// The key must be a service-account key with a usable RSA private key; the
+/// topic must resolve to a full name.
+pub fn check(resolved: &Resolved) -> Result<(), ValidationErrors> {
+    let mut errors = ValidationErrors::default();
+    let key = resolved.secrets.get("accountKeyJson").map(|k| AccountKey::parse(k.expose()));
+    if let Some(Err(e)) = &key {
+        errors.push("properties.accountKeyJson", e.clone());
+    }
+    if let Some(topic) = text(&resolved.properties, "topic") {
+        let project = text(&resolved.properties, "projectId")
+            .map(str::to_owned)
+            .or_else(|| key.as_ref().and_then(|k| k.as_ref().ok()).and_then(|k| k.project_id.clone()));
+        if let Err(e) = topic_name(topic, project.as_deref()) {
+            errors.push("properties.topic", e);
+        }
+    }
+    errors.into_result()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn topics_are_full_names_or_short_ones_in_the_project() {
+        assert_eq!(topic_name("projects/p/topics/t", None).unwrap(), "projects/p/topics/t");
+        assert_eq!(topic_name("t", Some("p")).unwrap(), "projects/p/topics/t");
+        assert!(topic_name("t", None).is_err());
+        assert!(topic_name("projects/p/t", Some("p")).is_err());
+        assert!(topic_name("a/b", Some("p")).is_err());
+    }
+}

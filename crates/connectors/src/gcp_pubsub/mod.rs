@@ -1,0 +1,50 @@
+//! GCP_PUBSUB (EGRESS): each record published to a Pub/Sub topic over the
+//! REST API, authenticated as a service account: a JWT signed (RS256) with
+//! the account key is exchanged for an access token, reused until it expires.
+mod config;
+mod egress;
+mod token;
+
+pub use config::{common, properties, PubSubConfig};
+pub use egress::PubSubEgress;
+
+use switchyard_core::{Direction, Integration, Metadata, Recipient};
+
+use crate::egress::{BuildError, Egress, EgressContext};
+use crate::{Category, ConnectorType, DirectionSupport};
+
+pub const KEY: &str = "GCP_PUBSUB";
+
+fn build(
+    integration: &Integration,
+    _globals: &Metadata,
+    _recipients: &[Recipient],
+    ctx: &EgressContext,
+) -> Result<Box<dyn Egress>, BuildError> {
+    Ok(Box::new(PubSubEgress::new(PubSubConfig::from_integration(integration)?, integration, ctx)?))
+}
+
+/// `ingress`: the subscribing direction, listed from `planned`.
+pub fn connector_type(ingress: DirectionSupport) -> ConnectorType {
+    ConnectorType {
+        key: KEY,
+        name: "Google Cloud Pub/Sub",
+        description: "Subscribe to, or publish to, Pub/Sub topics.",
+        category: Category::Standard,
+        directions: vec![
+            ingress,
+            DirectionSupport {
+                direction: Direction::Egress,
+                available: true,
+                properties: properties(),
+                check: config::check,
+                prepare: crate::nothing_to_prepare,
+                on_update: crate::nothing_on_update,
+                build: Some(build),
+            },
+        ],
+        message: crate::Message::Published,
+        recipients: None,
+        send_code: None,
+    }
+}
