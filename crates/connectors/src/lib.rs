@@ -52,6 +52,38 @@ pub struct DirectionSupport {
     pub build: Option<BuildEgress>,
 }
 
+impl DirectionSupport {
+    /// An available EGRESS direction with nothing to generate or carry over.
+    pub fn egress(
+        properties: Vec<PropertySpec>,
+        check: fn(&Resolved) -> Result<(), ValidationErrors>,
+        build: BuildEgress,
+    ) -> Self {
+        DirectionSupport {
+            direction: Direction::Egress,
+            available: true,
+            properties,
+            check,
+            prepare: nothing_to_prepare,
+            on_update: nothing_on_update,
+            build: Some(build),
+        }
+    }
+
+    /// A direction listed as coming soon, with the properties it will take.
+    pub fn planned(direction: Direction, properties: Vec<PropertySpec>) -> Self {
+        DirectionSupport {
+            direction,
+            available: false,
+            properties,
+            check: no_check,
+            prepare: nothing_to_prepare,
+            on_update: nothing_on_update,
+            build: None,
+        }
+    }
+}
+
 /// Makes the sender for one integration from its settings.
 /// `recipients`: the active recipients of notification types (empty for others).
 pub type BuildEgress = fn(&Integration, &Metadata, &[Recipient], &EgressContext) -> Result<Box<dyn Egress>, BuildError>;

@@ -5,7 +5,7 @@ use serde_json::json;
 use switchyard_core::spec::{PropertyKind as K, PropertySpec as P};
 use switchyard_core::{Direction, ResourceType};
 
-use crate::{no_check, nothing_on_update, nothing_to_prepare, Category, ConnectorType, DirectionSupport};
+use crate::{Category, ConnectorType, DirectionSupport};
 
 fn planned(
     key: &'static str,
@@ -20,15 +20,7 @@ fn planned(
         category: Category::Standard,
         directions: directions
             .into_iter()
-            .map(|(direction, properties)| DirectionSupport {
-                direction,
-                available: false,
-                properties,
-                check: no_check,
-                prepare: nothing_to_prepare,
-                on_update: nothing_on_update,
-                build: None,
-            })
+            .map(|(direction, properties)| DirectionSupport::planned(direction, properties))
             .collect(),
         message: crate::Message::Published,
         recipients: None,
@@ -40,28 +32,15 @@ fn planned(
 pub(crate) fn sqs_ingress() -> DirectionSupport {
     let mut properties = crate::aws::properties(crate::aws_sqs::queue_url());
     properties.retain(|p| p.name != "objects" && p.name != "rateLimitPerSecond");
-    DirectionSupport {
-        direction: Direction::Ingress,
-        available: false,
-        properties,
-        check: no_check,
-        prepare: nothing_to_prepare,
-        on_update: nothing_on_update,
-        build: None,
-    }
+    DirectionSupport::planned(Direction::Ingress, properties)
 }
 
 /// Pub/Sub's subscribing direction (the publishing one is built, in `gcp_pubsub/`).
 pub(crate) fn pubsub_ingress() -> DirectionSupport {
-    DirectionSupport {
-        direction: Direction::Ingress,
-        available: false,
-        properties: crate::gcp_pubsub::common(P::new("topics", "Topics", K::List).required()),
-        check: no_check,
-        prepare: nothing_to_prepare,
-        on_update: nothing_on_update,
-        build: None,
-    }
+    DirectionSupport::planned(
+        Direction::Ingress,
+        crate::gcp_pubsub::common(P::new("topics", "Topics", K::List).required()),
+    )
 }
 
 fn event_hubs(extra: P) -> Vec<P> {
@@ -77,15 +56,10 @@ fn event_hubs(extra: P) -> Vec<P> {
 
 /// MQTT's ingress direction (the egress one is built, in `mqtt/`).
 pub(crate) fn mqtt_ingress() -> DirectionSupport {
-    DirectionSupport {
-        direction: Direction::Ingress,
-        available: false,
-        properties: crate::mqtt::config_connection(P::new("topics", "Topics", K::List).required()),
-        check: no_check,
-        prepare: nothing_to_prepare,
-        on_update: nothing_on_update,
-        build: None,
-    }
+    DirectionSupport::planned(
+        Direction::Ingress,
+        crate::mqtt::config_connection(P::new("topics", "Topics", K::List).required()),
+    )
 }
 
 fn inbound_mapping() -> P {
@@ -213,26 +187,7 @@ pub(crate) fn types() -> Vec<ConnectorType> {
         name: "Scripted integration",
         description: "A custom integration built from a manifest and Lua handlers.",
         category: Category::Custom,
-        directions: vec![
-            DirectionSupport {
-                direction: Ingress,
-                available: false,
-                properties: vec![],
-                check: no_check,
-                prepare: nothing_to_prepare,
-                on_update: nothing_on_update,
-                build: None,
-            },
-            DirectionSupport {
-                direction: Egress,
-                available: false,
-                properties: vec![],
-                check: no_check,
-                prepare: nothing_to_prepare,
-                on_update: nothing_on_update,
-                build: None,
-            },
-        ],
+        directions: vec![DirectionSupport::planned(Ingress, vec![]), DirectionSupport::planned(Egress, vec![])],
         message: crate::Message::Record,
         recipients: None,
         send_code: None,

@@ -10,7 +10,7 @@ pub use egress::AmqpEgress;
 
 use crate::egress::{BuildError, Egress, EgressContext};
 use crate::{Category, ConnectorType, DirectionSupport};
-use switchyard_core::{Direction, Integration, Metadata};
+use switchyard_core::{Integration, Metadata};
 
 pub const KEY: &str = "AMQP";
 
@@ -29,15 +29,7 @@ pub fn connector_type() -> ConnectorType {
         name: "AMQP 0-9-1",
         description: "Publish each record to an exchange (RabbitMQ and compatible brokers), with publisher confirms.",
         category: Category::Standard,
-        directions: vec![DirectionSupport {
-            direction: Direction::Egress,
-            available: true,
-            properties: properties(),
-            check: config::check,
-            prepare: crate::nothing_to_prepare,
-            on_update: crate::nothing_on_update,
-            build: Some(build),
-        }],
+        directions: vec![DirectionSupport::egress(properties(), config::check, build)],
         message: crate::Message::Published,
         recipients: None,
         send_code: None,

@@ -4,7 +4,7 @@ mod classify;
 
 pub use classify::{classify, xml_tag, AwsError};
 
-use std::time::SystemTime;
+use std::time::{Duration, SystemTime};
 
 use aws_credential_types::Credentials;
 use aws_sigv4::http_request::{sign, SignableBody, SignableRequest, SigningSettings};
@@ -13,8 +13,9 @@ use serde_json::Map;
 use switchyard_core::spec::{PropertyKind as K, PropertySpec as P};
 use switchyard_core::{Integration, Secret, ValidationErrors};
 
-use crate::egress::BuildError;
-use crate::shared::{objects_property, rate, rate_property, required, secret, text};
+use crate::egress::{BuildError, Outcome, Response, SendResult};
+use crate::shared::{objects_property, rate, rate_property, reject, required, retry, secret, text};
+use switchyard_core::delivery::{excerpt, RESPONSE_EXCERPT_MAX};
 
 /// The properties of an AWS target: `resource` (topic ARN, queue URL) first.
 pub fn properties(resource: P) -> Vec<P> {
@@ -87,6 +88,46 @@ impl Aws {
 
     pub fn url(&self) -> String {
         format!("{}/", self.endpoint)
+    }
+
+    /// Signs and POSTs `body` with `headers` to the endpoint, and reads the
+    /// answer: Delivered with the id `message_id` finds in a 2xx body, or the
+    /// AWS error classified. `target` names where it went, for the log.
+    pub async fn call(
+        &self,
+        http: &reqwest::Client,
+        service: &str,
+        headers: &[(&str, &str)],
+        body: String,
+        target: &str,
+        message_id: fn(&str) -> Option<String>,
+    ) -> SendResult {
+        let signed = match self.sign(service, headers, body.as_bytes()) {
+            Ok(h) => h,
+            Err(e) => return reject(target, format!("signing failed: {e}")),
+        };
+        let mut request = http.post(self.url()).timeout(Duration::from_secs(15)).body(body);
+        for (k, v) in headers {
+            request = request.header(*k, *v);
+        }
+        for (k, v) in signed {
+            request = request.header(k, v);
+        }
+        let response = match request.send().await {
+            Ok(r) => r,
+            Err(e) => return retry(target, format!("{} could not be reached: {e}", service.to_uppercase())),
+        };
+        let status = response.status().as_u16();
+        let text = response.text().await.unwrap_or_default();
+        let mut answer =
+            Response { status: Some(status), remote_id: None, excerpt: Some(excerpt(&text, RESPONSE_EXCERPT_MAX)) };
+        let outcome = if (200..300).contains(&status) {
+            answer.remote_id = message_id(&text);
+            Outcome::Delivered
+        } else {
+            classify(status, AwsError::parse(&text).as_ref())
+        };
+        SendResult { outcome, response: answer, target: target.to_owned() }
     }
 }
 

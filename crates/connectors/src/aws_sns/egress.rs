@@ -1,13 +1,10 @@
 //! One SNS Publish per record.
-use std::time::Duration;
-
 use async_trait::async_trait;
-use switchyard_core::delivery::{excerpt, RESPONSE_EXCERPT_MAX};
 use switchyard_core::{Integration, IntegrationId};
 
-use crate::aws::{classify, xml_tag, Aws, AwsError};
-use crate::egress::{BuildError, Egress, EgressContext, Outbound, Outcome, Response, SendResult};
-use crate::shared::{published, reject, required, retry};
+use crate::aws::{xml_tag, Aws};
+use crate::egress::{BuildError, Egress, EgressContext, Outbound, SendResult};
+use crate::shared::{published, required};
 
 pub struct SnsEgress {
     aws: Aws,
@@ -38,34 +35,9 @@ impl Egress for SnsEgress {
         let target = &self.topic_arn;
         let body = published(message.record, &self.integration, message.delivery_id).to_string();
         let form = self.form(&body, message);
-        let signed = match self.aws.sign("sns", &[("content-type", CONTENT_TYPE)], form.as_bytes()) {
-            Ok(h) => h,
-            Err(e) => return reject(target, format!("signing failed: {e}")),
-        };
-        let mut request = self
-            .http
-            .post(self.aws.url())
-            .timeout(Duration::from_secs(15))
-            .header("content-type", CONTENT_TYPE)
-            .body(form);
-        for (k, v) in signed {
-            request = request.header(k, v);
-        }
-        let response = match request.send().await {
-            Ok(r) => r,
-            Err(e) => return retry(target, format!("SNS could not be reached: {e}")),
-        };
-        let status = response.status().as_u16();
-        let text = response.text().await.unwrap_or_default();
-        let mut answer =
-            Response { status: Some(status), remote_id: None, excerpt: Some(excerpt(&text, RESPONSE_EXCERPT_MAX)) };
-        let outcome = if (200..300).contains(&status) {
-            answer.remote_id = xml_tag(&text, "MessageId");
-            Outcome::Delivered
-        } else {
-            classify(status, AwsError::parse(&text).as_ref())
-        };
-        SendResult { outcome, response: answer, target: target.clone() }
+        self.aws
+            .call(&self.http, "sns", &[("content-type", CONTENT_TYPE)], form, target, |xml| xml_tag(xml, "MessageId"))
+            .await
     }
 
     fn rate_limit(&self) -> Option<f64> {

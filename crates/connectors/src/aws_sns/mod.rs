@@ -5,7 +5,7 @@ mod egress;
 pub use egress::SnsEgress;
 
 use switchyard_core::spec::{PropertyKind as K, PropertySpec as P, Resolved};
-use switchyard_core::{Direction, Integration, Metadata, ValidationErrors};
+use switchyard_core::{Integration, Metadata, ValidationErrors};
 
 use crate::egress::{BuildError, Egress, EgressContext};
 use crate::shared::text;
@@ -48,15 +48,7 @@ pub fn connector_type() -> ConnectorType {
         name: "Amazon SNS",
         description: "Publish each record to an SNS topic (to fan out to Lambda, SQS, e-mail…).",
         category: Category::Standard,
-        directions: vec![DirectionSupport {
-            direction: Direction::Egress,
-            available: true,
-            properties: properties(),
-            check,
-            prepare: crate::nothing_to_prepare,
-            on_update: crate::nothing_on_update,
-            build: Some(build),
-        }],
+        directions: vec![DirectionSupport::egress(properties(), check, build)],
         message: crate::Message::Published,
         recipients: None,
         send_code: None,

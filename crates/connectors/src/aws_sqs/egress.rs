@@ -1,14 +1,11 @@
 //! One SQS SendMessage per record.
-use std::time::Duration;
-
 use async_trait::async_trait;
 use serde_json::json;
-use switchyard_core::delivery::{excerpt, RESPONSE_EXCERPT_MAX};
 use switchyard_core::{Integration, IntegrationId};
 
-use crate::aws::{classify, Aws, AwsError};
-use crate::egress::{BuildError, Egress, EgressContext, Outbound, Outcome, Response, SendResult};
-use crate::shared::{published, reject, required, retry};
+use crate::aws::Aws;
+use crate::egress::{BuildError, Egress, EgressContext, Outbound, SendResult};
+use crate::shared::{published, required};
 
 pub struct SqsEgress {
     aws: Aws,
@@ -49,36 +46,13 @@ impl Egress for SqsEgress {
             request["MessageGroupId"] = json!(message.record.device_id);
             request["MessageDeduplicationId"] = json!(message.delivery_id);
         }
-        let body = request.to_string();
         let headers = [("content-type", CONTENT_TYPE), ("x-amz-target", TARGET)];
-        let signed = match self.aws.sign("sqs", &headers, body.as_bytes()) {
-            Ok(h) => h,
-            Err(e) => return reject(target, format!("signing failed: {e}")),
-        };
-        let mut http = self.http.post(self.aws.url()).timeout(Duration::from_secs(15)).body(body);
-        for (k, v) in headers {
-            http = http.header(k, v);
-        }
-        for (k, v) in signed {
-            http = http.header(k, v);
-        }
-        let response = match http.send().await {
-            Ok(r) => r,
-            Err(e) => return retry(target, format!("SQS could not be reached: {e}")),
-        };
-        let status = response.status().as_u16();
-        let text = response.text().await.unwrap_or_default();
-        let mut answer =
-            Response { status: Some(status), remote_id: None, excerpt: Some(excerpt(&text, RESPONSE_EXCERPT_MAX)) };
-        let outcome = if (200..300).contains(&status) {
-            answer.remote_id = serde_json::from_str::<serde_json::Value>(&text)
+        let message_id = |json: &str| {
+            serde_json::from_str::<serde_json::Value>(json)
                 .ok()
-                .and_then(|v| v["MessageId"].as_str().map(str::to_owned));
-            Outcome::Delivered
-        } else {
-            classify(status, AwsError::parse(&text).as_ref())
+                .and_then(|v| v["MessageId"].as_str().map(str::to_owned))
         };
-        SendResult { outcome, response: answer, target: target.clone() }
+        self.aws.call(&self.http, "sqs", &headers, request.to_string(), target, message_id).await
     }
 
     fn rate_limit(&self) -> Option<f64> {

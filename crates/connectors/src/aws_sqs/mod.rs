@@ -6,7 +6,7 @@ mod egress;
 pub use egress::SqsEgress;
 
 use switchyard_core::spec::{PropertyKind as K, PropertySpec as P, Resolved};
-use switchyard_core::{Direction, Integration, Metadata, ValidationErrors};
+use switchyard_core::{Integration, Metadata, ValidationErrors};
 
 use crate::egress::{BuildError, Egress, EgressContext};
 use crate::{Category, ConnectorType, DirectionSupport};
@@ -41,18 +41,7 @@ pub fn connector_type(ingress: DirectionSupport) -> ConnectorType {
         name: "Amazon SQS",
         description: "Receive from, or send to, an SQS queue.",
         category: Category::Standard,
-        directions: vec![
-            ingress,
-            DirectionSupport {
-                direction: Direction::Egress,
-                available: true,
-                properties: crate::aws::properties(queue_url()),
-                check,
-                prepare: crate::nothing_to_prepare,
-                on_update: crate::nothing_on_update,
-                build: Some(build),
-            },
-        ],
+        directions: vec![ingress, DirectionSupport::egress(crate::aws::properties(queue_url()), check, build)],
         message: crate::Message::Published,
         recipients: None,
         send_code: None,

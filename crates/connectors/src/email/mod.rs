@@ -7,7 +7,7 @@ mod egress;
 pub use config::{properties, EmailConfig};
 pub use egress::EmailEgress;
 
-use switchyard_core::{Direction, Integration, Metadata, Recipient, RecipientKind};
+use switchyard_core::{Integration, Metadata, Recipient, RecipientKind};
 
 use crate::egress::{BuildError, Egress, EgressContext};
 use crate::{Category, ConnectorType, DirectionSupport};
@@ -29,15 +29,7 @@ pub fn connector_type() -> ConnectorType {
         name: "E-mail",
         description: "Send an e-mail per alarm or event to a list of recipients, over SMTP.",
         category: Category::Standard,
-        directions: vec![DirectionSupport {
-            direction: Direction::Egress,
-            available: true,
-            properties: properties(),
-            check: config::check,
-            prepare: crate::nothing_to_prepare,
-            on_update: crate::nothing_on_update,
-            build: Some(build),
-        }],
+        directions: vec![DirectionSupport::egress(properties(), config::check, build)],
         message: crate::Message::Published,
         recipients: Some(RecipientKind::Email),
         send_code: None,

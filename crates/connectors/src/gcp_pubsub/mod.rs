@@ -8,7 +8,7 @@ mod token;
 pub use config::{common, properties, PubSubConfig};
 pub use egress::PubSubEgress;
 
-use switchyard_core::{Direction, Integration, Metadata, Recipient};
+use switchyard_core::{Integration, Metadata, Recipient};
 
 use crate::egress::{BuildError, Egress, EgressContext};
 use crate::{Category, ConnectorType, DirectionSupport};
@@ -31,18 +31,7 @@ pub fn connector_type(ingress: DirectionSupport) -> ConnectorType {
         name: "Google Cloud Pub/Sub",
         description: "Subscribe to, or publish to, Pub/Sub topics.",
         category: Category::Standard,
-        directions: vec![
-            ingress,
-            DirectionSupport {
-                direction: Direction::Egress,
-                available: true,
-                properties: properties(),
-                check: config::check,
-                prepare: crate::nothing_to_prepare,
-                on_update: crate::nothing_on_update,
-                build: Some(build),
-            },
-        ],
+        directions: vec![ingress, DirectionSupport::egress(properties(), config::check, build)],
         message: crate::Message::Published,
         recipients: None,
         send_code: None,

@@ -12,7 +12,7 @@ pub use egress::MqttEgress;
 
 use crate::egress::{BuildError, Egress, EgressContext};
 use crate::{Category, ConnectorType, DirectionSupport};
-use switchyard_core::{Direction, Integration, Metadata};
+use switchyard_core::{Integration, Metadata};
 
 pub const KEY: &str = "MQTT";
 
@@ -31,18 +31,7 @@ pub fn connector_type(ingress: DirectionSupport) -> ConnectorType {
         name: "MQTT broker",
         description: "Subscribe to, or publish to, an external MQTT broker.",
         category: Category::Standard,
-        directions: vec![
-            ingress,
-            DirectionSupport {
-                direction: Direction::Egress,
-                available: true,
-                properties: properties(),
-                check: config::check,
-                prepare: crate::nothing_to_prepare,
-                on_update: crate::nothing_on_update,
-                build: Some(build),
-            },
-        ],
+        directions: vec![ingress, DirectionSupport::egress(properties(), config::check, build)],
         message: crate::Message::Published,
         recipients: None,
         send_code: None,

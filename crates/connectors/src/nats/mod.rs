@@ -11,7 +11,7 @@ pub use egress::NatsEgress;
 
 use crate::egress::{BuildError, Egress, EgressContext};
 use crate::{Category, ConnectorType, DirectionSupport};
-use switchyard_core::{Direction, Integration, Metadata};
+use switchyard_core::{Integration, Metadata};
 
 pub const KEY: &str = "NATS";
 
@@ -30,15 +30,7 @@ pub fn connector_type() -> ConnectorType {
         name: "NATS",
         description: "Publish each record to a NATS subject, optionally to JetStream with acknowledgements.",
         category: Category::Standard,
-        directions: vec![DirectionSupport {
-            direction: Direction::Egress,
-            available: true,
-            properties: properties(),
-            check: config::check,
-            prepare: crate::nothing_to_prepare,
-            on_update: crate::nothing_on_update,
-            build: Some(build),
-        }],
+        directions: vec![DirectionSupport::egress(properties(), config::check, build)],
         message: crate::Message::Published,
         recipients: None,
         send_code: None,

@@ -9,7 +9,7 @@ pub use client::Client;
 pub use config::{properties, Channel, TwilioConfig};
 pub use egress::TwilioEgress;
 
-use switchyard_core::{Direction, Integration, Metadata, Recipient, RecipientKind};
+use switchyard_core::{Integration, Metadata, Recipient, RecipientKind};
 
 use crate::egress::{BuildError, Egress, EgressContext};
 use crate::{Category, ConnectorType, DirectionSupport};
@@ -50,15 +50,7 @@ fn connector(key: &'static str, name: &'static str, description: &'static str, c
         name,
         description,
         category: Category::Standard,
-        directions: vec![DirectionSupport {
-            direction: Direction::Egress,
-            available: true,
-            properties: properties(channel),
-            check: config::check,
-            prepare: crate::nothing_to_prepare,
-            on_update: crate::nothing_on_update,
-            build: Some(build),
-        }],
+        directions: vec![DirectionSupport::egress(properties(channel), config::check, build)],
         message: crate::Message::Published,
         recipients: Some(RecipientKind::Phone),
         send_code: Some(send_code),
