@@ -45,8 +45,15 @@ impl<S: ScopeMarker> FromRequestParts<AppState> for Caller<S> {
             .to_str()
             .map_err(|_| ApiError::Unauthorized("the API key is not valid"))?;
         let hash = switchyard_core::keys::hash_api_key(presented.trim());
-        let (key, org) =
-            state.store.authenticate(&hash).await?.ok_or(ApiError::Unauthorized("the API key is not valid"))?;
+        let (key, org) = match state.keys.get(&hash) {
+            Some(found) => found,
+            None => {
+                let found =
+                    state.store.authenticate(&hash).await?.ok_or(ApiError::Unauthorized("the API key is not valid"))?;
+                state.keys.put(hash, &found.0, &found.1);
+                found
+            }
+        };
         if key.scope < S::SCOPE {
             return Err(ApiError::Forbidden("this API key has read scope; the request needs write"));
         }

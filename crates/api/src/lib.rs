@@ -19,7 +19,7 @@ mod routes;
 pub mod state;
 
 pub use error::{ApiError, Problem};
-pub use state::AppState;
+pub use state::{AppState, KEY_TTL};
 
 /// Request bodies larger than this are refused with 413.
 pub const DEFAULT_BODY_LIMIT: usize = 1024 * 1024;

@@ -37,6 +37,8 @@ async fn orgs_and_keys_work_beside_a_running_server() {
     assert!(!listed.contains(&read) && !listed.contains(&write), "keys are never shown again");
 
     run(switchyard(dir.path()).args(["keys", "revoke", "--org", &org, &key_id]));
+    // A running server trusts a key it has looked up for one second.
+    tokio::time::sleep(std::time::Duration::from_millis(1100)).await;
     assert_eq!(call(Method::GET, &format!("{base}/v2/places"), &read, None).await.0, 401);
     let again = switchyard(dir.path()).args(["keys", "revoke", "--org", &org, &key_id]).output().unwrap();
     assert!(!again.status.success());
@@ -47,6 +49,7 @@ async fn orgs_and_keys_work_beside_a_running_server() {
     let catalog = format!("{base}/v2/integrations/catalog");
     assert!(!call(Method::GET, &catalog, &write, None).await.1.to_string().contains("LUA_SCRIPT"));
     run(switchyard(dir.path()).args(["orgs", "update", &org, "--custom-integrations", "true"]));
+    tokio::time::sleep(std::time::Duration::from_millis(1100)).await;
     assert!(call(Method::GET, &catalog, &write, None).await.1.to_string().contains("LUA_SCRIPT"));
 }
 
