@@ -17,8 +17,33 @@ struct Mosquitto {
     tcp: u16,
     ws: u16,
     auth: u16,
+    /// TLS, requiring a client certificate from the test CA.
+    tls: u16,
+    /// PEM: the test CA, and a client certificate and key it signed.
+    ca: String,
+    client: (String, String),
     _process: PeerProcess,
     _dir: tempfile::TempDir,
+}
+
+/// A CA, a server certificate for 127.0.0.1 and a client certificate, made with openssl.
+fn certificates(dir: &std::path::Path) {
+    let run = |args: &str| {
+        let out = std::process::Command::new("openssl")
+            .args(args.split_whitespace())
+            .current_dir(dir)
+            .output()
+            .expect("openssl (Debian's openssl package)");
+        assert!(out.status.success(), "openssl {args}: {}", String::from_utf8_lossy(&out.stderr));
+    };
+    std::fs::write(dir.join("san.ext"), "subjectAltName=IP:127.0.0.1\n").unwrap();
+    run("req -x509 -newkey rsa:2048 -nodes -keyout ca.key -out ca.crt -days 2 -subj /CN=switchyard-test-ca");
+    for name in ["server", "client"] {
+        run(&format!("req -newkey rsa:2048 -nodes -keyout {name}.key -out {name}.csr -subj /CN={name}"));
+        run(&format!(
+            "x509 -req -in {name}.csr -CA ca.crt -CAkey ca.key -CAcreateserial -out {name}.crt -days 2 -extfile san.ext"
+        ));
+    }
 }
 
 impl Mosquitto {
@@ -30,7 +55,9 @@ impl Mosquitto {
             .status()
             .expect("mosquitto_passwd from Debian's mosquitto package");
         assert!(made.success());
-        let (tcp, ws, auth) = (free_port(), free_port(), free_port());
+        let (tcp, ws, auth, tls) = (free_port(), free_port(), free_port(), free_port());
+        certificates(dir.path());
+        let path = |f: &str| dir.path().join(f).to_string_lossy().into_owned();
         let conf = dir.path().join("mosquitto.conf");
         std::fs::write(
             &conf,
@@ -38,13 +65,18 @@ impl Mosquitto {
                 "per_listener_settings true\nuser root\n\
                  listener {tcp} 127.0.0.1\nallow_anonymous true\n\
                  listener {ws} 127.0.0.1\nprotocol websockets\nallow_anonymous true\n\
-                 listener {auth} 127.0.0.1\nallow_anonymous false\npassword_file {}\n",
-                passwd.display()
+                 listener {auth} 127.0.0.1\nallow_anonymous false\npassword_file {}\n\
+                 listener {tls} 127.0.0.1\nallow_anonymous true\ncafile {}\ncertfile {}\nkeyfile {}\n\
+                 require_certificate true\n",
+                passwd.display(),
+                path("ca.crt"),
+                path("server.crt"),
+                path("server.key"),
             ),
         )
         .unwrap();
         let process = start_peer("mosquitto", &["-c".into(), conf.to_string_lossy().into_owned()], tcp).await;
-        for port in [ws, auth] {
+        for port in [ws, auth, tls] {
             for _ in 0..250 {
                 if tokio::net::TcpStream::connect(("127.0.0.1", port)).await.is_ok() {
                     break;
@@ -52,7 +84,9 @@ impl Mosquitto {
                 tokio::time::sleep(Duration::from_millis(20)).await;
             }
         }
-        Mosquitto { tcp, ws, auth, _process: process, _dir: dir }
+        let read = |f: &str| std::fs::read_to_string(dir.path().join(f)).unwrap();
+        let (ca, client) = (read("ca.crt"), (read("client.crt"), read("client.key")));
+        Mosquitto { tcp, ws, auth, tls, ca, client, _process: process, _dir: dir }
     }
 }
 
@@ -171,6 +205,36 @@ async fn mqtt_5_over_websocket_passes_the_connector_checks(backend: Backend) {
     conformance(backend, &Target { broker, subscriber, connection, v5: true }).await;
 }
 
+/// mqtts with a private CA and a client certificate (the listener requires
+/// one); a broker whose certificate the CA did not sign is refused for good.
+async fn mqtts_with_a_client_certificate_passes_the_connector_checks(backend: Backend) {
+    let broker = Mosquitto::start().await;
+    let subscriber = Subscriber::start(broker.tcp).await;
+    let connection = json!({"protocol": "mqtts", "host": "127.0.0.1", "port": broker.tls, "version": "5", "qos": "1",
+        "authMethod": "CERTIFICATE", "caCertificate": broker.ca, "clientCertificate": broker.client.0,
+        "privateKey": broker.client.1});
+    let target = Target { broker, subscriber, connection, v5: true };
+    conformance(backend, &target).await;
+
+    let app = crate::spawn_configured(backend, |_| {}).await;
+    let (_, device, _) = app.place_and_device("meter").await;
+    let other = tempfile::tempdir().unwrap();
+    certificates(other.path());
+    let mut props = target.properties();
+    props["caCertificate"] = json!(std::fs::read_to_string(other.path().join("ca.crt")).unwrap());
+    let id = integration(&app, &target, "unknown CA", props, json!({"kinds": ["value"]})).await;
+    ingest(&app, vec![value(&device, "power", json!(1))]).await;
+    let dead = wait_status(&app, &id, "dead").await;
+    assert_eq!(dead["attemptCount"], 1, "{dead}");
+    assert!(dead["lastError"].as_str().unwrap().contains("TLS"), "{dead}");
+    // Certificates are checked when saved.
+    let mut bad = target.properties();
+    bad["caCertificate"] = json!("not a certificate");
+    bad["privateKey"] = json!("not a key");
+    let res = app.post("/v2/integrations", json!({"name": "x", "type": "MQTT", "properties": bad})).await;
+    assert_eq!(res.fields(), ["properties.caCertificate", "properties.privateKey"]);
+}
+
 /// The right password gets through on the listener that wants one, QoS 0 included.
 async fn a_password_and_qos_0_deliver(backend: Backend) {
     let broker = Mosquitto::start().await;
@@ -196,5 +260,6 @@ async fn a_password_and_qos_0_deliver(backend: Backend) {
 on_both_stores!(
     mqtt_3_over_tcp_passes_the_connector_checks,
     mqtt_5_over_websocket_passes_the_connector_checks,
+    mqtts_with_a_client_certificate_passes_the_connector_checks,
     a_password_and_qos_0_deliver
 );
