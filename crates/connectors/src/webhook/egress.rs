@@ -265,9 +265,11 @@ impl WebhookEgress {
             .and_then(|v| parse_retry_after(v, SystemTime::now()));
         let outcome = classify_status(status, retry_after);
         let body = read_excerpt(response).await;
+        // The id the receiver was given (webhook-id) is the message's id in the log.
+        let remote_id = (outcome == Outcome::Delivered).then(|| webhook_id.to_owned());
         SendResult {
             outcome,
-            response: Response { status: Some(status), remote_id: None, excerpt: body },
+            response: Response { status: Some(status), remote_id, excerpt: body },
             target: target.clone(),
         }
     }
