@@ -12,6 +12,7 @@ pub mod aws_sns;
 pub mod aws_sqs;
 pub mod egress;
 pub mod email;
+pub mod event_hubs;
 pub mod gcp_pubsub;
 pub mod mqtt;
 pub mod nats;
@@ -186,6 +187,7 @@ pub fn registry() -> &'static [ConnectorType] {
             aws_sns::connector_type(),
             aws_sqs::connector_type(planned::sqs_ingress()),
             gcp_pubsub::connector_type(planned::pubsub_ingress()),
+            event_hubs::connector_type(planned::event_hubs_ingress()),
             email::connector_type(),
             twilio::sms(),
             twilio::phone(),
@@ -257,6 +259,7 @@ mod tests {
                 ("AWS_SNS", Direction::Egress),
                 ("AWS_SQS", Direction::Egress),
                 ("GCP_PUBSUB", Direction::Egress),
+                ("AZURE_EVENT_HUBS", Direction::Egress),
                 ("EMAIL", Direction::Egress),
                 ("SMS", Direction::Egress),
                 ("PHONE", Direction::Egress)

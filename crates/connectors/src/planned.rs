@@ -43,15 +43,10 @@ pub(crate) fn pubsub_ingress() -> DirectionSupport {
     )
 }
 
-fn event_hubs(extra: P) -> Vec<P> {
-    vec![
-        P::new("connectionString", "Connection string", K::Secret),
-        P::new("host", "Namespace host", K::String),
-        P::new("policyName", "Policy name", K::String),
-        P::new("policyKey", "Policy key", K::Secret),
-        P::new("eventHub", "Event hub name", K::String).required(),
-        extra,
-    ]
+/// Event Hubs' consuming direction (the sending one is built, in `event_hubs/`).
+pub(crate) fn event_hubs_ingress() -> DirectionSupport {
+    let group = P::new("consumerGroup", "Consumer group", K::String).default(json!("$Default"));
+    DirectionSupport::planned(Direction::Ingress, crate::event_hubs::common(group))
 }
 
 /// MQTT's ingress direction (the egress one is built, in `mqtt/`).
@@ -69,15 +64,6 @@ fn inbound_mapping() -> P {
 pub(crate) fn types() -> Vec<ConnectorType> {
     use Direction::{Egress, Ingress};
     let mut types = vec![
-        planned(
-            "AZURE_EVENT_HUBS",
-            "Azure Event Hubs",
-            "Consume from, or send to, an event hub.",
-            vec![
-                (Ingress, event_hubs(P::new("consumerGroup", "Consumer group", K::String).default(json!("$Default")))),
-                (Egress, event_hubs(P::new("partitionKeyTemplate", "Partition key template", K::Template))),
-            ],
-        ),
         planned(
             "PARTICLE",
             "Particle",

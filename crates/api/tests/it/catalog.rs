@@ -35,8 +35,19 @@ const EGRESS: [&str; 12] = [
 ];
 
 /// The types that work end to end (each passes the connector checks in `connectors/`).
-const WORKING: &[&str] =
-    &["WEBHOOK", "MQTT", "AMQP", "NATS", "AWS_SNS", "AWS_SQS", "GCP_PUBSUB", "EMAIL", "SMS", "PHONE"];
+const WORKING: &[&str] = &[
+    "WEBHOOK",
+    "MQTT",
+    "AMQP",
+    "NATS",
+    "AWS_SNS",
+    "AWS_SQS",
+    "GCP_PUBSUB",
+    "AZURE_EVENT_HUBS",
+    "EMAIL",
+    "SMS",
+    "PHONE",
+];
 
 #[tokio::test]
 async fn the_catalog_lists_every_type_and_offers_only_what_runs() {

@@ -14,6 +14,7 @@ use crate::{App, Backend};
 mod amqp;
 mod aws;
 mod email;
+mod event_hubs;
 mod gcp;
 mod mqtt;
 mod nats;

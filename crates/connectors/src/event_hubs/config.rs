@@ -1,0 +1,170 @@
+//! Event Hubs properties: a connection string, or host, policy and key.
+use serde_json::Value;
+use switchyard_core::spec::{PropertyKind as K, PropertySpec as P, Resolved};
+use switchyard_core::{Integration, ValidationErrors};
+
+use crate::egress::BuildError;
+use crate::shared::{objects_property, rate, rate_property, secret, text};
+
+/// The properties both directions share; `extra` is the direction's own.
+pub fn common(extra: P) -> Vec<P> {
+    vec![
+        P::new("connectionString", "Connection string", K::Secret).describe(
+            "Endpoint=sb://NAMESPACE.servicebus.windows.net/;SharedAccessKeyName=…;SharedAccessKey=…[;EntityPath=HUB]. \
+             Or give host, policy name and policy key.",
+        ),
+        P::new("host", "Namespace host", K::String).describe("NAMESPACE.servicebus.windows.net"),
+        P::new("policyName", "Policy name", K::String),
+        P::new("policyKey", "Policy key", K::Secret),
+        P::new("eventHub", "Event hub name", K::String).describe("Required unless the connection string has EntityPath."),
+        extra,
+    ]
+}
+
+pub fn properties() -> Vec<P> {
+    let mut props = common(
+        P::new("partitionKeyTemplate", "Partition key template", K::Template)
+            .describe("Rendered per record (for example `{{ record.deviceId }}`): one device's events stay in order."),
+    );
+    props.push(objects_property());
+    props.push(rate_property());
+    props
+}
+
+/// Where and how to connect.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Namespace {
+    pub host: String,
+    pub port: u16,
+    pub key_name: String,
+    pub key: String,
+    pub hub: String,
+    /// `UseDevelopmentEmulator=true`: plain AMQP, SASL PLAIN with the policy, no CBS.
+    pub emulator: bool,
+}
+
+/// Parses `Endpoint=sb://host/;SharedAccessKeyName=…;SharedAccessKey=…;EntityPath=…`.
+pub fn parse_connection_string(s: &str) -> Result<Namespace, String> {
+    let mut ns = Namespace {
+        host: String::new(),
+        port: 0,
+        key_name: String::new(),
+        key: String::new(),
+        hub: String::new(),
+        emulator: false,
+    };
+    for part in s.split(';').map(str::trim).filter(|p| !p.is_empty()) {
+        let (k, v) =
+            part.split_once('=').ok_or_else(|| format!("`{}…` is not Name=value", &part[..part.len().min(12)]))?;
+        match k.to_ascii_lowercase().as_str() {
+            "endpoint" => {
+                let url = url::Url::parse(v).map_err(|e| format!("Endpoint: {e}"))?;
+                ns.host = url.host_str().ok_or("Endpoint has no host")?.to_owned();
+                if let Some(port) = url.port() {
+                    ns.port = port;
+                }
+            }
+            "sharedaccesskeyname" => ns.key_name = v.to_owned(),
+            "sharedaccesskey" => ns.key = v.to_owned(),
+            "entitypath" => ns.hub = v.to_owned(),
+            "usedevelopmentemulator" => ns.emulator = v.eq_ignore_ascii_case("true"),
+            _ => {}
+        }
+    }
+    if ns.port == 0 {
+        // AMQPS for Azure; the emulator speaks plain AMQP.
+        ns.port = if ns.emulator { 5672 } else { 5671 };
+    }
+    for (value, name) in [(&ns.host, "Endpoint"), (&ns.key_name, "SharedAccessKeyName"), (&ns.key, "SharedAccessKey")] {
+        if value.is_empty() {
+            return Err(format!("has no {name}"));
+        }
+    }
+    Ok(ns)
+}
+
+pub struct EventHubsConfig {
+    pub namespace: Namespace,
+    pub partition_key: Option<String>,
+    pub rate: f64,
+}
+
+fn namespace(
+    props: &serde_json::Map<String, Value>,
+    conn: Option<&str>,
+    policy_key: Option<&str>,
+) -> Result<Namespace, (String, String)> {
+    let mut ns = match conn {
+        Some(c) => parse_connection_string(c).map_err(|e| ("properties.connectionString".to_owned(), e))?,
+        None => {
+            let host = text(props, "host");
+            let (Some(host), Some(name), Some(key)) = (host, text(props, "policyName"), policy_key) else {
+                return Err((
+                    "properties.connectionString".into(),
+                    "is required, or host, policyName and policyKey".into(),
+                ));
+            };
+            Namespace {
+                host: host.to_owned(),
+                port: 5671,
+                key_name: name.to_owned(),
+                key: key.to_owned(),
+                hub: String::new(),
+                emulator: false,
+            }
+        }
+    };
+    if let Some(hub) = text(props, "eventHub") {
+        ns.hub = hub.to_owned();
+    }
+    if ns.hub.is_empty() {
+        return Err(("properties.eventHub".into(), "is required (or EntityPath in the connection string)".into()));
+    }
+    Ok(ns)
+}
+
+impl EventHubsConfig {
+    pub fn from_integration(i: &Integration) -> Result<Self, BuildError> {
+        let p = &i.properties;
+        let conn = secret(&i.secrets, "connectionString");
+        let key = secret(&i.secrets, "policyKey");
+        let ns = namespace(p, conn.as_ref().map(|s| s.expose()), key.as_ref().map(|s| s.expose()))
+            .map_err(|(f, e)| BuildError::Config(format!("{f} {e}")))?;
+        Ok(Self { namespace: ns, partition_key: text(p, "partitionKeyTemplate").map(str::to_owned), rate: rate(p) })
+    }
+}
+
+pub fn check(resolved: &Resolved) -> Result<(), ValidationErrors> {
+    let mut errors = ValidationErrors::default();
+    let conn = resolved.secrets.get("connectionString").map(|s| s.expose().to_owned());
+    let key = resolved.secrets.get("policyKey").map(|s| s.expose().to_owned());
+    if let Err((field, e)) = namespace(&resolved.properties, conn.as_deref(), key.as_deref()) {
+        errors.push(field, e);
+    }
+    errors.into_result()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn connection_strings_name_the_namespace_the_policy_and_the_hub() {
+        let ns = parse_connection_string(
+            "Endpoint=sb://contoso.servicebus.windows.net/;SharedAccessKeyName=send;SharedAccessKey=abc=;EntityPath=telemetry",
+        )
+        .unwrap();
+        assert_eq!(
+            (ns.host.as_str(), ns.port, ns.key_name.as_str(), ns.key.as_str(), ns.hub.as_str(), ns.emulator),
+            ("contoso.servicebus.windows.net", 5671, "send", "abc=", "telemetry", false)
+        );
+        let local = parse_connection_string(
+            "Endpoint=sb://localhost;SharedAccessKeyName=k;SharedAccessKey=v;UseDevelopmentEmulator=true",
+        )
+        .unwrap();
+        assert_eq!((local.port, local.emulator), (5672, true));
+        assert!(parse_connection_string("Endpoint=sb://x/;SharedAccessKeyName=k")
+            .unwrap_err()
+            .contains("SharedAccessKey"));
+    }
+}
