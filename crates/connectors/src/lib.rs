@@ -14,6 +14,7 @@ pub mod egress;
 pub mod email;
 pub mod event_hubs;
 pub mod gcp_pubsub;
+pub mod kafka;
 pub mod mqtt;
 pub mod nats;
 mod notify;
@@ -188,6 +189,7 @@ pub fn registry() -> &'static [ConnectorType] {
             aws_sqs::connector_type(planned::sqs_ingress()),
             gcp_pubsub::connector_type(planned::pubsub_ingress()),
             event_hubs::connector_type(planned::event_hubs_ingress()),
+            kafka::connector_type(),
             email::connector_type(),
             twilio::sms(),
             twilio::phone(),
@@ -260,6 +262,7 @@ mod tests {
                 ("AWS_SQS", Direction::Egress),
                 ("GCP_PUBSUB", Direction::Egress),
                 ("AZURE_EVENT_HUBS", Direction::Egress),
+                ("KAFKA", Direction::Egress),
                 ("EMAIL", Direction::Egress),
                 ("SMS", Direction::Egress),
                 ("PHONE", Direction::Egress)

@@ -148,25 +148,6 @@ pub(crate) fn types() -> Vec<ConnectorType> {
                 ],
             )],
         ),
-        planned(
-            "KAFKA",
-            "Kafka",
-            "Produce to a Kafka topic with an idempotent producer.",
-            vec![(
-                Egress,
-                vec![
-                    P::new("bootstrapServers", "Bootstrap servers", K::List).required(),
-                    P::new("topic", "Topic", K::String).required(),
-                    P::new("keyTemplate", "Key template", K::Template),
-                    P::new("saslMechanism", "SASL mechanism", K::Enum)
-                        .options(&["NONE", "PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512"])
-                        .default(json!("NONE")),
-                    P::new("username", "Username", K::String),
-                    P::new("password", "Password", K::Secret),
-                    P::new("tls", "TLS", K::Bool).default(json!(false)),
-                ],
-            )],
-        ),
     ];
     types.push(ConnectorType {
         key: "LUA_SCRIPT",

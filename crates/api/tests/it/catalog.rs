@@ -44,6 +44,7 @@ const WORKING: &[&str] = &[
     "AWS_SQS",
     "GCP_PUBSUB",
     "AZURE_EVENT_HUBS",
+    "KAFKA",
     "EMAIL",
     "SMS",
     "PHONE",

@@ -16,6 +16,7 @@ mod aws;
 mod email;
 mod event_hubs;
 mod gcp;
+mod kafka;
 mod mqtt;
 mod nats;
 mod twilio;
