@@ -19,6 +19,8 @@ struct Mosquitto {
     auth: u16,
     /// TLS, requiring a client certificate from the test CA.
     tls: u16,
+    /// Secure WebSocket (server certificate from the test CA; no client certificate).
+    wss: u16,
     /// PEM: the test CA, and a client certificate and key it signed.
     ca: String,
     client: (String, String),
@@ -55,7 +57,7 @@ impl Mosquitto {
             .status()
             .expect("mosquitto_passwd from Debian's mosquitto package");
         assert!(made.success());
-        let (tcp, ws, auth, tls) = (free_port(), free_port(), free_port(), free_port());
+        let (tcp, ws, auth, tls, wss) = (free_port(), free_port(), free_port(), free_port(), free_port());
         certificates(dir.path());
         let path = |f: &str| dir.path().join(f).to_string_lossy().into_owned();
         let conf = dir.path().join("mosquitto.conf");
@@ -67,16 +69,19 @@ impl Mosquitto {
                  listener {ws} 127.0.0.1\nprotocol websockets\nallow_anonymous true\n\
                  listener {auth} 127.0.0.1\nallow_anonymous false\npassword_file {}\n\
                  listener {tls} 127.0.0.1\nallow_anonymous true\ncafile {}\ncertfile {}\nkeyfile {}\n\
-                 require_certificate true\n",
+                 require_certificate true\n\
+                 listener {wss} 127.0.0.1\nprotocol websockets\nallow_anonymous true\ncertfile {}\nkeyfile {}\n",
                 passwd.display(),
                 path("ca.crt"),
+                path("server.crt"),
+                path("server.key"),
                 path("server.crt"),
                 path("server.key"),
             ),
         )
         .unwrap();
         let process = start_peer("mosquitto", &["-c".into(), conf.to_string_lossy().into_owned()], tcp).await;
-        for port in [ws, auth, tls] {
+        for port in [ws, auth, tls, wss] {
             for _ in 0..250 {
                 if tokio::net::TcpStream::connect(("127.0.0.1", port)).await.is_ok() {
                     break;
@@ -86,7 +91,7 @@ impl Mosquitto {
         }
         let read = |f: &str| std::fs::read_to_string(dir.path().join(f)).unwrap();
         let (ca, client) = (read("ca.crt"), (read("client.crt"), read("client.key")));
-        Mosquitto { tcp, ws, auth, tls, ca, client, _process: process, _dir: dir }
+        Mosquitto { tcp, ws, auth, tls, wss, ca, client, _process: process, _dir: dir }
     }
 }
 
@@ -235,6 +240,15 @@ async fn mqtts_with_a_client_certificate_passes_the_connector_checks(backend: Ba
     assert_eq!(res.fields(), ["properties.caCertificate", "properties.privateKey"]);
 }
 
+/// MQTT 3.1.1 over secure WebSocket, trusting the private CA.
+async fn mqtt_over_wss_passes_the_connector_checks(backend: Backend) {
+    let broker = Mosquitto::start().await;
+    let subscriber = Subscriber::start(broker.tcp).await;
+    let connection = json!({"protocol": "wss", "host": "127.0.0.1", "port": broker.wss, "path": "/mqtt",
+        "version": "3.1.1", "qos": "1", "caCertificate": broker.ca});
+    conformance(backend, &Target { broker, subscriber, connection, v5: false }).await;
+}
+
 /// The right password gets through on the listener that wants one, QoS 0 included.
 async fn a_password_and_qos_0_deliver(backend: Backend) {
     let broker = Mosquitto::start().await;
@@ -261,5 +275,6 @@ on_both_stores!(
     mqtt_3_over_tcp_passes_the_connector_checks,
     mqtt_5_over_websocket_passes_the_connector_checks,
     mqtts_with_a_client_certificate_passes_the_connector_checks,
+    mqtt_over_wss_passes_the_connector_checks,
     a_password_and_qos_0_deliver
 );

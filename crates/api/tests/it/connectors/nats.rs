@@ -131,8 +131,35 @@ async fn a_refused_login_is_permanent(backend: Backend) {
     assert!(!dead.to_string().contains("wrong-password"), "the password stays out of the log");
 }
 
+/// A server that wants a token takes the right one (and the token stays secret).
+async fn a_token_authenticates(backend: Backend) {
+    let port = free_port();
+    let args = ["-a", "127.0.0.1", "-p", &port.to_string(), "--auth", "s3cret-token"];
+    let _server = start_peer("/usr/sbin/nats-server", &args.map(str::to_owned), port).await;
+    let listener = async_nats::ConnectOptions::new()
+        .token("s3cret-token".into())
+        .connect(format!("127.0.0.1:{port}"))
+        .await
+        .unwrap();
+    let mut messages = listener.subscribe("tok.>").await.unwrap();
+    listener.flush().await.unwrap();
+    let nats = Nats::start(false).await;
+    let app = crate::spawn_configured(backend, |_| {}).await;
+    let (_, device, _) = app.place_and_device("meter").await;
+    let props = json!({"servers": [format!("nats://127.0.0.1:{port}")], "subjectTemplate": "tok.{{ record.property }}",
+                       "authMethod": "TOKEN", "token": "s3cret-token"});
+    let id = integration(&app, &nats, "token", props, json!({"kinds": ["value"]})).await;
+    ingest(&app, vec![value(&device, "power", json!(3))]).await;
+    let m = tokio::time::timeout(Duration::from_secs(10), messages.next()).await.unwrap().unwrap();
+    assert_eq!(m.subject.as_str(), "tok.power");
+    let delivered = wait_status(&app, &id, "succeeded").await;
+    assert!(!delivered.to_string().contains("s3cret-token"));
+    assert!(!app.get(&format!("/v2/integrations/{id}")).await.body.to_string().contains("s3cret-token"));
+}
+
 on_both_stores!(
     jetstream_passes_the_connector_checks,
     core_nats_passes_the_connector_checks,
-    a_refused_login_is_permanent
+    a_refused_login_is_permanent,
+    a_token_authenticates
 );
