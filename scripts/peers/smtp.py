@@ -3,9 +3,12 @@
 Every message it accepts is written to DIR as N.json: the envelope (mail
 from, recipients) and the message parsed by Python's email package (headers,
 text and HTML bodies decoded). With --user and --password it requires AUTH
-(PLAIN or LOGIN) and refuses other credentials with 535.
+(PLAIN or LOGIN) and refuses other credentials with 535. With --cert and
+--key it speaks TLS: STARTTLS, required (--tls starttls), or TLS from the
+first byte (--tls implicit).
 
     python smtp.py --port 2525 --dir /tmp/mail [--user u --password p]
+                   [--cert server.crt --key server.key --tls starttls|implicit]
 """
 import argparse
 import asyncio
@@ -13,6 +16,7 @@ import email
 import email.policy
 import json
 import os
+import ssl
 
 from aiosmtpd.controller import Controller
 from aiosmtpd.smtp import AuthResult, LoginPassword
@@ -48,6 +52,9 @@ def main():
     parser.add_argument("--dir", required=True)
     parser.add_argument("--user")
     parser.add_argument("--password")
+    parser.add_argument("--cert")
+    parser.add_argument("--key")
+    parser.add_argument("--tls", choices=["starttls", "implicit"])
     args = parser.parse_args()
 
     def authenticate(server, session, envelope, mechanism, auth_data):
@@ -60,7 +67,16 @@ def main():
 
     options = {}
     if args.user:
-        options = dict(authenticator=authenticate, auth_required=True, auth_require_tls=False)
+        # With TLS from the first byte aiosmtpd does not know the session is
+        # encrypted (it tracks STARTTLS only), so it must not insist on it.
+        options = dict(authenticator=authenticate, auth_required=True, auth_require_tls=args.tls == "starttls")
+    if args.tls:
+        context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+        context.load_cert_chain(args.cert, args.key)
+        if args.tls == "starttls":
+            options.update(tls_context=context, require_starttls=True)
+        else:
+            options.update(ssl_context=context)
     controller = Controller(Keep(args.dir), hostname="127.0.0.1", port=args.port, **options)
     controller.start()
     try:

@@ -160,6 +160,26 @@ pub async fn resolve_allowed(policy: &EgressPolicy, host: &str, port: u16) -> Re
     Ok(addrs)
 }
 
+/// Whether an error (or one it wraps) is the far side's certificate being
+/// refused: a configuration problem retrying cannot fix.
+pub fn is_certificate_error(error: &(dyn std::error::Error + 'static)) -> bool {
+    let mut next = Some(error);
+    while let Some(e) = next {
+        if let Some(rustls::Error::InvalidCertificate(_)) = e.downcast_ref::<rustls::Error>() {
+            return true;
+        }
+        if let Some(io) = e.downcast_ref::<std::io::Error>() {
+            if let Some(rustls::Error::InvalidCertificate(_)) =
+                io.get_ref().and_then(|i| i.downcast_ref::<rustls::Error>())
+            {
+                return true;
+            }
+        }
+        next = e.source();
+    }
+    false
+}
+
 /// A result with no response from the far side.
 pub fn failed(target: &str, outcome: Outcome) -> SendResult {
     SendResult { outcome, response: Response::default(), target: target.to_owned() }

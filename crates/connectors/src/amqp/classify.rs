@@ -16,7 +16,8 @@ pub fn classify(error: &lapin::Error) -> Outcome {
             ) | AMQPErrorKind::Hard(AMQPHardError::NOTALLOWED | AMQPHardError::INVALIDPATH)
         ),
         ErrorKind::AuthProviderError(_) => true,
-        _ => false,
+        // The broker's certificate refused (amqps): a configuration problem.
+        _ => crate::shared::is_certificate_error(error),
     };
     if permanent {
         Outcome::Reject { reason, deactivate: false }

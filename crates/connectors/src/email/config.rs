@@ -13,6 +13,8 @@ pub fn properties() -> Vec<P> {
             .range(1.0, 65535.0)
             .describe("Defaults to 587 (STARTTLS), 465 (TLS) or 25 (NONE)."),
         P::new("security", "Security", K::Enum).options(&["STARTTLS", "TLS", "NONE"]).default(json!("STARTTLS")),
+        P::new("caCertificate", "CA certificate (PEM)", K::String)
+            .describe("Trusted beside the public roots, for a relay with a private CA (STARTTLS, TLS)."),
         P::new("username", "Username", K::String),
         P::new("password", "Password", K::Secret).describe("With username: log in (PLAIN or LOGIN)."),
         P::new("from", "From", K::Email).required(),
@@ -42,6 +44,7 @@ pub struct EmailConfig {
     pub port: u16,
     pub security: Security,
     pub login: Option<(String, Secret)>,
+    pub ca: Option<String>,
     pub from: String,
     pub from_name: String,
     pub subject: String,
@@ -72,6 +75,7 @@ impl EmailConfig {
             port: p.get("smtpPort").and_then(Value::as_u64).map(|n| n as u16).unwrap_or(default_port),
             security,
             login,
+            ca: text(p, "caCertificate").map(str::to_owned),
             from: required(p, "from")?.to_owned(),
             from_name: text(p, "fromName").unwrap_or("Switchyard").to_owned(),
             subject: required(p, "subjectTemplate")?.to_owned(),
@@ -87,6 +91,11 @@ pub fn check(resolved: &Resolved) -> Result<(), ValidationErrors> {
     let mut errors = ValidationErrors::default();
     if resolved.secrets.contains_key("password") && text(&resolved.properties, "username").is_none() {
         errors.push("properties.username", "is required with a password");
+    }
+    if let Some(ca) = text(&resolved.properties, "caCertificate") {
+        if lettre::transport::smtp::client::Certificate::from_pem(ca.as_bytes()).is_err() {
+            errors.push("properties.caCertificate", "is not a PEM certificate");
+        }
     }
     if resolved.properties.get("smtpPort").and_then(Value::as_f64).is_some_and(|n| n.fract() != 0.0) {
         errors.push("properties.smtpPort", "must be a whole number");

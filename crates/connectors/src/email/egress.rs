@@ -5,13 +5,14 @@ use async_trait::async_trait;
 use lettre::message::header::{ContentType, HeaderName, HeaderValue};
 use lettre::message::{Mailbox, MultiPart, SinglePart};
 use lettre::transport::smtp::authentication::Credentials;
+use lettre::transport::smtp::client::{Certificate, Tls, TlsParameters};
 use lettre::{AsyncSmtpTransport, AsyncTransport, Message, Tokio1Executor};
 use switchyard_core::{Integration, IntegrationId, Metadata, OrgId, Recipient};
 
 use super::config::{EmailConfig, Security};
 use crate::egress::{BuildError, Egress, EgressContext, Outbound, Outcome, Response, SendResult};
 use crate::notify::Scope;
-use crate::shared::{reject, resolve_allowed, Template};
+use crate::shared::{is_certificate_error, reject, resolve_allowed, Template};
 
 pub struct EmailEgress {
     config: EmailConfig,
@@ -40,14 +41,24 @@ impl EmailEgress {
             .map(|r| r.address.parse::<lettre::Address>().map(|a| Mailbox::new(r.name.clone(), a)))
             .collect::<Result<Vec<_>, _>>()
             .map_err(|e| bad(format!("recipient: {e}")))?;
-        let builder = match config.security {
-            Security::StartTls => {
+        let builder = match (config.security, &config.ca) {
+            (Security::None, _) => AsyncSmtpTransport::<Tokio1Executor>::builder_dangerous(config.host.as_str()),
+            (Security::StartTls, None) => {
                 AsyncSmtpTransport::<Tokio1Executor>::starttls_relay(&config.host).map_err(|e| bad(e.to_string()))?
             }
-            Security::Tls => {
+            (Security::Tls, None) => {
                 AsyncSmtpTransport::<Tokio1Executor>::relay(&config.host).map_err(|e| bad(e.to_string()))?
             }
-            Security::None => AsyncSmtpTransport::<Tokio1Executor>::builder_dangerous(config.host.as_str()),
+            (security, Some(ca)) => {
+                // The public roots and the relay's own CA.
+                let ca = Certificate::from_pem(ca.as_bytes()).map_err(|e| bad(format!("caCertificate: {e}")))?;
+                let params = TlsParameters::builder(config.host.clone())
+                    .add_root_certificate(ca)
+                    .build_rustls()
+                    .map_err(|e| bad(e.to_string()))?;
+                let tls = if security == Security::Tls { Tls::Wrapper(params) } else { Tls::Required(params) };
+                AsyncSmtpTransport::<Tokio1Executor>::builder_dangerous(config.host.as_str()).tls(tls)
+            }
         };
         let mut builder = builder.port(config.port).timeout(Some(Duration::from_secs(15)));
         if let Some((user, password)) = &config.login {
@@ -126,7 +137,7 @@ impl Egress for EmailEgress {
             },
             Err(e) => {
                 let reason = e.to_string();
-                let outcome = if e.is_permanent() || e.is_tls() || e.is_client() {
+                let outcome = if e.is_permanent() || e.is_tls() || e.is_client() || is_certificate_error(&e) {
                     Outcome::Reject { reason, deactivate: false }
                 } else {
                     Outcome::Retry { after: None, reason }

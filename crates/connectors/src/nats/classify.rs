@@ -4,13 +4,15 @@ use async_nats::ConnectErrorKind;
 
 use crate::egress::Outcome;
 
-/// Refused credentials are permanent; an unreachable server or a lost connection retries.
+/// Refused credentials and TLS failures are permanent; an unreachable server
+/// or a lost connection retries.
 pub fn connect(error: &async_nats::ConnectError) -> Outcome {
     let reason = error.to_string();
     match error.kind() {
-        ConnectErrorKind::Authentication | ConnectErrorKind::AuthorizationViolation | ConnectErrorKind::ServerParse => {
-            Outcome::Reject { reason, deactivate: false }
-        }
+        ConnectErrorKind::Authentication
+        | ConnectErrorKind::AuthorizationViolation
+        | ConnectErrorKind::ServerParse
+        | ConnectErrorKind::Tls => Outcome::Reject { reason, deactivate: false },
         _ => Outcome::Retry { after: None, reason },
     }
 }

@@ -6,7 +6,7 @@ use async_trait::async_trait;
 use reqwest::StatusCode;
 use serde_json::{json, Value};
 
-use super::{conformance, free_port, ingest, integration, start_peer, venv_bin, Got, Peer, PeerProcess};
+use super::{certificates, conformance, free_port, ingest, integration, start_peer, venv_bin, Got, Peer, PeerProcess};
 use crate::delivery::wait_status;
 use crate::{assert_problem, App, Backend};
 
@@ -17,14 +17,23 @@ struct Smtp {
 }
 
 impl Smtp {
-    async fn start(login: Option<(&str, &str)>) -> Smtp {
+    /// `tls`: `starttls` or `implicit`, with a server certificate from a test CA (in `dir`).
+    async fn start(login: Option<(&str, &str)>, tls: Option<&str>) -> Smtp {
         let dir = tempfile::tempdir().unwrap();
         let port = free_port();
         let script = concat!(env!("CARGO_MANIFEST_DIR"), "/../../scripts/peers/smtp.py");
+        let mail = dir.path().join("mail");
+        std::fs::create_dir(&mail).unwrap();
         let mut args = vec![script.to_owned(), "--port".into(), port.to_string(), "--dir".into()];
-        args.push(dir.path().to_string_lossy().into_owned());
+        args.push(mail.to_string_lossy().into_owned());
         if let Some((user, password)) = login {
             args.extend(["--user".into(), user.into(), "--password".into(), password.into()]);
+        }
+        if let Some(mode) = tls {
+            certificates(dir.path());
+            let path = |f: &str| dir.path().join(f).to_string_lossy().into_owned();
+            args.extend(["--cert".into(), path("server.crt"), "--key".into(), path("server.key")]);
+            args.extend(["--tls".into(), mode.into()]);
         }
         let process = start_peer(&venv_bin("python"), &args, port).await;
         Smtp { port, dir, _process: process }
@@ -32,7 +41,7 @@ impl Smtp {
 
     /// Messages kept so far, oldest first.
     fn kept(&self) -> Vec<Value> {
-        let mut files: Vec<_> = std::fs::read_dir(self.dir.path())
+        let mut files: Vec<_> = std::fs::read_dir(self.dir.path().join("mail"))
             .unwrap()
             .filter_map(|e| e.ok().map(|e| e.path()))
             .filter(|p| p.extension().is_some_and(|x| x == "json"))
@@ -127,14 +136,14 @@ fn check(m: Value) -> Got {
 }
 
 async fn email_passes_the_connector_checks(backend: Backend) {
-    let smtp = Smtp::start(None).await;
+    let smtp = Smtp::start(None, None).await;
     conformance(backend, &Mail { smtp, seen: Default::default() }).await;
 }
 
 /// With AUTH required: the right password delivers, a wrong one is dead at
 /// once (535), and nothing is sent while there are no active recipients.
 async fn smtp_login_and_recipients(backend: Backend) {
-    let smtp = Smtp::start(Some(("mailer", "right-password"))).await;
+    let smtp = Smtp::start(Some(("mailer", "right-password")), None).await;
     let mail = Mail { smtp, seen: Default::default() };
     let app = crate::spawn_configured(backend, |_| {}).await;
     let (_, device, _) = app.place_and_device("meter").await;
@@ -193,4 +202,36 @@ async fn smtp_login_and_recipients(backend: Backend) {
     assert_problem(&none, StatusCode::NOT_FOUND, "not_found");
 }
 
-on_both_stores!(email_passes_the_connector_checks, smtp_login_and_recipients);
+/// STARTTLS (required, with AUTH over it) and TLS from the first byte, to a
+/// relay whose certificate a private CA signed; without that CA, the relay is
+/// refused for good.
+async fn starttls_and_tls_with_a_private_ca(backend: Backend) {
+    let app = crate::spawn_configured(backend, |_| {}).await;
+    let (_, device, _) = app.place_and_device("meter").await;
+    let alarm = json!({"kind": "alarm", "deviceId": device, "property": "door", "timestamp": 1, "payload": true});
+    for (mode, security) in [("starttls", "STARTTLS"), ("implicit", "TLS")] {
+        let smtp = Smtp::start(Some(("mailer", "right-password")), Some(mode)).await;
+        let ca = std::fs::read_to_string(smtp.dir.path().join("ca.crt")).unwrap();
+        let mail = Mail { smtp, seen: Default::default() };
+        let mut props = mail.properties();
+        props["security"] = json!(security);
+        props["caCertificate"] = json!(ca);
+        props["username"] = json!("mailer");
+        props["password"] = json!("right-password");
+        let good = integration(&app, &mail, &format!("{mode} ok"), props.clone(), json!({"kinds": ["alarm"]})).await;
+        props.as_object_mut().unwrap().remove("caCertificate");
+        let untrusted =
+            integration(&app, &mail, &format!("{mode} untrusted"), props, json!({"kinds": ["alarm"]})).await;
+        ingest(&app, vec![alarm.clone()]).await;
+        let first = super::settled(&app, &good).await;
+        assert_eq!(first["status"], "succeeded", "{mode}: {first}");
+        assert_eq!(mail.receive(1).await[0].body["object"], "door", "{mode}");
+        wait_status(&app, &good, "succeeded").await;
+        let dead = super::settled(&app, &untrusted).await;
+        assert_eq!((&dead["status"], &dead["attemptCount"]), (&json!("dead"), &json!(1)), "{mode}: {dead}");
+        app.put(&format!("/v2/integrations/{good}"), json!({"enabled": false})).await;
+        app.put(&format!("/v2/integrations/{untrusted}"), json!({"enabled": false})).await;
+    }
+}
+
+on_both_stores!(email_passes_the_connector_checks, smtp_login_and_recipients, starttls_and_tls_with_a_private_ca);

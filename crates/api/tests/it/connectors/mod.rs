@@ -57,6 +57,26 @@ pub async fn start_peer(program: &str, args: &[String], port: u16) -> PeerProces
     panic!("{program} did not listen on {port} within 10 s");
 }
 
+/// A CA, a server certificate for 127.0.0.1 and a client certificate, made with openssl.
+pub fn certificates(dir: &std::path::Path) {
+    let run = |args: &str| {
+        let out = std::process::Command::new("openssl")
+            .args(args.split_whitespace())
+            .current_dir(dir)
+            .output()
+            .expect("openssl (Debian's openssl package)");
+        assert!(out.status.success(), "openssl {args}: {}", String::from_utf8_lossy(&out.stderr));
+    };
+    std::fs::write(dir.join("san.ext"), "subjectAltName=IP:127.0.0.1\n").unwrap();
+    run("req -x509 -newkey rsa:2048 -nodes -keyout ca.key -out ca.crt -days 2 -subj /CN=switchyard-test-ca");
+    for name in ["server", "client"] {
+        run(&format!("req -newkey rsa:2048 -nodes -keyout {name}.key -out {name}.csr -subj /CN={name}"));
+        run(&format!(
+            "x509 -req -in {name}.csr -CA ca.crt -CAkey ca.key -CAcreateserial -out {name}.crt -days 2 -extfile san.ext"
+        ));
+    }
+}
+
 /// A program scripts/test-peers installed into the checkout's `.venv`.
 pub fn venv_bin(name: &str) -> String {
     let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../.venv/bin").join(name);

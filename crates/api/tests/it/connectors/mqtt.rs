@@ -9,7 +9,7 @@ use rumqttc::v5::{AsyncClient, Event, MqttOptions};
 use serde_json::{json, Value};
 use tokio::sync::{mpsc, Mutex};
 
-use super::{conformance, free_port, ingest, integration, start_peer, Got, Peer, PeerProcess};
+use super::{certificates, conformance, free_port, ingest, integration, start_peer, Got, Peer, PeerProcess};
 use crate::delivery::{value, wait_status};
 use crate::Backend;
 
@@ -26,26 +26,6 @@ struct Mosquitto {
     client: (String, String),
     _process: PeerProcess,
     _dir: tempfile::TempDir,
-}
-
-/// A CA, a server certificate for 127.0.0.1 and a client certificate, made with openssl.
-fn certificates(dir: &std::path::Path) {
-    let run = |args: &str| {
-        let out = std::process::Command::new("openssl")
-            .args(args.split_whitespace())
-            .current_dir(dir)
-            .output()
-            .expect("openssl (Debian's openssl package)");
-        assert!(out.status.success(), "openssl {args}: {}", String::from_utf8_lossy(&out.stderr));
-    };
-    std::fs::write(dir.join("san.ext"), "subjectAltName=IP:127.0.0.1\n").unwrap();
-    run("req -x509 -newkey rsa:2048 -nodes -keyout ca.key -out ca.crt -days 2 -subj /CN=switchyard-test-ca");
-    for name in ["server", "client"] {
-        run(&format!("req -newkey rsa:2048 -nodes -keyout {name}.key -out {name}.csr -subj /CN={name}"));
-        run(&format!(
-            "x509 -req -in {name}.csr -CA ca.crt -CAkey ca.key -CAcreateserial -out {name}.crt -days 2 -extfile san.ext"
-        ));
-    }
 }
 
 impl Mosquitto {
