@@ -5,9 +5,9 @@ use axum::http::StatusCode;
 use axum::Json;
 use serde::Deserialize;
 use switchyard_core::{now_ms, MappingId, ResourceMapping, ResourcePath, ResourceType, ValidationErrors};
-use utoipa::{IntoParams, ToSchema};
+use utoipa::ToSchema;
 
-use super::{deleted, page_request, path_id, List};
+use super::{deleted, page_request, path_id, List, PageQuery};
 use crate::error::{ApiError, ApiResult};
 use crate::extract::{ApiJson, ApiQuery, Caller, Read, Write};
 use crate::state::AppState;
@@ -25,13 +25,6 @@ pub struct CreateMapping {
     pub resource_path: String,
     /// When given, the device must be of this type.
     pub device_type: Option<String>,
-}
-
-#[derive(Debug, Deserialize, IntoParams)]
-#[into_params(parameter_in = Query)]
-pub struct PageQuery {
-    pub limit: Option<usize>,
-    pub cursor: Option<String>,
 }
 
 /// Maps an external id to a Place or device. 409 when the integration

@@ -1,7 +1,7 @@
 //! One module per resource. Shared here: list envelopes and paging.
 use serde::{Deserialize, Deserializer, Serialize};
 use switchyard_store::{Page, PageRequest};
-use utoipa::ToSchema;
+use utoipa::{IntoParams, ToSchema};
 
 use crate::error::{ApiError, ApiResult};
 
@@ -17,6 +17,14 @@ pub mod recipients;
 pub mod resources;
 pub mod telemetry;
 pub mod triggers;
+
+/// `limit` and `cursor`, for list routes that take nothing else.
+#[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
+pub struct PageQuery {
+    pub limit: Option<usize>,
+    pub cursor: Option<String>,
+}
 
 pub const DEFAULT_LIMIT: usize = 50;
 pub const MAX_LIMIT: usize = 200;

@@ -11,9 +11,9 @@ use switchyard_core::spec::{is_e164, is_email};
 use switchyard_core::{
     now_ms, Integration, IntegrationId, Recipient, RecipientId, RecipientKind, RecipientStatus, Verification,
 };
-use utoipa::{IntoParams, ToSchema};
+use utoipa::ToSchema;
 
-use super::{deleted, page_request, path_id, List};
+use super::{deleted, page_request, path_id, List, PageQuery};
 use crate::error::{ApiError, ApiResult};
 use crate::extract::{ApiJson, ApiQuery, Caller, Read, Write};
 use crate::state::AppState;
@@ -78,13 +78,6 @@ pub struct CreateRecipient {
 pub struct VerifyRecipient {
     /// The six-digit code sent to the number.
     pub code: String,
-}
-
-#[derive(Debug, Deserialize, IntoParams)]
-#[into_params(parameter_in = Query)]
-pub struct PageQuery {
-    pub limit: Option<usize>,
-    pub cursor: Option<String>,
 }
 
 /// The integration, which must take recipients, and the kind it takes.

@@ -6,10 +6,10 @@ use serde::{Deserialize, Serialize};
 use switchyard_core::{
     now_ms, Direction, Integration, IntegrationId, RecordKind, ResourcePath, Trigger, TriggerId, ValidationErrors,
 };
-use utoipa::{IntoParams, ToSchema};
+use utoipa::ToSchema;
 
 use super::resources::check_resources;
-use super::{deleted, page_request, path_id, List};
+use super::{deleted, page_request, path_id, List, PageQuery};
 use crate::error::{ApiError, ApiResult};
 use crate::extract::{ApiJson, ApiQuery, Caller, Read, Write};
 use crate::state::AppState;
@@ -77,13 +77,6 @@ pub struct UpdateTrigger {
     pub objects: Option<Vec<String>>,
     pub scope: Option<Vec<String>>,
     pub active: Option<bool>,
-}
-
-#[derive(Debug, Deserialize, IntoParams)]
-#[into_params(parameter_in = Query)]
-pub struct PageQuery {
-    pub limit: Option<usize>,
-    pub cursor: Option<String>,
 }
 
 async fn egress(state: &AppState, caller_org: &switchyard_core::Org, raw: &str) -> ApiResult<Integration> {

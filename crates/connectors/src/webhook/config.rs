@@ -1,12 +1,13 @@
 use std::time::Duration;
 
 use http::{HeaderName, HeaderValue};
-use serde_json::{json, Map, Value};
+use serde_json::{json, Value};
 use switchyard_core::spec::{PropertyKind as K, PropertySpec as P, Resolved};
 use switchyard_core::{Integration, RecordKind, Secret, ValidationErrors};
 
 use super::sign::{generate_secret, SigningKey};
 use crate::egress::BuildError;
+use crate::shared::text;
 
 /// The webhook's properties. Delivery reads the same names.
 pub fn properties() -> Vec<P> {
@@ -69,10 +70,6 @@ pub enum Auth {
     Basic { username: String, password: Secret },
     Digest { username: String, password: Secret },
     Bearer(Secret),
-}
-
-fn text<'a>(props: &'a Map<String, Value>, name: &str) -> Option<&'a str> {
-    props.get(name).and_then(Value::as_str).filter(|s| !s.is_empty())
 }
 
 /// `Name: value` lines as header pairs.
