@@ -42,26 +42,42 @@ pub struct EventHubsEgress {
     link: Mutex<Option<Link>>,
 }
 
-/// Conditions retrying cannot fix.
+/// Conditions retrying cannot fix, as they appear in an error's text either
+/// spelled by the spec (`amqp:not-found`) or by fe2o3 (`NotFound`): compared
+/// lowercased, without `-`.
 const PERMANENT: &[&str] = &[
-    "amqp:not-found",
-    "amqp:unauthorized-access",
-    "amqp:not-allowed",
-    "amqp:invalid-field",
-    "amqp:decode-error",
-    "amqp:link:message-size-exceeded",
-    "com.microsoft:argument-error",
+    "notfound",
+    "unauthorizedaccess",
+    "notallowed",
+    "invalidfield",
+    "decodeerror",
+    "messagesizeexceeded",
+    "argumenterror",
 ];
 
+/// For failures known only by their text (opening, attaching, sending).
 fn classify(text: String) -> Outcome {
-    let lower = text.to_ascii_lowercase();
-    let permanent = PERMANENT.iter().any(|c| lower.contains(&c.to_ascii_lowercase().replace("amqp:", "")))
-        || lower.contains("unauthorized")
-        || lower.contains("sasl") && lower.contains("auth");
+    let flat = text.to_ascii_lowercase().replace('-', "");
+    let permanent = PERMANENT.iter().any(|c| flat.contains(c)) || flat.contains("sasl") && flat.contains("auth");
     if permanent {
         Outcome::Reject { reason: text, deactivate: false }
     } else {
         Outcome::Retry { after: None, reason: text }
+    }
+}
+
+/// The hub refused the message: permanent unless it says it is busy or
+/// over a limit.
+fn rejected(error: Option<fe2o3_amqp::types::definitions::Error>) -> Outcome {
+    use fe2o3_amqp::types::definitions::{AmqpError, ErrorCondition};
+    let Some(e) = error else { return Outcome::Reject { reason: "rejected".into(), deactivate: false } };
+    let reason = format!("rejected: {:?} {}", e.condition, e.description.unwrap_or_default());
+    match e.condition {
+        ErrorCondition::AmqpError(
+            AmqpError::ResourceLimitExceeded | AmqpError::InternalError | AmqpError::ResourceLocked,
+        ) => Outcome::Retry { after: None, reason },
+        ErrorCondition::Custom(ref c) if c.0.contains("server-busy") => Outcome::Retry { after: None, reason },
+        _ => Outcome::Reject { reason, deactivate: false },
     }
 }
 
@@ -186,13 +202,7 @@ impl Egress for EventHubsEgress {
         let sent = tokio::time::timeout(TIMEOUT, link.sender.send(amqp)).await;
         match sent {
             Ok(Ok(Disposition::Accepted(_))) => delivered(&self.target, Some(message.delivery_id.to_owned())),
-            Ok(Ok(Disposition::Rejected(r))) => {
-                let reason = match r.error {
-                    Some(e) => format!("rejected: {:?} {}", e.condition, e.description.unwrap_or_default()),
-                    None => "rejected".into(),
-                };
-                failed(&self.target, classify(reason))
-            }
+            Ok(Ok(Disposition::Rejected(r))) => failed(&self.target, rejected(r.error)),
             Ok(Ok(other)) => retry(&self.target, format!("not accepted: {other:?}")),
             Ok(Err(e)) => {
                 *slot = None;
@@ -207,5 +217,23 @@ impl Egress for EventHubsEgress {
 
     fn rate_limit(&self) -> Option<f64> {
         Some(self.rate)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use fe2o3_amqp::types::definitions::{AmqpError, Error};
+
+    #[test]
+    fn conditions_are_read_however_they_are_spelled() {
+        for text in ["attaching failed: AmqpError(NotFound)", "amqp:not-found: no such hub", "SASL auth failed"] {
+            assert!(matches!(classify(text.into()), Outcome::Reject { .. }), "{text}");
+        }
+        assert!(matches!(classify("connection reset".into()), Outcome::Retry { .. }));
+        let refused = Error::new(AmqpError::UnauthorizedAccess, Some("no".into()), None);
+        assert!(matches!(rejected(Some(refused)), Outcome::Reject { .. }));
+        let busy = Error::new(AmqpError::ResourceLimitExceeded, None, None);
+        assert!(matches!(rejected(Some(busy)), Outcome::Retry { .. }));
     }
 }
