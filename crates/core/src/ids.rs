@@ -29,6 +29,13 @@ impl<K: IdKind> Id<K> {
         Self(format!("{}{}", K::PREFIX, next_ulid().to_string().to_ascii_lowercase()), PhantomData)
     }
 
+    /// The least id of this kind made at `ms` (ms since the epoch): every id
+    /// made before then sorts below it, so a time bound is a range of ids.
+    pub fn first_at(ms: i64) -> String {
+        let at = ulid::Ulid::from_parts(ms.max(0) as u64, 0);
+        format!("{}{}", K::PREFIX, at.to_string().to_ascii_lowercase())
+    }
+
     pub fn parse(s: &str) -> Result<Self, IdError> {
         let err = || IdError { kind: K::NAME, prefix: K::PREFIX };
         let body = s.strip_prefix(K::PREFIX).ok_or_else(err)?;

@@ -10,7 +10,7 @@ use std::sync::Arc;
 use serde_json::{json, Map, Value};
 use switchyard_core::{
     now_ms, Action, ActionId, ActionStatus, DeliveryId, DeliveryStatus, DeviceId, Direction, Integration, OrgId,
-    Record, RecordId, RecordKind, ValidationErrors,
+    Record, RecordKind, ValidationErrors,
 };
 use switchyard_store::{Claimed, NewRecord, StoreError};
 
@@ -197,7 +197,7 @@ impl Engine {
                 return Ok(());
             }
         };
-        let new = NewRecord { id: RecordId::new(), record, targets: vec![] };
+        let new = NewRecord::new(record, vec![]);
         let claimed = Claimed {
             id: DeliveryId::new(),
             org_id: integration.org_id.clone(),
@@ -205,7 +205,7 @@ impl Engine {
             attempts: 0,
             retry_from: 0,
             created_at: now_ms(),
-            body: serde_json::to_string(&new.record).expect("records serialise"),
+            body: new.body.clone(),
         };
         let (mut completion, _) = crate::dispatcher::attempt(&*egress, &claimed, 1.0).await;
         // A test send is tried once: it reports, it does not retry.

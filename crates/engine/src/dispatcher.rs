@@ -57,11 +57,6 @@ impl Default for DispatcherConfig {
     }
 }
 
-struct Worker {
-    queue: mpsc::UnboundedSender<Claimed>,
-    queued: Arc<AtomicUsize>,
-}
-
 /// A counter per integration, bumped when its settings or recipients change,
 /// so its worker rebuilds its sender before the next send, not within seconds.
 #[derive(Clone, Default)]
@@ -135,60 +130,172 @@ pub(crate) struct Parts {
     pub circuits: Circuits,
     pub metrics: Arc<Metrics>,
     pub changes: Changes,
+    /// Where results go (the writer).
+    pub done: mpsc::UnboundedSender<Completion>,
 }
 
-pub(crate) fn spawn(parts: Parts, shutdown: CancellationToken, tracker: TaskTracker) {
-    let Parts { store, ctx, config, wake, circuits, metrics, changes } = parts;
-    let (done_tx, done_rx) = mpsc::unbounded_channel::<Completion>();
-    tracker.spawn(write_completions(store.clone(), done_rx, wake.clone()));
-    let sends = TaskTracker::new();
-    let inner = tracker.clone();
-    tracker.spawn(async move {
-        let mut workers: HashMap<IntegrationId, Worker> = HashMap::new();
+/// One worker per integration, shared by the claim loop and the writer:
+/// the writer hands deliveries it has just stored straight to their worker
+/// (leased already, so they need no claim), as long as the worker has room
+/// and nothing of its integration waits in the outbox before them.
+#[derive(Clone)]
+pub(crate) struct Workers(Arc<WorkersInner>);
+
+struct WorkersInner {
+    map: Mutex<HashMap<IntegrationId, Worker>>,
+    parts: Parts,
+    /// Sends in flight, across workers.
+    sends: TaskTracker,
+    tracker: TaskTracker,
+    shutdown: CancellationToken,
+    /// The runtime workers run on, whichever thread starts them (the writer has its own).
+    runtime: tokio::runtime::Handle,
+}
+
+struct Worker {
+    queue: mpsc::UnboundedSender<Claimed>,
+    /// Deliveries queued or being sent, plus room reserved by the writer.
+    queued: Arc<AtomicUsize>,
+    /// Some of its due deliveries wait in the outbox: new ones queue behind them there.
+    backlog: bool,
+}
+
+impl Workers {
+    pub(crate) fn new(parts: Parts, tracker: &TaskTracker, shutdown: &CancellationToken) -> Self {
+        Workers(Arc::new(WorkersInner {
+            map: Mutex::new(HashMap::new()),
+            parts,
+            sends: TaskTracker::new(),
+            tracker: tracker.clone(),
+            shutdown: shutdown.clone(),
+            runtime: tokio::runtime::Handle::current(),
+        }))
+    }
+
+    /// How long a handed-over delivery is leased for.
+    pub(crate) fn lease(&self) -> Duration {
+        self.0.parts.config.lease
+    }
+
+    fn worker<'m>(
+        &self,
+        map: &'m mut HashMap<IntegrationId, Worker>,
+        org: &OrgId,
+        integration: &IntegrationId,
+    ) -> &'m mut Worker {
+        map.entry(integration.clone()).or_insert_with(|| start_worker(&self.0, org, integration))
+    }
+
+    /// Reserves room for up to `n` new deliveries of the integration, to be
+    /// handed over once stored; returns how many it may take: none while the
+    /// node stops, while its circuit is open, or while older deliveries of it
+    /// wait in the outbox (which then keeps the rest, in order).
+    pub(crate) fn admit(&self, org: &OrgId, integration: &IntegrationId, n: usize) -> usize {
+        let inner = &self.0;
+        if inner.shutdown.is_cancelled() {
+            return 0;
+        }
+        let open = {
+            let breaker = inner.parts.circuits.of(integration, inner.parts.config.breaker);
+            let b = lock(&breaker);
+            b.state() == CircuitState::Open && matches!(b.clone().permit(Instant::now()), Permit::Wait(_))
+        };
+        let mut map = lock(&inner.map);
+        let worker = self.worker(&mut map, org, integration);
+        let room = inner.parts.config.max_queued.saturating_sub(worker.queued.load(Ordering::Relaxed));
+        let taken = if open || worker.backlog { 0 } else { n.min(room) };
+        if taken < n {
+            worker.backlog = true;
+        }
+        worker.queued.fetch_add(taken, Ordering::Relaxed);
+        taken
+    }
+
+    /// Gives back room `admit` reserved that will not be used.
+    pub(crate) fn release(&self, integration: &IntegrationId, n: usize) {
+        if let Some(w) = lock(&self.0.map).get(integration) {
+            w.queued.fetch_sub(n, Ordering::Relaxed);
+        }
+    }
+
+    /// Queues stored deliveries whose room `admit` reserved.
+    pub(crate) fn hand_over(&self, deliveries: Vec<Claimed>) {
+        let map = lock(&self.0.map);
+        for d in deliveries {
+            // Gone only when stopping: the lease keeps it for the next start.
+            if let Some(w) = map.get(&d.integration_id) {
+                let _ = w.queue.send(d);
+            }
+        }
+    }
+
+    /// Queues claimed deliveries.
+    fn dispatch(&self, claimed: Vec<Claimed>) {
+        let mut map = lock(&self.0.map);
+        for d in claimed {
+            let worker = self.worker(&mut map, &d.org_id, &d.integration_id);
+            worker.queued.fetch_add(1, Ordering::Relaxed);
+            let _ = worker.queue.send(d);
+        }
+    }
+
+    /// Integrations whose queue is full.
+    fn busy(&self) -> Vec<IntegrationId> {
+        let max = self.0.parts.config.max_queued;
+        lock(&self.0.map)
+            .iter()
+            .filter(|(_, w)| w.queued.load(Ordering::Relaxed) >= max)
+            .map(|(id, _)| id.clone())
+            .collect()
+    }
+
+    /// A claim took every due delivery but those of `skipped`: nothing of the
+    /// others waits in the outbox, so their new deliveries may be handed over again.
+    fn caught_up(&self, skipped: &[IntegrationId]) {
+        for (id, w) in lock(&self.0.map).iter_mut() {
+            if !skipped.contains(id) {
+                w.backlog = false;
+            }
+        }
+    }
+
+    /// Stops every worker (what they hold stays leased in the outbox) and
+    /// waits for the sends in flight.
+    async fn stop(&self) {
+        lock(&self.0.map).clear();
+        self.0.sends.close();
+        self.0.sends.wait().await;
+    }
+}
+
+/// Runs the claim loop; `flushed` is cancelled once it has stopped and every
+/// send in flight has passed its result on.
+pub(crate) fn spawn(workers: Workers, flushed: CancellationToken) {
+    let inner = workers.0.clone();
+    let Parts { store, config, wake, circuits, .. } = &inner.parts;
+    let (store, config, wake, circuits) = (store.clone(), config.clone(), wake.clone(), circuits.clone());
+    let shutdown = inner.shutdown.clone();
+    inner.tracker.spawn(async move {
         loop {
             if shutdown.is_cancelled() {
                 break;
             }
-            workers.retain(|_, w| !w.queue.is_closed());
-            let mut busy: Vec<IntegrationId> = workers
-                .iter()
-                .filter(|(_, w)| w.queued.load(Ordering::Relaxed) >= config.max_queued)
-                .map(|(id, _)| id.clone())
-                .collect();
-            busy.extend(circuits.open());
+            let mut skipped = workers.busy();
+            skipped.extend(circuits.open());
             let now = now_ms();
-            let claimed =
-                match store.claim_due(now, now + config.lease.as_millis() as i64, config.claim_batch, &busy).await {
-                    Ok(c) => c,
-                    Err(e) => {
-                        tracing::error!(error = %e, "claiming deliveries failed");
-                        Vec::new()
-                    }
-                };
+            let lease_until = now + config.lease.as_millis() as i64;
+            let claimed = match store.claim_due(now, lease_until, config.claim_batch, &skipped).await {
+                Ok(c) => c,
+                Err(e) => {
+                    tracing::error!(error = %e, "claiming deliveries failed");
+                    Vec::new()
+                }
+            };
             let full = claimed.len() == config.claim_batch;
-            for delivery in claimed {
-                let worker = workers.entry(delivery.integration_id.clone()).or_insert_with(|| {
-                    let shared = Shared {
-                        wake: wake.clone(),
-                        store: store.clone(),
-                        ctx: ctx.clone(),
-                        config: config.clone(),
-                        done: done_tx.clone(),
-                        sends: sends.clone(),
-                        metrics: metrics.clone(),
-                        changes: changes.counter(&delivery.integration_id),
-                    };
-                    start_worker(
-                        shared,
-                        &delivery,
-                        circuits.of(&delivery.integration_id, config.breaker),
-                        &inner,
-                        &shutdown,
-                    )
-                });
-                worker.queued.fetch_add(1, Ordering::Relaxed);
-                let _ = worker.queue.send(delivery);
+            if !full {
+                workers.caught_up(&skipped);
             }
+            workers.dispatch(claimed);
             if full {
                 continue;
             }
@@ -198,42 +305,26 @@ pub(crate) fn spawn(parts: Parts, shutdown: CancellationToken, tracker: TaskTrac
                 _ = shutdown.cancelled() => break,
             }
         }
-        // Graceful stop: no new claims; let the sends in flight finish and be recorded.
-        drop(workers);
-        sends.close();
-        sends.wait().await;
+        // Graceful stop: no new claims; let the sends in flight finish and pass their results on.
+        workers.stop().await;
+        flushed.cancel();
         tracing::info!("dispatcher stopped");
     });
 }
 
-/// What every worker needs from the dispatcher.
-struct Shared {
-    wake: Wake,
-    store: Arc<dyn Store>,
-    ctx: EgressContext,
-    config: DispatcherConfig,
-    done: mpsc::UnboundedSender<Completion>,
-    sends: TaskTracker,
-    metrics: Arc<Metrics>,
-    /// This integration's change counter.
-    changes: Arc<AtomicU64>,
-}
-
-fn start_worker(
-    shared: Shared,
-    first: &Claimed,
-    breaker: Arc<Mutex<Breaker>>,
-    tracker: &TaskTracker,
-    shutdown: &CancellationToken,
-) -> Worker {
+fn start_worker(inner: &WorkersInner, org: &OrgId, integration: &IntegrationId) -> Worker {
     let (queue, mut rx) = mpsc::unbounded_channel::<Claimed>();
     let queued = Arc::new(AtomicUsize::new(0));
-    let (org, integration) = (first.org_id.clone(), first.integration_id.clone());
+    let (org, integration) = (org.clone(), integration.clone());
     let counter = queued.clone();
-    let shutdown = shutdown.clone();
-    tracker.spawn(async move {
-        let Shared { wake, store, ctx, config, done, sends, metrics, changes } = shared;
-        let metrics = metrics.for_integration(&integration);
+    let shutdown = inner.shutdown.clone();
+    let Parts { store, ctx, config, wake, circuits, metrics, changes, done } = &inner.parts;
+    let (store, ctx, config, wake, done) = (store.clone(), ctx.clone(), config.clone(), wake.clone(), done.clone());
+    let breaker = circuits.of(&integration, config.breaker);
+    let changes = changes.counter(&integration);
+    let metrics = metrics.for_integration(&integration);
+    let sends = inner.sends.clone();
+    inner.runtime.spawn(inner.tracker.track_future(async move {
         let low_water = config.max_queued / 2;
         let limit = Arc::new(Semaphore::new(config.concurrency));
         let mut sender: Option<Loaded> = None;
@@ -322,8 +413,8 @@ fn start_worker(
                 sends.spawn(send);
             }
         }
-    });
-    Worker { queue, queued }
+    }));
+    Worker { queue, queued, backlog: false }
 }
 
 fn integration_of(unit: &[Claimed]) -> IntegrationId {
@@ -506,29 +597,5 @@ fn scaled(delay: Duration, retry_after: Option<Duration>, scale: f64) -> Duratio
         delay
     } else {
         delay.mul_f64(scale)
-    }
-}
-
-/// Records completions in batches; a failed write is retried, never dropped
-/// (until then the deliveries stay leased, and are sent again if we stop).
-async fn write_completions(store: Arc<dyn Store>, mut rx: mpsc::UnboundedReceiver<Completion>, wake: Wake) {
-    const BATCH: usize = 256;
-    while let Some(first) = rx.recv().await {
-        let mut batch = vec![first];
-        while batch.len() < BATCH {
-            match rx.try_recv() {
-                Ok(c) => batch.push(c),
-                Err(_) => break,
-            }
-        }
-        let mut backoff = Duration::from_millis(50);
-        while let Err(e) = store.complete(&batch).await {
-            tracing::error!(error = %e, count = batch.len(), "recording delivery results failed; retrying");
-            tokio::time::sleep(backoff).await;
-            backoff = (backoff * 2).min(Duration::from_secs(5));
-        }
-        if batch.iter().any(|c| c.status == DeliveryStatus::Retrying) {
-            wake.wake();
-        }
     }
 }

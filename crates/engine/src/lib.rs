@@ -3,20 +3,20 @@
 use std::sync::Arc;
 
 use switchyard_connectors::{EgressContext, EgressPolicy};
-use switchyard_core::{now_ms, Integration, IntegrationId, OrgId, Record, RecordId};
-use switchyard_store::{IngestOutcome, NewRecord, Store, StoreError};
+use switchyard_core::{now_ms, Integration, IntegrationId, OrgId, Record};
+use switchyard_store::{IngestOutcome, NewDelivery, NewRecord, Store, StoreError};
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
 pub mod actions;
 mod dispatcher;
-mod ingest;
 pub mod limits;
 mod metrics;
 mod resources;
 mod retention;
 pub mod retry;
 pub mod router;
+mod writer;
 
 pub use dispatcher::{Circuits, DispatcherConfig, Wake};
 pub use limits::{BreakerConfig, CircuitState};
@@ -51,7 +51,7 @@ pub struct Engine {
     changes: dispatcher::Changes,
     egress: EgressContext,
     metrics: Arc<metrics::Metrics>,
-    writer: ingest::GroupCommit,
+    writer: writer::Writer,
 }
 
 /// An integration's circuit, as the API shows it.
@@ -95,6 +95,7 @@ impl Engine {
         }
         let metrics = Arc::new(metrics::Metrics::default());
         retention::spawn(store.clone(), config.retention, config.retention_interval, shutdown.clone(), tracker);
+        let (done, results) = tokio::sync::mpsc::unbounded_channel();
         let parts = dispatcher::Parts {
             store: store.clone(),
             ctx: ctx.clone(),
@@ -103,9 +104,13 @@ impl Engine {
             circuits: circuits.clone(),
             metrics: metrics.clone(),
             changes: changes.clone(),
+            done,
         };
-        dispatcher::spawn(parts, shutdown, tracker.clone());
-        let writer = ingest::GroupCommit::start(store.clone());
+        let workers = dispatcher::Workers::new(parts, tracker, &shutdown);
+        let flushed = CancellationToken::new();
+        dispatcher::spawn(workers.clone(), flushed.clone());
+        let parts = writer::Parts { store: store.clone(), workers, wake: wake.clone(), results, flushed };
+        let writer = writer::Writer::start(parts, tracker);
         let router = Router::new(store.clone());
         Ok(Arc::new(Engine { router, store, wake, circuits, changes, egress: ctx, metrics, writer }))
     }
@@ -121,13 +126,10 @@ impl Engine {
                 let ancestry = self.router.ancestry(org, &record.device_id).await?;
                 table.route(&record, &ancestry)
             };
-            batch.push(NewRecord { id: RecordId::new(), record, targets });
+            batch.push(NewRecord::new(record, targets.into_iter().map(NewDelivery::new).collect()));
         }
         let outcome = self.writer.ingest(org.clone(), batch).await?;
         self.metrics.accepted(outcome.stored as u64);
-        if outcome.deliveries > 0 {
-            self.wake.wake();
-        }
         Ok(outcome)
     }
 

@@ -4,7 +4,7 @@ use switchyard_core::{Action, ActionId, ActionStatus, DeliveryStatus, Integratio
 
 use crate::db::{q, Row};
 use crate::telemetry::insert_pending;
-use crate::{from_json, json_text, ActionStore, Completion, NewRecord, Result, SqlStore, StoreError};
+use crate::{from_json, json_text, ActionStore, Completion, NewDelivery, NewRecord, Result, SqlStore, StoreError};
 
 const COLUMNS: &str =
     "id, integration_id, kind, status, params, progress, result, error, created_at, updated_at, finished_at";
@@ -130,7 +130,9 @@ impl ActionStore for SqlStore {
         action: &ActionId,
         now: i64,
     ) -> Result<usize> {
-        let rows: Vec<(&OrgId, &IntegrationId, &RecordId)> = records.iter().map(|r| (org, integration, r)).collect();
+        let deliveries: Vec<NewDelivery> = records.iter().map(|_| NewDelivery::new(integration.clone())).collect();
+        let rows: Vec<(&OrgId, &NewDelivery, &RecordId)> =
+            deliveries.iter().zip(records).map(|(d, r)| (org, d, r)).collect();
         let mut tx = self.pool.begin().await?;
         let n = insert_pending(&mut tx.conn(), &rows, Some(action), now).await? as usize;
         tx.commit().await?;
@@ -158,7 +160,7 @@ impl ActionStore for SqlStore {
                 .bind(r.property.as_str())
                 .bind(r.timestamp)
                 .bind(r.received_at)
-                .bind(json_text(r))
+                .bind(record.body.as_str())
                 .bind(true),
             )
             .await?;

@@ -229,6 +229,8 @@ pub(crate) enum Durability {
 pub(crate) struct SqliteTx {
     conn: sqlx::pool::PoolConnection<Sqlite>,
     committed: bool,
+    /// This process's write turn, held to the end.
+    _turn: tokio::sync::OwnedMutexGuard<()>,
 }
 
 impl Drop for SqliteTx {
@@ -265,15 +267,19 @@ impl Tx {
     }
 }
 
-/// The pools. SQLite has one writer connection (SQLite allows one writer at
-/// a time; serialising in-process avoids lock contention) and several readers.
+/// The pools. SQLite allows one writer at a time: writes take turns in
+/// process (`turn`) rather than contend for SQLite's lock. Most write through
+/// one sqlx connection; the writer's rounds through their own (see
+/// `sqlite_round.rs`). Reads go to several reader connections.
 #[derive(Clone)]
 pub(crate) enum Pool {
-    /// `relaxed`: whether the one writer connection is set to `synchronous=NORMAL` now.
+    /// `relaxed`: whether the sqlx writer connection is set to `synchronous=NORMAL` now.
     Sqlite {
         read: SqlitePool,
         write: SqlitePool,
         relaxed: Arc<AtomicBool>,
+        rounds: Arc<std::sync::Mutex<crate::sqlite_round::RoundConnection>>,
+        turn: Arc<tokio::sync::Mutex<()>>,
     },
     Pg(PgPool),
 }
@@ -288,7 +294,8 @@ impl Pool {
 
     pub async fn begin_with(&self, durability: Durability) -> Result<Tx, StoreError> {
         Ok(match self {
-            Pool::Sqlite { write, relaxed, .. } => {
+            Pool::Sqlite { write, relaxed, turn, .. } => {
+                let turn = turn.clone().lock_owned().await;
                 let mut conn = write.acquire().await?;
                 let want = durability == Durability::Relaxed;
                 // One writer connection, so this flag is its true state.
@@ -298,7 +305,7 @@ impl Pool {
                     relaxed.store(want, Ordering::Relaxed);
                 }
                 raw_sqlite(&mut conn, "BEGIN IMMEDIATE").await?;
-                Tx::Sqlite(SqliteTx { conn, committed: false })
+                Tx::Sqlite(SqliteTx { conn, committed: false, _turn: turn })
             }
             Pool::Pg(p) => {
                 let mut tx = p.begin().await?;

@@ -5,7 +5,7 @@ use switchyard_core::{
 };
 
 use crate::db::{q, Conn, Durability, Pool, Row};
-use crate::telemetry::push_row;
+use crate::telemetry::{insert_records, push_row};
 use crate::{
     from_json, page_clause, paged, Claimed, Completion, DeliveryFilter, DeliveryStore, IngestOutcome, NewRecord, Page,
     PageRequest, PendingSummary, Result, SqlStore, StoreError,
@@ -53,6 +53,28 @@ fn attempt_from(row: &Row) -> Result<Attempt> {
     })
 }
 
+/// A delivery's state after a completion.
+pub(crate) struct NewState<'a> {
+    /// When the attempt ended.
+    pub now: i64,
+    pub next_attempt_at: i64,
+    pub completed_at: Option<i64>,
+    /// The last error; cleared by a delivered attempt.
+    pub last_error: Option<&'a str>,
+}
+
+pub(crate) fn new_state(c: &Completion) -> NewState<'_> {
+    let a = &c.attempt;
+    let now = a.started_at + a.duration_ms;
+    let finished = matches!(c.status, DeliveryStatus::Succeeded | DeliveryStatus::Dead);
+    NewState {
+        now,
+        next_attempt_at: c.next_attempt_at.unwrap_or(now),
+        completed_at: finished.then_some(now),
+        last_error: if a.outcome == AttemptOutcome::Delivered { None } else { a.error.as_deref() },
+    }
+}
+
 /// Records attempts and the deliveries' new states: two statements per 200 results.
 pub(crate) async fn write_completions(conn: &mut Conn<'_>, results: &[Completion]) -> Result<()> {
     for chunk in results.chunks(200) {
@@ -64,9 +86,7 @@ pub(crate) async fn write_completions(conn: &mut Conn<'_>, results: &[Completion
         );
         for c in chunk {
             let a = &c.attempt;
-            let now = a.started_at + a.duration_ms;
-            let finished = matches!(c.status, DeliveryStatus::Succeeded | DeliveryStatus::Dead);
-            let error = if a.outcome == AttemptOutcome::Delivered { None } else { a.error.clone() };
+            let state = new_state(c);
             push_row(
                 &mut attempts,
                 vec![
@@ -88,11 +108,11 @@ pub(crate) async fn write_completions(conn: &mut Conn<'_>, results: &[Completion
                     (&c.id).into(),
                     c.status.as_str().into(),
                     (a.number as i64).into(),
-                    c.next_attempt_at.unwrap_or(now).into(),
-                    now.into(),
-                    finished.then_some(now).into(),
+                    state.next_attempt_at.into(),
+                    state.now.into(),
+                    state.completed_at.into(),
                     a.target.clone().into(),
-                    error.into(),
+                    state.last_error.into(),
                 ],
             );
         }
@@ -110,8 +130,28 @@ pub(crate) async fn write_completions(conn: &mut Conn<'_>, results: &[Completion
 
 #[async_trait]
 impl DeliveryStore for SqlStore {
-    async fn ingest(&self, batches: &[(OrgId, Vec<NewRecord>)], now: i64) -> Result<Vec<IngestOutcome>> {
-        self.ingest_records(batches, now).await
+    async fn write(
+        &self,
+        batches: &[(OrgId, Vec<NewRecord>)],
+        completions: &[Completion],
+        now: i64,
+    ) -> Result<Vec<IngestOutcome>> {
+        if batches.is_empty() && completions.is_empty() {
+            return Ok(vec![]);
+        }
+        // Accepted records must be on disk before the answer; results alone may lag
+        // (losing one only means the delivery is sent again).
+        let durability = if batches.is_empty() { Durability::Relaxed } else { Durability::Full };
+        if let Pool::Sqlite { rounds, turn, .. } = &self.pool {
+            let _turn = turn.lock().await;
+            let mut conn = rounds.lock().unwrap_or_else(|e| e.into_inner());
+            return crate::sqlite_round::write(&mut conn, durability, batches, completions, now);
+        }
+        let mut tx = self.pool.begin_with(durability).await?;
+        let outcomes = insert_records(&mut tx.conn(), batches, now).await?;
+        write_completions(&mut tx.conn(), completions).await?;
+        tx.commit().await?;
+        Ok(outcomes)
     }
 
     async fn claim_due(
@@ -175,15 +215,6 @@ impl DeliveryStore for SqlStore {
             .collect()
     }
 
-    async fn complete(&self, results: &[Completion]) -> Result<()> {
-        if results.is_empty() {
-            return Ok(());
-        }
-        let mut tx = self.pool.begin_with(Durability::Relaxed).await?;
-        write_completions(&mut tx.conn(), results).await?;
-        tx.commit().await
-    }
-
     async fn postpone(&self, ids: &[DeliveryId], until: i64) -> Result<()> {
         for chunk in ids.chunks(400) {
             let mut query = q("UPDATE deliveries SET next_attempt_at = $1, lease_until = 0 WHERE id IN (").bind(until);
@@ -218,19 +249,21 @@ impl DeliveryStore for SqlStore {
         let deliveries = self
             .pool
             .execute_with(
-                q("DELETE FROM deliveries WHERE id IN (SELECT id FROM deliveries WHERE status IN ('succeeded', 'dead') \
-                   AND completed_at < $1 LIMIT $2)")
+                // Finished before `before` means made before it: the id range bounds the scan.
+                q("DELETE FROM deliveries WHERE id IN (SELECT id FROM deliveries WHERE id < $3 \
+                   AND status IN ('succeeded', 'dead') AND completed_at < $1 LIMIT $2)")
                 .bind(before)
-                .bind(limit as i64),
+                .bind(limit as i64)
+                .bind(DeliveryId::first_at(before)),
                 Durability::Relaxed,
             )
             .await?;
         let records = self
             .pool
             .execute_with(
-                q("DELETE FROM records WHERE id IN (SELECT r.id FROM records r WHERE r.received_at < $1 \
+                q("DELETE FROM records WHERE id IN (SELECT r.id FROM records r WHERE r.id < $1 \
                    AND NOT EXISTS (SELECT 1 FROM deliveries d WHERE d.record_id = r.id) LIMIT $2)")
-                .bind(before)
+                .bind(RecordId::first_at(before))
                 .bind(limit as i64),
                 Durability::Relaxed,
             )

@@ -25,6 +25,7 @@ mod places;
 mod postgres;
 mod recipients;
 mod sqlite;
+mod sqlite_round;
 mod telemetry;
 #[cfg(feature = "testing")]
 pub mod testing;
@@ -45,6 +46,8 @@ pub enum StoreError {
     Invalid { field: &'static str, message: String },
     #[error("database error")]
     Database(#[from] sqlx::Error),
+    #[error("database error")]
+    Sqlite(#[from] rusqlite::Error),
     #[error("stored data could not be read: {0}")]
     Corrupt(String),
     #[error(transparent)]
@@ -210,20 +213,47 @@ pub trait TriggerStore: Send + Sync {
     async fn device_places(&self, org: &OrgId, device: &DeviceId) -> Result<Vec<PlaceId>>;
 }
 
-/// A record to store, with the integrations its triggers route it to.
+/// A record to store, with one delivery per integration its triggers route it to.
 #[derive(Debug, Clone)]
 pub struct NewRecord {
     pub id: RecordId,
     pub record: Record,
-    pub targets: Vec<IntegrationId>,
+    /// The record as stored and delivered (JSON).
+    pub body: String,
+    pub targets: Vec<NewDelivery>,
 }
 
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+impl NewRecord {
+    pub fn new(record: Record, targets: Vec<NewDelivery>) -> Self {
+        let body = json_text(&record);
+        Self { id: RecordId::new(), record, body, targets }
+    }
+}
+
+/// A delivery created with its record: pending, due at once, and already
+/// leased to this node until `lease_until` when the node sends it straight
+/// from memory (0: any node claims it from the outbox).
+#[derive(Debug, Clone)]
+pub struct NewDelivery {
+    pub id: DeliveryId,
+    pub integration_id: IntegrationId,
+    pub lease_until: i64,
+}
+
+impl NewDelivery {
+    pub fn new(integration_id: IntegrationId) -> Self {
+        Self { id: DeliveryId::new(), integration_id, lease_until: 0 }
+    }
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct IngestOutcome {
     pub stored: usize,
     /// Records whose sender id was seen before: neither stored nor routed again.
     pub duplicates: usize,
     pub deliveries: usize,
+    /// The positions, in the batch, of the duplicates.
+    pub skipped: Vec<usize>,
 }
 
 /// A delivery claimed for sending: leased until the lease runs out.
@@ -275,7 +305,18 @@ pub trait DeliveryStore: Send + Sync {
     /// organizations' batches in one transaction (a group commit): on return
     /// all are durable. Records whose sender id was seen before are skipped
     /// with their fan-out. One outcome per batch, in order.
-    async fn ingest(&self, batches: &[(OrgId, Vec<NewRecord>)], now: i64) -> Result<Vec<IngestOutcome>>;
+    async fn ingest(&self, batches: &[(OrgId, Vec<NewRecord>)], now: i64) -> Result<Vec<IngestOutcome>> {
+        self.write(batches, &[], now).await
+    }
+    /// One round of the writer: stores the batches as `ingest` does and
+    /// records the completions as `complete` does, in one transaction, synced
+    /// to disk before it returns when it holds records.
+    async fn write(
+        &self,
+        batches: &[(OrgId, Vec<NewRecord>)],
+        completions: &[Completion],
+        now: i64,
+    ) -> Result<Vec<IngestOutcome>>;
     /// Leases up to `limit` due deliveries (oldest due first), skipping the
     /// integrations in `exclude`.
     async fn claim_due(
@@ -286,13 +327,15 @@ pub trait DeliveryStore: Send + Sync {
         exclude: &[IntegrationId],
     ) -> Result<Vec<Claimed>>;
     /// Records attempts and new states, in one transaction.
-    async fn complete(&self, results: &[Completion]) -> Result<()>;
+    async fn complete(&self, results: &[Completion]) -> Result<()> {
+        self.write(&[], results, 0).await.map(drop)
+    }
     /// Puts claimed deliveries back, due at `until`, without an attempt (a circuit is open).
     async fn postpone(&self, ids: &[DeliveryId], until: i64) -> Result<()>;
     /// Per integration: deliveries waiting (pending or retrying) and the oldest one's creation time.
     async fn pending_summary(&self) -> Result<Vec<PendingSummary>>;
     /// Deletes up to `limit` finished deliveries (with their attempts) completed before
-    /// `before`, then up to `limit` records received before it that no delivery needs.
+    /// `before`, then up to `limit` records stored before it that no delivery needs.
     async fn purge(&self, before: i64, limit: usize) -> Result<(u64, u64)>;
     /// Ends every lease (a single node starting after a crash).
     async fn release_leases(&self) -> Result<u64>;

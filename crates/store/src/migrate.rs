@@ -11,6 +11,7 @@ const MIGRATIONS: &[(i64, &str, &str)] = &[
     (3, "actions", include_str!("../migrations/0003_actions.sql")),
     (4, "globals", include_str!("../migrations/0004_globals.sql")),
     (5, "recipients", include_str!("../migrations/0005_recipients.sql")),
+    (6, "hot path indexes", include_str!("../migrations/0006_hot_path_indexes.sql")),
 ];
 
 const LOCK_KEY: i64 = 0x5357_5944; // "SWYD"

@@ -6,8 +6,11 @@ use std::time::Duration;
 
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
 
+use std::sync::{Arc, Mutex};
+
 use crate::db::Pool;
-use crate::Result;
+use crate::sqlite_round::RoundConnection;
+use crate::{Result, StoreError};
 
 pub(crate) async fn connect(url: &str) -> Result<Pool> {
     let options = SqliteConnectOptions::from_str(url)?
@@ -16,7 +19,18 @@ pub(crate) async fn connect(url: &str) -> Result<Pool> {
         .synchronous(SqliteSynchronous::Full)
         .foreign_keys(true)
         .busy_timeout(Duration::from_secs(10));
+    let file = options.get_filename().to_string_lossy();
+    if file == ":memory:" || file.starts_with("file:sqlx-in-memory") {
+        return Err(StoreError::UnsupportedUrl(format!("{url} (an in-memory database: use a file)")));
+    }
     let write = SqlitePoolOptions::new().max_connections(1).connect_with(options.clone()).await?;
-    let read = SqlitePoolOptions::new().max_connections(4).connect_with(options).await?;
-    Ok(Pool::Sqlite { read, write, relaxed: Default::default() })
+    let read = SqlitePoolOptions::new().max_connections(4).connect_with(options.clone()).await?;
+    let rounds = RoundConnection::open(options.get_filename())?;
+    Ok(Pool::Sqlite {
+        read,
+        write,
+        relaxed: Default::default(),
+        rounds: Arc::new(Mutex::new(rounds)),
+        turn: Default::default(),
+    })
 }

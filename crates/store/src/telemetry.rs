@@ -2,10 +2,10 @@
 //! many requests as are waiting (a group commit).
 use std::collections::HashSet;
 
-use switchyard_core::{ActionId, DeliveryId, DeliveryStatus, IntegrationId, OrgId, RecordId};
+use switchyard_core::{ActionId, DeliveryStatus, OrgId, RecordId};
 
 use crate::db::{q, Conn, Q};
-use crate::{json_text, IngestOutcome, NewRecord, Result, SqlStore};
+use crate::{IngestOutcome, NewDelivery, NewRecord, Result};
 
 /// Rows per multi-row INSERT (well under both drivers' parameter limits).
 const CHUNK: usize = 400;
@@ -17,11 +17,11 @@ pub(crate) fn push_row(query: &mut Q, args: Vec<crate::db::Arg>) {
     query.push_sql(&format!("{sep}({})", placeholders.join(", ")));
 }
 
-/// One pending delivery per (organization, integration, record), due now;
-/// `action` marks deliveries an action (a backfill) created.
+/// One pending delivery per row, due now; `lease_until` > 0 leases it to
+/// this node already; `action` marks deliveries an action (a backfill) created.
 pub(crate) async fn insert_pending(
     conn: &mut Conn<'_>,
-    rows: &[(&OrgId, &IntegrationId, &RecordId)],
+    rows: &[(&OrgId, &NewDelivery, &RecordId)],
     action: Option<&ActionId>,
     now: i64,
 ) -> Result<u64> {
@@ -30,19 +30,19 @@ pub(crate) async fn insert_pending(
         let mut insert =
             q("INSERT INTO deliveries (id, org_id, integration_id, record_id, status, attempts, retry_from, \
                             next_attempt_at, lease_until, created_at, updated_at, action_id) VALUES ");
-        for (org, integration, record) in chunk {
+        for (org, delivery, record) in chunk {
             push_row(
                 &mut insert,
                 vec![
-                    (&DeliveryId::new()).into(),
+                    (&delivery.id).into(),
                     (*org).into(),
-                    (*integration).into(),
+                    (&delivery.integration_id).into(),
                     (*record).into(),
                     DeliveryStatus::Pending.as_str().into(),
                     0i64.into(),
                     0i64.into(),
                     now.into(),
-                    0i64.into(),
+                    delivery.lease_until.into(),
                     now.into(),
                     now.into(),
                     action.map(|a| a.as_str()).into(),
@@ -54,58 +54,55 @@ pub(crate) async fn insert_pending(
     Ok(inserted)
 }
 
-impl SqlStore {
-    pub(crate) async fn ingest_records(
-        &self,
-        batches: &[(OrgId, Vec<NewRecord>)],
-        now: i64,
-    ) -> Result<Vec<IngestOutcome>> {
-        let rows: Vec<(usize, &OrgId, &NewRecord)> = batches
-            .iter()
-            .enumerate()
-            .flat_map(|(b, (org, records))| records.iter().map(move |r| (b, org, r)))
-            .collect();
-        let mut tx = self.pool.begin().await?;
-        let mut stored: HashSet<String> = HashSet::with_capacity(rows.len());
-        for chunk in rows.chunks(CHUNK) {
-            let mut insert = q(
-                "INSERT INTO records (id, org_id, client_id, device_id, kind, property, ts, received_at, body) VALUES ",
+/// Stores the records (skipping sender ids seen before) and their fan-out
+/// inside the caller's transaction: one outcome per batch, in order.
+pub(crate) async fn insert_records(
+    conn: &mut Conn<'_>,
+    batches: &[(OrgId, Vec<NewRecord>)],
+    now: i64,
+) -> Result<Vec<IngestOutcome>> {
+    let rows: Vec<(usize, usize, &OrgId, &NewRecord)> = batches
+        .iter()
+        .enumerate()
+        .flat_map(|(b, (org, records))| records.iter().enumerate().map(move |(i, r)| (b, i, org, r)))
+        .collect();
+    let mut stored: HashSet<String> = HashSet::with_capacity(rows.len());
+    for chunk in rows.chunks(CHUNK) {
+        let mut insert =
+            q("INSERT INTO records (id, org_id, client_id, device_id, kind, property, ts, received_at, body) VALUES ");
+        for (_, _, org, r) in chunk {
+            push_row(
+                &mut insert,
+                vec![
+                    (&r.id).into(),
+                    (*org).into(),
+                    r.record.id.clone().into(),
+                    (&r.record.device_id).into(),
+                    r.record.kind.as_str().into(),
+                    r.record.property.as_str().into(),
+                    r.record.timestamp.into(),
+                    r.record.received_at.into(),
+                    r.body.clone().into(),
+                ],
             );
-            for (_, org, r) in chunk {
-                push_row(
-                    &mut insert,
-                    vec![
-                        (&r.id).into(),
-                        (*org).into(),
-                        r.record.id.clone().into(),
-                        (&r.record.device_id).into(),
-                        r.record.kind.as_str().into(),
-                        r.record.property.as_str().into(),
-                        r.record.timestamp.into(),
-                        r.record.received_at.into(),
-                        json_text(&r.record).into(),
-                    ],
-                );
-            }
-            insert.push_sql(" ON CONFLICT (org_id, client_id) DO NOTHING RETURNING id");
-            for row in tx.conn().fetch_all(insert).await? {
-                stored.insert(row.get("id")?);
-            }
         }
-        let mut outcomes = vec![IngestOutcome::default(); batches.len()];
-        let mut fanout: Vec<(&OrgId, &NewRecord, &IntegrationId)> = Vec::new();
-        for (b, org, r) in &rows {
-            if stored.contains(r.id.as_str()) {
-                outcomes[*b].stored += 1;
-                outcomes[*b].deliveries += r.targets.len();
-                fanout.extend(r.targets.iter().map(|t| (*org, *r, t)));
-            } else {
-                outcomes[*b].duplicates += 1;
-            }
+        insert.push_sql(" ON CONFLICT (org_id, client_id) DO NOTHING RETURNING id");
+        for row in conn.fetch_all(insert).await? {
+            stored.insert(row.get("id")?);
         }
-        let rows: Vec<(&OrgId, &IntegrationId, &RecordId)> = fanout.iter().map(|(o, r, i)| (*o, *i, &r.id)).collect();
-        insert_pending(&mut tx.conn(), &rows, None, now).await?;
-        tx.commit().await?;
-        Ok(outcomes)
     }
+    let mut outcomes = vec![IngestOutcome::default(); batches.len()];
+    let mut fanout: Vec<(&OrgId, &NewDelivery, &RecordId)> = Vec::new();
+    for (b, i, org, r) in &rows {
+        if stored.contains(r.id.as_str()) {
+            outcomes[*b].stored += 1;
+            outcomes[*b].deliveries += r.targets.len();
+            fanout.extend(r.targets.iter().map(|t| (*org, t, &r.id)));
+        } else {
+            outcomes[*b].duplicates += 1;
+            outcomes[*b].skipped.push(*i);
+        }
+    }
+    insert_pending(conn, &fanout, None, now).await?;
+    Ok(outcomes)
 }

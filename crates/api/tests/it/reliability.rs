@@ -182,6 +182,30 @@ async fn a_slow_target_does_not_delay_another(backend: Backend) {
     assert!(slow.received().len() < 40, "the slow one is still busy");
 }
 
+/// New deliveries go straight to their worker while it has room; past that
+/// they wait in the outbox and are claimed behind the ones already there.
+async fn a_full_queue_leaves_the_rest_to_the_outbox_and_loses_none(backend: Backend) {
+    let app = spawn_configured(backend, |c| {
+        c.dispatcher.max_queued = 3;
+        c.dispatcher.concurrency = 1;
+    })
+    .await;
+    let rx = Receiver::start((0..60).map(|_| Answer(200, vec![], Duration::from_millis(3))).collect()).await;
+    let s = webhook_with_trigger(&app, &rx.url, json!({}), json!({"kinds": ["value"]})).await;
+    for batch in 0..3 {
+        let records: Vec<_> = (0..20).map(|i| value(&s.device, "a", json!(batch * 20 + i))).collect();
+        assert_eq!(app.post("/v2/telemetry", json!({"records": records})).await.body["deliveries"], 20);
+    }
+    rx.wait_for(60).await;
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    let got = rx.received();
+    let mut payloads: Vec<i64> = got.iter().map(|r| r.json()["payload"].as_i64().unwrap()).collect();
+    payloads.sort();
+    assert_eq!(payloads, (0..60).collect::<Vec<_>>(), "each record once");
+    let ids: std::collections::HashSet<_> = got.iter().map(|r| r.headers["webhook-id"].clone()).collect();
+    assert_eq!(ids.len(), 60);
+}
+
 async fn the_rate_limit_spaces_sends_and_drops_none(backend: Backend) {
     let app = spawn_configured(backend, |_| {}).await;
     let rx = Receiver::start(vec![]).await;
@@ -265,6 +289,7 @@ on_both_stores!(
     basic_bearer_and_digest_authenticate,
     timeouts_and_refused_connections_retry_with_the_reason,
     a_slow_target_does_not_delay_another,
+    a_full_queue_leaves_the_rest_to_the_outbox_and_loses_none,
     the_rate_limit_spaces_sends_and_drops_none,
     dead_after_the_last_attempt_then_resent,
     the_circuit_opens_after_repeated_failures_and_shows_it,

@@ -2,7 +2,7 @@ use std::collections::BTreeMap;
 
 use serde_json::json;
 use switchyard_core::*;
-use switchyard_store::{IntegrationFilter, PageRequest, StoreError};
+use switchyard_store::{Completion, IntegrationFilter, NewDelivery, NewRecord, PageRequest, StoreError};
 
 use crate::Harness;
 
@@ -373,4 +373,112 @@ pub async fn secrets_are_encrypted_at_rest(h: Harness) {
     };
     let other = switchyard_store::open(&url, wrong).await.unwrap();
     assert!(matches!(other.get_integration(&o.id, &i.id).await, Err(StoreError::Cipher(_))));
+}
+
+fn record(device: &DeviceId, property: &str, client_id: Option<&str>) -> Record {
+    Record {
+        kind: RecordKind::Value,
+        device_id: device.clone(),
+        property: property.into(),
+        timestamp: now_ms(),
+        payload: json!(1),
+        received_at: now_ms(),
+        scaled_payload: None,
+        name: None,
+        unit: None,
+        external_id: None,
+        property_id: None,
+        equipment_id: None,
+        gateway_interface_id: None,
+        slug: None,
+        is_out_of_service: None,
+        tags: BTreeMap::new(),
+        id: client_id.map(str::to_owned),
+    }
+}
+
+fn completion(id: &DeliveryId, status: DeliveryStatus, next: Option<i64>, error: Option<&str>) -> Completion {
+    let delivered = status == DeliveryStatus::Succeeded;
+    Completion {
+        id: id.clone(),
+        attempt: Attempt {
+            number: 1,
+            started_at: now_ms(),
+            duration_ms: 3,
+            outcome: if delivered { AttemptOutcome::Delivered } else { AttemptOutcome::Retry },
+            status_code: Some(if delivered { 200 } else { 503 }),
+            remote_id: None,
+            error: error.map(str::to_owned),
+            response_excerpt: Some("ok".into()),
+            target: Some("https://example.test/in".into()),
+        },
+        status,
+        next_attempt_at: next,
+    }
+}
+
+/// The writer's round: records with their deliveries (leased to this node or
+/// left to a claim), sender ids seen before skipped with their fan-out, and
+/// delivery results, all in one transaction; then retention by id range.
+pub async fn writer_rounds(h: Harness) {
+    let o = setup_org(&h, "acme").await;
+    let p = place("site", None);
+    h.store.create_place(&o.id, &p).await.unwrap();
+    let d = device("m1", &p.id);
+    h.store.create_device(&o.id, &d).await.unwrap();
+    let i = integration(&o.id, "hook", "WEBHOOK", Direction::Egress);
+    h.store.create_integration(&i).await.unwrap();
+    let now = now_ms();
+
+    let mut leased = NewDelivery::new(i.id.clone());
+    leased.lease_until = now + 60_000;
+    let waiting = NewDelivery::new(i.id.clone());
+    let first = NewRecord::new(record(&d.id, "power", Some("a")), vec![leased.clone()]);
+    let second = NewRecord::new(record(&d.id, "energy", None), vec![waiting.clone()]);
+    let out = h.store.write(&[(o.id.clone(), vec![first, second])], &[], now).await.unwrap();
+    assert_eq!(out.len(), 1);
+    assert_eq!((out[0].stored, out[0].duplicates, out[0].deliveries), (2, 0, 2));
+    assert!(out[0].skipped.is_empty());
+    let claimed = h.store.claim_due(now, now + 30_000, 10, &[]).await.unwrap();
+    let ids: Vec<&DeliveryId> = claimed.iter().map(|c| &c.id).collect();
+    assert_eq!(ids, [&waiting.id], "a delivery leased at its creation is not claimed");
+    assert_eq!(claimed[0].attempts, 0);
+    assert!(claimed[0].body.contains("\"energy\""), "{}", claimed[0].body);
+
+    // A round with a duplicate sender id and two results.
+    let dup = NewRecord::new(record(&d.id, "power", Some("a")), vec![NewDelivery::new(i.id.clone())]);
+    let fresh = NewRecord::new(record(&d.id, "volts", Some("b")), vec![]);
+    let results = [
+        completion(&leased.id, DeliveryStatus::Succeeded, None, None),
+        completion(&waiting.id, DeliveryStatus::Retrying, Some(now + 1_000), Some("503 Service Unavailable")),
+    ];
+    let out = h.store.write(&[(o.id.clone(), vec![dup.clone(), fresh])], &results, now).await.unwrap();
+    assert_eq!((out[0].stored, out[0].duplicates, out[0].deliveries), (1, 1, 0));
+    assert_eq!(out[0].skipped, [0], "the duplicate's position");
+    assert!(h.store.get_delivery(&o.id, &dup.targets[0].id).await.unwrap().is_none(), "no fan-out for a duplicate");
+    let (done, _, attempts) = h.store.get_delivery(&o.id, &leased.id).await.unwrap().unwrap();
+    assert_eq!(done.status, DeliveryStatus::Succeeded);
+    assert!(done.completed_at.is_some());
+    assert_eq!(attempts.len(), 1);
+    assert_eq!(attempts[0].status_code, Some(200));
+    let (retrying, _, attempts) = h.store.get_delivery(&o.id, &waiting.id).await.unwrap().unwrap();
+    assert_eq!(retrying.status, DeliveryStatus::Retrying);
+    assert_eq!(retrying.next_attempt_at, Some(now + 1_000));
+    assert_eq!(retrying.last_error.as_deref(), Some("503 Service Unavailable"));
+    assert_eq!(attempts[0].error.as_deref(), Some("503 Service Unavailable"));
+    // Results alone (no records) are a round too; writing one again changes nothing.
+    h.store.complete(&results[..1]).await.unwrap();
+    let (_, _, attempts) = h.store.get_delivery(&o.id, &leased.id).await.unwrap().unwrap();
+    assert_eq!(attempts.len(), 1);
+    let due = h.store.claim_due(now + 2_000, now + 32_000, 10, &[]).await.unwrap();
+    assert_eq!(due.iter().map(|c| &c.id).collect::<Vec<_>>(), [&waiting.id], "due again after its delay");
+    assert_eq!(due[0].attempts, 1);
+
+    // Retention: finished deliveries made before the bound, then records no delivery needs.
+    assert_eq!(h.store.purge(now - 60_000, 100).await.unwrap(), (0, 0), "nothing is that old");
+    let (deliveries, records) = h.store.purge(now_ms() + 1, 100).await.unwrap();
+    assert_eq!(deliveries, 1, "the succeeded delivery");
+    assert_eq!(records, 2, "its record and the one never routed; the retrying one's record stays");
+    assert!(h.store.get_delivery(&o.id, &leased.id).await.unwrap().is_none());
+    assert!(h.store.get_delivery(&o.id, &waiting.id).await.unwrap().is_some());
 }

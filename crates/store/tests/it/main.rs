@@ -48,4 +48,5 @@ conformance!(
     mappings,
     resources_under_paths,
     secrets_are_encrypted_at_rest,
+    writer_rounds,
 );

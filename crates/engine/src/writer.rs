@@ -1,0 +1,237 @@
+//! The writer: every write on the delivery path goes through one task, in
+//! rounds. A round takes every ingest request waiting and every delivery
+//! result waiting, writes them in one transaction (one sync to disk for all
+//! the records), answers each request, and hands the new deliveries straight
+//! to their integration's worker, leased, so they need no claim. Under load
+//! rounds grow; when idle, a request is written alone at once.
+use std::collections::HashMap;
+use std::time::Duration;
+
+use switchyard_core::{now_ms, DeliveryStatus, IntegrationId, OrgId};
+use switchyard_store::{Claimed, Completion, IngestOutcome, NewRecord, Store, StoreError};
+use tokio::sync::{mpsc, oneshot};
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
+
+use crate::dispatcher::{Wake, Workers};
+
+/// Records per round at most.
+const MAX_RECORDS: usize = 5000;
+/// Delivery results per round at most.
+const MAX_RESULTS: usize = 1000;
+
+struct Job {
+    org: OrgId,
+    records: Vec<NewRecord>,
+    done: oneshot::Sender<Result<IngestOutcome, StoreError>>,
+}
+
+#[derive(Clone)]
+pub(crate) struct Writer {
+    queue: mpsc::Sender<Job>,
+}
+
+/// What the writer runs on.
+pub(crate) struct Parts {
+    pub store: std::sync::Arc<dyn Store>,
+    pub workers: Workers,
+    pub wake: Wake,
+    pub results: mpsc::UnboundedReceiver<Completion>,
+    /// Cancelled once the dispatcher has stopped and every result is in the channel.
+    pub flushed: CancellationToken,
+}
+
+impl Writer {
+    pub(crate) fn start(parts: Parts, tracker: &TaskTracker) -> Self {
+        let (queue, jobs) = mpsc::channel::<Job>(4096);
+        // Its own thread: the round trips to the database are answered at
+        // once, not after the tasks queued on the shared runtime.
+        let (stopped, finished) = oneshot::channel::<()>();
+        let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().expect("a runtime");
+        std::thread::Builder::new()
+            .name("switchyard-writer".into())
+            .spawn(move || {
+                runtime.block_on(run(parts, jobs));
+                let _ = stopped.send(());
+            })
+            .expect("a thread");
+        tracker.spawn(async move {
+            let _ = finished.await;
+        });
+        Self { queue }
+    }
+
+    /// Returns once the records and their deliveries are committed.
+    pub(crate) async fn ingest(&self, org: OrgId, records: Vec<NewRecord>) -> Result<IngestOutcome, StoreError> {
+        let (done, answer) = oneshot::channel();
+        let gone = || StoreError::Corrupt("the writer stopped".into());
+        self.queue.send(Job { org, records, done }).await.map_err(|_| gone())?;
+        answer.await.map_err(|_| gone())?
+    }
+}
+
+async fn run(parts: Parts, mut jobs: mpsc::Receiver<Job>) {
+    let Parts { store, workers, wake, mut results, flushed } = parts;
+    let round = Round { store: &*store, workers: &workers, wake: &wake };
+    let mut jobs_open = true;
+    // Results a failed round could not write: retried first, never dropped.
+    let mut carried: Vec<Completion> = Vec::new();
+    let mut backoff = Duration::from_millis(50);
+    loop {
+        let mut batch = Vec::new();
+        let mut done = std::mem::take(&mut carried);
+        let mut last = false;
+        if done.is_empty() {
+            tokio::select! {
+                biased;
+                job = jobs.recv(), if jobs_open => match job {
+                    Some(job) => batch.push(job),
+                    None => jobs_open = false,
+                },
+                Some(result) = results.recv() => done.push(result),
+                _ = flushed.cancelled() => last = true,
+            }
+        }
+        let mut count: usize = batch.iter().map(|j| j.records.len()).sum();
+        while count < MAX_RECORDS {
+            match jobs.try_recv() {
+                Ok(job) => {
+                    count += job.records.len();
+                    batch.push(job);
+                }
+                Err(_) => break,
+            }
+        }
+        while done.len() < MAX_RESULTS {
+            match results.try_recv() {
+                Ok(r) => done.push(r),
+                Err(_) => break,
+            }
+        }
+        if let Err(unwritten) = round.write(batch, done).await {
+            tracing::error!(count = unwritten.len(), "recording delivery results failed; retrying");
+            carried = unwritten;
+            tokio::time::sleep(backoff).await;
+            backoff = (backoff * 2).min(Duration::from_secs(5));
+        } else {
+            backoff = Duration::from_millis(50);
+        }
+        if last && carried.is_empty() && results.is_empty() {
+            break;
+        }
+    }
+}
+
+struct Round<'a> {
+    store: &'a dyn Store,
+    workers: &'a Workers,
+    wake: &'a Wake,
+}
+
+impl Round<'_> {
+    /// Writes one round; on failure returns the results it could not record.
+    async fn write(&self, mut jobs: Vec<Job>, results: Vec<Completion>) -> Result<(), Vec<Completion>> {
+        if jobs.is_empty() && results.is_empty() {
+            return Ok(());
+        }
+        let now = now_ms();
+        let reserved = self.admit(&mut jobs, now);
+        let batches: Vec<(OrgId, Vec<NewRecord>)> =
+            jobs.iter_mut().map(|j| (j.org.clone(), std::mem::take(&mut j.records))).collect();
+        let retrying = results.iter().any(|c| c.status == DeliveryStatus::Retrying);
+        match self.store.write(&batches, &results, now).await {
+            Ok(outcomes) => {
+                let waiting = self.hand_over(&batches, &outcomes, now);
+                if waiting || retrying {
+                    self.wake.wake();
+                }
+                for (job, outcome) in jobs.into_iter().zip(outcomes) {
+                    let _ = job.done.send(Ok(outcome));
+                }
+                Ok(())
+            }
+            Err(e) => {
+                for (integration, n) in reserved {
+                    self.workers.release(&integration, n);
+                }
+                self.wake.wake();
+                if jobs.len() == 1 && results.is_empty() {
+                    let _ = jobs.remove(0).done.send(Err(e));
+                    return Ok(());
+                }
+                // One bad request must fail neither the others nor the results:
+                // each request alone (its deliveries left to a claim), then the results.
+                for (job, (org, mut records)) in jobs.into_iter().zip(batches) {
+                    for t in records.iter_mut().flat_map(|r| r.targets.iter_mut()) {
+                        t.lease_until = 0;
+                    }
+                    let _ = job.done.send(self.store.ingest(&[(org, records)], now).await.map(|mut o| o.remove(0)));
+                }
+                if results.is_empty() {
+                    return Ok(());
+                }
+                self.store.complete(&results).await.map_err(|_| results)
+            }
+        }
+    }
+
+    /// Reserves worker room for the round's deliveries and leases those
+    /// admitted; returns the reservations per integration.
+    fn admit(&self, jobs: &mut [Job], now: i64) -> HashMap<IntegrationId, usize> {
+        let mut wanted: HashMap<(&OrgId, IntegrationId), usize> = HashMap::new();
+        for job in jobs.iter() {
+            for t in job.records.iter().flat_map(|r| &r.targets) {
+                *wanted.entry((&job.org, t.integration_id.clone())).or_default() += 1;
+            }
+        }
+        let mut granted: HashMap<IntegrationId, usize> = HashMap::new();
+        for ((org, integration), n) in wanted {
+            let taken = self.workers.admit(org, &integration, n);
+            if taken > 0 {
+                granted.insert(integration, taken);
+            }
+        }
+        let lease_until = now + self.workers.lease().as_millis() as i64;
+        let mut left = granted.clone();
+        for job in jobs.iter_mut() {
+            for t in job.records.iter_mut().flat_map(|r| r.targets.iter_mut()) {
+                if let Some(n) = left.get_mut(&t.integration_id).filter(|n| **n > 0) {
+                    *n -= 1;
+                    t.lease_until = lease_until;
+                }
+            }
+        }
+        granted
+    }
+
+    /// Queues the stored, leased deliveries on their workers and gives back
+    /// the room of those not stored (duplicates); returns whether any new
+    /// delivery was left to a claim.
+    fn hand_over(&self, batches: &[(OrgId, Vec<NewRecord>)], outcomes: &[IngestOutcome], now: i64) -> bool {
+        let mut claimed = Vec::new();
+        let mut waiting = false;
+        for ((org, records), outcome) in batches.iter().zip(outcomes) {
+            for (i, r) in records.iter().enumerate() {
+                let stored = !outcome.skipped.contains(&i);
+                for t in r.targets.iter() {
+                    match (t.lease_until > 0, stored) {
+                        (true, true) => claimed.push(Claimed {
+                            id: t.id.clone(),
+                            org_id: org.clone(),
+                            integration_id: t.integration_id.clone(),
+                            attempts: 0,
+                            retry_from: 0,
+                            body: r.body.clone(),
+                            created_at: now,
+                        }),
+                        (true, false) => self.workers.release(&t.integration_id, 1),
+                        (false, true) => waiting = true,
+                        (false, false) => {}
+                    }
+                }
+            }
+        }
+        self.workers.hand_over(claimed);
+        waiting
+    }
+}

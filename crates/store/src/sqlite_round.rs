@@ -1,0 +1,150 @@
+//! The writer's round on SQLite: one transaction on a connection of its own,
+//! run on the calling thread. sqlx runs each SQLite connection on a worker
+//! thread and every statement is a hand-over to it and back; on a busy
+//! machine each hand-over (a thread wake-up) costs more than the statement.
+//! Here a round is statements run in place, prepared once per connection.
+//! Rounds take the same in-process write turn as every other write.
+use std::path::Path;
+use std::time::Duration;
+
+use rusqlite::{params, OpenFlags};
+use switchyard_core::{DeliveryStatus, OrgId};
+
+use crate::db::Durability;
+use crate::deliveries::new_state;
+use crate::{Completion, IngestOutcome, NewRecord, Result};
+
+pub(crate) struct RoundConnection {
+    db: rusqlite::Connection,
+    /// Whether it is set to `synchronous=NORMAL` now.
+    relaxed: bool,
+}
+
+impl RoundConnection {
+    /// Opens the database file (created and migrated already) as the pools do:
+    /// WAL journal, full sync, foreign keys, a busy timeout.
+    pub(crate) fn open(path: &Path) -> Result<Self> {
+        let flags = OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_NO_MUTEX | OpenFlags::SQLITE_OPEN_URI;
+        let db = rusqlite::Connection::open_with_flags(path, flags)?;
+        db.busy_timeout(Duration::from_secs(10))?;
+        db.execute_batch("PRAGMA journal_mode = WAL; PRAGMA synchronous = FULL; PRAGMA foreign_keys = ON;")?;
+        Ok(Self { db, relaxed: false })
+    }
+}
+
+/// Stores the batches and records the completions in one transaction.
+/// Blocks the calling thread for the transaction and its sync to disk.
+pub(crate) fn write(
+    conn: &mut RoundConnection,
+    durability: Durability,
+    batches: &[(OrgId, Vec<NewRecord>)],
+    completions: &[Completion],
+    now: i64,
+) -> Result<Vec<IngestOutcome>> {
+    let want = durability == Durability::Relaxed;
+    if conn.relaxed != want {
+        conn.db.execute_batch(if want { "PRAGMA synchronous = NORMAL" } else { "PRAGMA synchronous = FULL" })?;
+        conn.relaxed = want;
+    }
+    let db = &conn.db;
+    db.execute_batch("BEGIN IMMEDIATE")?;
+    let outcome = statements(db, batches, completions, now).and_then(|o| {
+        db.execute_batch("COMMIT")?;
+        Ok(o)
+    });
+    if outcome.is_err() && !db.is_autocommit() {
+        // Never leave the connection inside a transaction.
+        let _ = db.execute_batch("ROLLBACK");
+    }
+    outcome
+}
+
+fn statements(
+    db: &rusqlite::Connection,
+    batches: &[(OrgId, Vec<NewRecord>)],
+    completions: &[Completion],
+    now: i64,
+) -> Result<Vec<IngestOutcome>> {
+    let mut outcomes = vec![IngestOutcome::default(); batches.len()];
+    if !batches.is_empty() {
+        let mut records = db.prepare_cached(
+            "INSERT INTO records (id, org_id, client_id, device_id, kind, property, ts, received_at, body) \
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9) ON CONFLICT (org_id, client_id) DO NOTHING",
+        )?;
+        let mut deliveries = db.prepare_cached(
+            "INSERT INTO deliveries (id, org_id, integration_id, record_id, status, attempts, retry_from, \
+             next_attempt_at, lease_until, created_at, updated_at) VALUES (?1, ?2, ?3, ?4, ?5, 0, 0, ?6, ?7, ?6, ?6)",
+        )?;
+        for ((org, batch), outcome) in batches.iter().zip(outcomes.iter_mut()) {
+            for (i, r) in batch.iter().enumerate() {
+                let stored = records.execute(params![
+                    r.id.as_str(),
+                    org.as_str(),
+                    r.record.id.as_deref(),
+                    r.record.device_id.as_str(),
+                    r.record.kind.as_str(),
+                    r.record.property.as_str(),
+                    r.record.timestamp,
+                    r.record.received_at,
+                    r.body.as_str(),
+                ])? == 1;
+                if !stored {
+                    outcome.duplicates += 1;
+                    outcome.skipped.push(i);
+                    continue;
+                }
+                outcome.stored += 1;
+                outcome.deliveries += r.targets.len();
+                for t in &r.targets {
+                    deliveries.execute(params![
+                        t.id.as_str(),
+                        org.as_str(),
+                        t.integration_id.as_str(),
+                        r.id.as_str(),
+                        DeliveryStatus::Pending.as_str(),
+                        now,
+                        t.lease_until,
+                    ])?;
+                }
+            }
+        }
+    }
+    if !completions.is_empty() {
+        let mut attempts = db.prepare_cached(
+            "INSERT INTO delivery_attempts (delivery_id, number, started_at, duration_ms, outcome, status_code, \
+             remote_id, error, response_excerpt, target) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10) \
+             ON CONFLICT (delivery_id, number) DO NOTHING",
+        )?;
+        let mut states = db.prepare_cached(
+            "UPDATE deliveries SET status = ?2, attempts = ?3, next_attempt_at = ?4, lease_until = 0, \
+             updated_at = ?5, completed_at = ?6, target = ?7, last_error = ?8 WHERE id = ?1",
+        )?;
+        for c in completions {
+            let a = &c.attempt;
+            attempts.execute(params![
+                c.id.as_str(),
+                a.number,
+                a.started_at,
+                a.duration_ms,
+                a.outcome.as_str(),
+                a.status_code,
+                a.remote_id,
+                a.error,
+                a.response_excerpt,
+                a.target,
+            ])?;
+            let state = new_state(c);
+            states.execute(params![
+                c.id.as_str(),
+                c.status.as_str(),
+                a.number,
+                state.next_attempt_at,
+                state.now,
+                state.completed_at,
+                a.target,
+                state.last_error,
+            ])?;
+        }
+    }
+    Ok(outcomes)
+}
