@@ -11,7 +11,6 @@ use anyhow::Context;
 use axum::body::Bytes;
 use serde_json::{json, Value};
 use switchyard_core::{keys, now_ms, ApiKey, ApiKeyId, Cipher, Org, OrgId, Scope};
-use tokio::sync::Semaphore;
 
 #[derive(Debug, Clone, clap::Args)]
 pub struct BenchArgs {
@@ -162,19 +161,19 @@ pub async fn run(args: BenchArgs) -> anyhow::Result<()> {
     // (a) The baseline: the same HTTP client, straight to the same receiver.
     let body = serde_json::to_vec(&record(&device, "baseline".into()))?;
     let raw_client = switchyard_connectors::EgressContext::new(policy).http;
-    let gate = Arc::new(Semaphore::new(64));
+    let next = Arc::new(std::sync::atomic::AtomicUsize::new(0));
     let started = Instant::now();
-    let mut sends = Vec::with_capacity(args.records);
-    for _ in 0..args.records {
-        let permit = gate.clone().acquire_owned().await?;
-        let (c, t, b) = (raw_client.clone(), target.clone(), body.clone());
-        sends.push(tokio::spawn(async move {
-            let r = c.post(&t).header("content-type", "application/json").body(b).send().await;
-            drop(permit);
-            r.map(drop)
+    let mut senders = Vec::with_capacity(64);
+    for _ in 0..64 {
+        let (c, t, b, next, n) = (raw_client.clone(), target.clone(), body.clone(), next.clone(), args.records);
+        senders.push(tokio::spawn(async move {
+            while next.fetch_add(1, Ordering::Relaxed) < n {
+                c.post(&t).header("content-type", "application/json").body(b.clone()).send().await?;
+            }
+            Ok::<(), reqwest::Error>(())
         }));
     }
-    for s in sends {
+    for s in senders {
         s.await??;
     }
     let raw_rate = args.records as f64 / started.elapsed().as_secs_f64();
@@ -263,21 +262,26 @@ where
     Fut: std::future::Future<Output = anyhow::Result<Value>> + Send,
 {
     let before = receiver.count.load(Ordering::Relaxed);
-    let gate = Arc::new(Semaphore::new(clients));
+    let chunks = n.div_ceil(batch);
+    let next = Arc::new(std::sync::atomic::AtomicUsize::new(0));
     let started = Instant::now();
-    let mut requests = Vec::new();
-    for chunk in 0..n.div_ceil(batch) {
-        let permit = gate.clone().acquire_owned().await?;
-        let records: Vec<Value> = (0..batch).map(|i| record(device, format!("{label}-{chunk}-{i}"))).collect();
-        let post = post.clone();
-        requests.push(tokio::spawn(async move {
-            let r = post("/telemetry", json!({"records": records})).await;
-            drop(permit);
-            r.map(drop)
+    // Each client is a task sending its next request as soon as the last is answered.
+    let mut clients_done = Vec::new();
+    for _ in 0..clients {
+        let (post, next, device, label) = (post.clone(), next.clone(), device.to_owned(), label.to_owned());
+        clients_done.push(tokio::spawn(async move {
+            loop {
+                let chunk = next.fetch_add(1, Ordering::Relaxed);
+                if chunk >= chunks {
+                    return Ok::<(), anyhow::Error>(());
+                }
+                let records: Vec<Value> = (0..batch).map(|i| record(&device, format!("{label}-{chunk}-{i}"))).collect();
+                post("/telemetry", json!({"records": records})).await?;
+            }
         }));
     }
-    for r in requests {
-        r.await??;
+    for c in clients_done {
+        c.await??;
     }
     let accepted = started.elapsed();
     let done = receiver.wait_for(before + (n.div_ceil(batch) * batch) as u64, Duration::from_secs(600)).await?;
