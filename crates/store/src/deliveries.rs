@@ -161,6 +161,16 @@ impl DeliveryStore for SqlStore {
         limit: usize,
         exclude: &[IntegrationId],
     ) -> Result<Vec<Claimed>> {
+        if let Pool::Sqlite { rounds, turn, .. } = &self.pool {
+            let _turn = turn.lock().await;
+            let (rounds, exclude) = (rounds.clone(), exclude.to_vec());
+            return tokio::task::spawn_blocking(move || {
+                let mut conn = rounds.lock().unwrap_or_else(|e| e.into_inner());
+                crate::sqlite_round::claim(&mut conn, now, lease_until, limit, &exclude)
+            })
+            .await
+            .map_err(|e| StoreError::Corrupt(format!("the claim stopped: {e}")))?;
+        }
         let mut query = q("UPDATE deliveries SET lease_until = $1 WHERE id IN (SELECT id FROM deliveries WHERE ")
             .bind(lease_until)
             .bind(now);

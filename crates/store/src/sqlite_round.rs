@@ -3,16 +3,17 @@
 //! thread and every statement is a hand-over to it and back; on a busy
 //! machine each hand-over (a thread wake-up) costs more than the statement.
 //! Here a round is statements run in place, prepared once per connection.
-//! Rounds take the same in-process write turn as every other write.
+//! Rounds take the same in-process write turn as every other write. Claims
+//! run here too (on a blocking thread), in one statement.
 use std::path::Path;
 use std::time::Duration;
 
 use rusqlite::{params, OpenFlags};
-use switchyard_core::{DeliveryStatus, OrgId};
+use switchyard_core::{DeliveryId, DeliveryStatus, IntegrationId, OrgId};
 
 use crate::db::Durability;
 use crate::deliveries::new_state;
-use crate::{Completion, IngestOutcome, NewRecord, Result};
+use crate::{Claimed, Completion, IngestOutcome, NewRecord, Result, StoreError};
 
 pub(crate) struct RoundConnection {
     db: rusqlite::Connection,
@@ -147,4 +148,53 @@ fn statements(
         }
     }
     Ok(outcomes)
+}
+
+/// Leases up to `limit` due deliveries (oldest due first) of enabled
+/// integrations not in `exclude`, with their records' bodies, in one
+/// statement. Results of a crash are only re-sends, so it is not synced.
+pub(crate) fn claim(
+    conn: &mut RoundConnection,
+    now: i64,
+    lease_until: i64,
+    limit: usize,
+    exclude: &[IntegrationId],
+) -> Result<Vec<Claimed>> {
+    if !conn.relaxed {
+        conn.db.execute_batch("PRAGMA synchronous = NORMAL")?;
+        conn.relaxed = true;
+    }
+    let excluded = serde_json::to_string(&exclude.iter().map(|i| i.as_str()).collect::<Vec<_>>())
+        .map_err(|e| StoreError::Corrupt(e.to_string()))?;
+    let mut claim = conn.db.prepare_cached(
+        "UPDATE deliveries SET lease_until = ?1 WHERE id IN (SELECT id FROM deliveries \
+         WHERE status IN ('pending', 'retrying') AND next_attempt_at <= ?2 AND lease_until <= ?2 \
+         AND EXISTS (SELECT 1 FROM integrations i WHERE i.id = deliveries.integration_id AND i.enabled = TRUE) \
+         AND integration_id NOT IN (SELECT value FROM json_each(?3)) ORDER BY next_attempt_at LIMIT ?4) \
+         RETURNING id, org_id, integration_id, attempts, retry_from, created_at, record_id, \
+         (SELECT body FROM records r WHERE r.id = deliveries.record_id)",
+    )?;
+    let rows = claim.query_map(params![lease_until, now, excluded, limit as i64], |row| {
+        Ok((
+            Claimed {
+                id: DeliveryId::from_stored(row.get(0)?),
+                org_id: OrgId::from_stored(row.get(1)?),
+                integration_id: IntegrationId::from_stored(row.get(2)?),
+                attempts: row.get(3)?,
+                retry_from: row.get(4)?,
+                created_at: row.get(5)?,
+                body: row.get::<_, Option<String>>(7)?.unwrap_or_default(),
+            },
+            row.get::<_, String>(6)?,
+        ))
+    })?;
+    let mut claimed = Vec::new();
+    for row in rows {
+        let (c, record) = row?;
+        if c.body.is_empty() {
+            return Err(StoreError::Corrupt(format!("record {record} missing")));
+        }
+        claimed.push(c);
+    }
+    Ok(claimed)
 }

@@ -439,6 +439,8 @@ pub async fn writer_rounds(h: Harness) {
     assert_eq!(out.len(), 1);
     assert_eq!((out[0].stored, out[0].duplicates, out[0].deliveries), (2, 0, 2));
     assert!(out[0].skipped.is_empty());
+    let skipped = h.store.claim_due(now, now + 30_000, 10, std::slice::from_ref(&i.id)).await.unwrap();
+    assert!(skipped.is_empty(), "an excluded integration's deliveries stay in the outbox");
     let claimed = h.store.claim_due(now, now + 30_000, 10, &[]).await.unwrap();
     let ids: Vec<&DeliveryId> = claimed.iter().map(|c| &c.id).collect();
     assert_eq!(ids, [&waiting.id], "a delivery leased at its creation is not claimed");
