@@ -71,6 +71,31 @@ pub struct Record {
     pub id: Option<String>,
 }
 
+impl Record {
+    /// A record with only its required fields; the optional ones are absent.
+    pub fn new(kind: RecordKind, device_id: DeviceId, property: String, timestamp: i64, payload: Value) -> Self {
+        Self {
+            kind,
+            device_id,
+            property,
+            timestamp,
+            payload,
+            received_at: timestamp,
+            scaled_payload: None,
+            name: None,
+            unit: None,
+            external_id: None,
+            property_id: None,
+            equipment_id: None,
+            gateway_interface_id: None,
+            slug: None,
+            is_out_of_service: None,
+            tags: BTreeMap::new(),
+            id: None,
+        }
+    }
+}
+
 /// What decides that an egress integration receives a record: its kind, its
 /// object (exact or `*` glob; any when empty), and where its device is (a
 /// Place covers its subtree; anywhere when empty).

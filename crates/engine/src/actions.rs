@@ -74,24 +74,12 @@ fn plan(kind: &str, params: &Map<String, Value>) -> Result<Plan, ActionError> {
             None => RecordKind::Value,
         };
         let now = now_ms();
+        let property = params.get("property").and_then(Value::as_str).unwrap_or("switchyard_test").to_owned();
+        let payload = params.get("payload").cloned().unwrap_or_else(|| json!({"test": true}));
         let record = Record {
-            kind: record_kind,
-            device_id: device,
-            property: params.get("property").and_then(Value::as_str).unwrap_or("switchyard_test").to_owned(),
-            timestamp: now,
-            payload: params.get("payload").cloned().unwrap_or_else(|| json!({"test": true})),
-            received_at: now,
-            scaled_payload: None,
             name: Some("Switchyard test send".into()),
-            unit: None,
-            external_id: None,
-            property_id: None,
-            equipment_id: None,
-            gateway_interface_id: None,
-            slug: None,
-            is_out_of_service: None,
             tags: [("switchyard".to_owned(), "test-send".to_owned())].into(),
-            id: None,
+            ..Record::new(record_kind, device, property, now, payload)
         };
         Plan::TestSend { record: Box::new(record) }
     } else {

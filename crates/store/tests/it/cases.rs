@@ -377,23 +377,8 @@ pub async fn secrets_are_encrypted_at_rest(h: Harness) {
 
 fn record(device: &DeviceId, property: &str, client_id: Option<&str>) -> Record {
     Record {
-        kind: RecordKind::Value,
-        device_id: device.clone(),
-        property: property.into(),
-        timestamp: now_ms(),
-        payload: json!(1),
-        received_at: now_ms(),
-        scaled_payload: None,
-        name: None,
-        unit: None,
-        external_id: None,
-        property_id: None,
-        equipment_id: None,
-        gateway_interface_id: None,
-        slug: None,
-        is_out_of_service: None,
-        tags: BTreeMap::new(),
         id: client_id.map(str::to_owned),
+        ..Record::new(RecordKind::Value, device.clone(), property.into(), now_ms(), json!(1))
     }
 }
 
