@@ -109,8 +109,7 @@ impl Engine {
         let workers = dispatcher::Workers::new(parts, tracker, &shutdown);
         let flushed = CancellationToken::new();
         dispatcher::spawn(workers.clone(), flushed.clone());
-        let runtime = tokio::runtime::Handle::current();
-        let parts = writer::Parts { store: store.clone(), workers, wake: wake.clone(), results, flushed, runtime };
+        let parts = writer::Parts { store: store.clone(), workers, wake: wake.clone(), results, flushed };
         let writer = writer::Writer::start(parts, tracker);
         let router = Router::new(store.clone());
         Ok(Arc::new(Engine { router, store, wake, circuits, changes, egress: ctx, metrics, writer }))

@@ -8,7 +8,7 @@ use std::collections::HashMap;
 use std::time::Duration;
 
 use switchyard_core::{now_ms, DeliveryStatus, IntegrationId, OrgId};
-use switchyard_store::{Claimed, Completion, IngestOutcome, NewRecord, Store, StoreError, Written};
+use switchyard_store::{Claimed, Completion, IngestOutcome, NewRecord, Store, StoreError};
 use tokio::sync::{mpsc, oneshot};
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
@@ -39,7 +39,6 @@ pub(crate) struct Parts {
     pub results: mpsc::UnboundedReceiver<Completion>,
     /// Cancelled once the dispatcher has stopped and every result is in the channel.
     pub flushed: CancellationToken,
-    pub runtime: tokio::runtime::Handle,
 }
 
 impl Writer {
@@ -72,8 +71,8 @@ impl Writer {
 }
 
 async fn run(parts: Parts, mut jobs: mpsc::Receiver<Job>) {
-    let Parts { store, workers, wake, mut results, flushed, runtime } = parts;
-    let round = Round { store: &*store, workers: &workers, wake: &wake, runtime: &runtime };
+    let Parts { store, workers, wake, mut results, flushed } = parts;
+    let round = Round { store: &*store, workers: &workers, wake: &wake };
     let mut jobs_open = true;
     // Results a failed round could not write: retried first, never dropped.
     let mut carried: Vec<Completion> = Vec::new();
@@ -127,8 +126,6 @@ struct Round<'a> {
     store: &'a dyn Store,
     workers: &'a Workers,
     wake: &'a Wake,
-    /// Where a round finishes (the shared runtime), so the writer goes on.
-    runtime: &'a tokio::runtime::Handle,
 }
 
 impl Round<'_> {
@@ -142,33 +139,15 @@ impl Round<'_> {
         let batches: Vec<(OrgId, Vec<NewRecord>)> =
             jobs.iter_mut().map(|j| (j.org.clone(), std::mem::take(&mut j.records))).collect();
         let retrying = results.iter().any(|c| c.status == DeliveryStatus::Retrying);
-        match self.store.write_round(&batches, &results, now).await {
-            Ok(Written { outcomes, durable }) => {
-                let (ready, waiting) = self.ready(&batches, &outcomes, now);
-                let (workers, wake) = (self.workers.clone(), self.wake.clone());
-                // Nothing is sent or acknowledged before it is on disk; the
-                // next round need not wait for that.
-                let finish = async move {
-                    if let Err(e) = durable.wait().await {
-                        tracing::error!(error = %e, "a written round did not reach the disk");
-                        for d in &ready {
-                            workers.release(&d.integration_id, 1);
-                        }
-                        wake.wake();
-                        for job in jobs {
-                            let _ = job.done.send(Err(StoreError::Corrupt(e.to_string())));
-                        }
-                        return;
-                    }
-                    workers.hand_over(ready);
-                    if waiting || retrying {
-                        wake.wake();
-                    }
-                    for (job, outcome) in jobs.into_iter().zip(outcomes) {
-                        let _ = job.done.send(Ok(outcome));
-                    }
-                };
-                self.runtime.spawn(finish);
+        match self.store.write(&batches, &results, now).await {
+            Ok(outcomes) => {
+                let waiting = self.hand_over(&batches, &outcomes, now);
+                if waiting || retrying {
+                    self.wake.wake();
+                }
+                for (job, outcome) in jobs.into_iter().zip(outcomes) {
+                    let _ = job.done.send(Ok(outcome));
+                }
                 Ok(())
             }
             Err(e) => {
@@ -225,10 +204,10 @@ impl Round<'_> {
         granted
     }
 
-    /// The stored, leased deliveries, to hand to their workers once the round
-    /// is on disk; gives back the room of those not stored (duplicates).
-    /// Also returns whether any new delivery was left to a claim.
-    fn ready(&self, batches: &[(OrgId, Vec<NewRecord>)], outcomes: &[IngestOutcome], now: i64) -> (Vec<Claimed>, bool) {
+    /// Queues the stored, leased deliveries on their workers and gives back
+    /// the room of those not stored (duplicates); returns whether any new
+    /// delivery was left to a claim.
+    fn hand_over(&self, batches: &[(OrgId, Vec<NewRecord>)], outcomes: &[IngestOutcome], now: i64) -> bool {
         let mut claimed = Vec::new();
         let mut waiting = false;
         for ((org, records), outcome) in batches.iter().zip(outcomes) {
@@ -252,6 +231,7 @@ impl Round<'_> {
                 }
             }
         }
-        (claimed, waiting)
+        self.workers.hand_over(claimed);
+        waiting
     }
 }

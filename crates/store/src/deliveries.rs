@@ -7,8 +7,8 @@ use switchyard_core::{
 use crate::db::{q, Conn, Durability, Pool, Row};
 use crate::telemetry::{insert_records, push_row};
 use crate::{
-    from_json, page_clause, paged, Claimed, Completion, DeliveryFilter, DeliveryStore, Durable, NewRecord, Page,
-    PageRequest, PendingSummary, Result, SqlStore, StoreError, Written,
+    from_json, page_clause, paged, Claimed, Completion, DeliveryFilter, DeliveryStore, IngestOutcome, NewRecord, Page,
+    PageRequest, PendingSummary, Result, SqlStore, StoreError,
 };
 
 const COLUMNS: &str = "id, integration_id, record_id, status, attempts, next_attempt_at, created_at, updated_at, \
@@ -130,14 +130,14 @@ pub(crate) async fn write_completions(conn: &mut Conn<'_>, results: &[Completion
 
 #[async_trait]
 impl DeliveryStore for SqlStore {
-    async fn write_round(
+    async fn write(
         &self,
         batches: &[(OrgId, Vec<NewRecord>)],
         completions: &[Completion],
         now: i64,
-    ) -> Result<Written> {
+    ) -> Result<Vec<IngestOutcome>> {
         if batches.is_empty() && completions.is_empty() {
-            return Ok(Written { outcomes: vec![], durable: Durable::now() });
+            return Ok(vec![]);
         }
         // Accepted records must be on disk before the answer; results alone may lag
         // (losing one only means the delivery is sent again).
@@ -151,7 +151,7 @@ impl DeliveryStore for SqlStore {
         let outcomes = insert_records(&mut tx.conn(), batches, now).await?;
         write_completions(&mut tx.conn(), completions).await?;
         tx.commit().await?;
-        Ok(Written { outcomes, durable: Durable::now() })
+        Ok(outcomes)
     }
 
     async fn claim_due(

@@ -246,41 +246,6 @@ impl NewDelivery {
     }
 }
 
-/// A committed writer round.
-#[derive(Debug)]
-pub struct Written {
-    pub outcomes: Vec<IngestOutcome>,
-    pub durable: Durable,
-}
-
-/// Resolves when a committed round is also on disk.
-#[derive(Debug)]
-pub struct Durable(Option<tokio::sync::oneshot::Receiver<std::result::Result<(), String>>>);
-
-impl Durable {
-    /// Already on disk (or nothing to sync).
-    pub fn now() -> Self {
-        Durable(None)
-    }
-
-    pub(crate) fn after(synced: tokio::sync::oneshot::Receiver<std::result::Result<(), String>>) -> Self {
-        Durable(Some(synced))
-    }
-
-    pub fn is_now(&self) -> bool {
-        self.0.is_none()
-    }
-
-    pub async fn wait(self) -> Result<()> {
-        let Some(synced) = self.0 else { return Ok(()) };
-        match synced.await {
-            Ok(Ok(())) => Ok(()),
-            Ok(Err(e)) => Err(StoreError::Corrupt(format!("syncing the log to disk failed: {e}"))),
-            Err(_) => Err(StoreError::Corrupt("the log syncer stopped".into())),
-        }
-    }
-}
-
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct IngestOutcome {
     pub stored: usize,
@@ -344,28 +309,14 @@ pub trait DeliveryStore: Send + Sync {
         self.write(batches, &[], now).await
     }
     /// One round of the writer: stores the batches as `ingest` does and
-    /// records the completions as `complete` does, in one transaction, and
-    /// returns once it is on disk when it holds records.
+    /// records the completions as `complete` does, in one transaction, synced
+    /// to disk before it returns when it holds records.
     async fn write(
         &self,
         batches: &[(OrgId, Vec<NewRecord>)],
         completions: &[Completion],
         now: i64,
-    ) -> Result<Vec<IngestOutcome>> {
-        let written = self.write_round(batches, completions, now).await?;
-        written.durable.wait().await?;
-        Ok(written.outcomes)
-    }
-    /// `write`, returning once committed: its `durable` resolves when the
-    /// round is on disk too (at once where commit and sync are one step).
-    /// Until then nothing of it may be acknowledged or sent; meanwhile the
-    /// next round can be written.
-    async fn write_round(
-        &self,
-        batches: &[(OrgId, Vec<NewRecord>)],
-        completions: &[Completion],
-        now: i64,
-    ) -> Result<Written>;
+    ) -> Result<Vec<IngestOutcome>>;
     /// Leases up to `limit` due deliveries (oldest due first), skipping the
     /// integrations in `exclude`.
     async fn claim_due(

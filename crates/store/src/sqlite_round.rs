@@ -5,8 +5,7 @@
 //! Here a round is statements run in place, prepared once per connection.
 //! Rounds take the same in-process write turn as every other write. Claims
 //! run here too (on a blocking thread), in one statement.
-use std::fs::File;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::time::Duration;
 
 use rusqlite::{params, OpenFlags};
@@ -14,75 +13,40 @@ use switchyard_core::{DeliveryId, DeliveryStatus, IntegrationId, OrgId};
 
 use crate::db::Durability;
 use crate::deliveries::new_state;
-use tokio::sync::oneshot;
-
-use crate::{Claimed, Completion, Durable, IngestOutcome, NewRecord, Result, StoreError, Written};
+use crate::{Claimed, Completion, IngestOutcome, NewRecord, Result, StoreError};
 
 pub(crate) struct RoundConnection {
     db: rusqlite::Connection,
-    syncer: Syncer,
+    /// Whether it is set to `synchronous=NORMAL` now.
+    relaxed: bool,
 }
 
 impl RoundConnection {
-    /// Opens the database file (created and migrated already) as the pools do
-    /// (WAL journal, foreign keys, a busy timeout), but commits without a sync:
-    /// its syncer syncs the log after the commit, off the writer's path.
+    /// Opens the database file (created and migrated already) as the pools do:
+    /// WAL journal, full sync, foreign keys, a busy timeout.
     pub(crate) fn open(path: &Path) -> Result<Self> {
         let flags = OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_NO_MUTEX | OpenFlags::SQLITE_OPEN_URI;
         let db = rusqlite::Connection::open_with_flags(path, flags)?;
         db.busy_timeout(Duration::from_secs(10))?;
-        db.execute_batch("PRAGMA journal_mode = WAL; PRAGMA synchronous = NORMAL; PRAGMA foreign_keys = ON;")?;
-        let mut wal = path.as_os_str().to_owned();
-        wal.push("-wal");
-        Ok(Self { db, syncer: Syncer::start(wal.into())? })
+        db.execute_batch("PRAGMA journal_mode = WAL; PRAGMA synchronous = FULL; PRAGMA foreign_keys = ON;")?;
+        Ok(Self { db, relaxed: false })
     }
 }
 
-/// Syncs the write-ahead log to disk for every round that asks, one sync for
-/// all that asked while the last one ran (a group commit of the syncs).
-/// `synchronous=NORMAL` commits write the log without syncing it; a sync of
-/// the log file afterwards makes them as durable as a `FULL` commit would.
-struct Syncer {
-    asks: std::sync::mpsc::Sender<oneshot::Sender<std::result::Result<(), String>>>,
-}
-
-impl Syncer {
-    fn start(wal: PathBuf) -> Result<Self> {
-        let (asks, rx) = std::sync::mpsc::channel::<oneshot::Sender<std::result::Result<(), String>>>();
-        std::thread::Builder::new()
-            .name("switchyard-sync".into())
-            .spawn(move || {
-                while let Ok(first) = rx.recv() {
-                    let mut waiting = vec![first];
-                    waiting.extend(rx.try_iter());
-                    // Every commit of those asking precedes this sync.
-                    let synced = File::open(&wal).and_then(|f| f.sync_data()).map_err(|e| e.to_string());
-                    for w in waiting {
-                        let _ = w.send(synced.clone());
-                    }
-                }
-            })
-            .map_err(|e| StoreError::Corrupt(format!("starting the log syncer: {e}")))?;
-        Ok(Self { asks })
-    }
-
-    fn ask(&self) -> Durable {
-        let (tx, rx) = oneshot::channel();
-        let _ = self.asks.send(tx);
-        Durable::after(rx)
-    }
-}
-
-/// Stores the batches and records the completions in one transaction, on
-/// the calling thread. A round holding records is durable once its
-/// `Durable` resolves; results alone need no sync (a lost one is a resend).
+/// Stores the batches and records the completions in one transaction.
+/// Blocks the calling thread for the transaction and its sync to disk.
 pub(crate) fn write(
     conn: &mut RoundConnection,
     durability: Durability,
     batches: &[(OrgId, Vec<NewRecord>)],
     completions: &[Completion],
     now: i64,
-) -> Result<Written> {
+) -> Result<Vec<IngestOutcome>> {
+    let want = durability == Durability::Relaxed;
+    if conn.relaxed != want {
+        conn.db.execute_batch(if want { "PRAGMA synchronous = NORMAL" } else { "PRAGMA synchronous = FULL" })?;
+        conn.relaxed = want;
+    }
     let db = &conn.db;
     db.execute_batch("BEGIN IMMEDIATE")?;
     let outcome = statements(db, batches, completions, now).and_then(|o| {
@@ -93,9 +57,7 @@ pub(crate) fn write(
         // Never leave the connection inside a transaction.
         let _ = db.execute_batch("ROLLBACK");
     }
-    let outcomes = outcome?;
-    let durable = if durability == Durability::Full { conn.syncer.ask() } else { Durable::now() };
-    Ok(Written { outcomes, durable })
+    outcome
 }
 
 fn statements(
@@ -198,6 +160,10 @@ pub(crate) fn claim(
     limit: usize,
     exclude: &[IntegrationId],
 ) -> Result<Vec<Claimed>> {
+    if !conn.relaxed {
+        conn.db.execute_batch("PRAGMA synchronous = NORMAL")?;
+        conn.relaxed = true;
+    }
     let excluded = serde_json::to_string(&exclude.iter().map(|i| i.as_str()).collect::<Vec<_>>())
         .map_err(|e| StoreError::Corrupt(e.to_string()))?;
     let mut claim = conn.db.prepare_cached(
