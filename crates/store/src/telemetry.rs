@@ -1,5 +1,7 @@
 //! Ingest: records and their fan-out, written in one transaction, for as
-//! many requests as are waiting (a group commit).
+//! many requests as are waiting (a group commit), as multi-row statements
+//! through sqlx: PostgreSQL's writer rounds, and backfills on both backends.
+//! SQLite's rounds run in `sqlite_round.rs`.
 use std::collections::HashSet;
 
 use switchyard_core::{ActionId, DeliveryStatus, OrgId, RecordId};
