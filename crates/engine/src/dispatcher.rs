@@ -96,14 +96,7 @@ impl Circuits {
     /// Integrations whose circuit is open and cooling down: not worth claiming for.
     fn open(&self) -> Vec<IntegrationId> {
         let now = Instant::now();
-        lock(&self.0)
-            .iter()
-            .filter(|(_, b)| {
-                let b = lock(b);
-                b.state() == CircuitState::Open && matches!(b.clone().permit(now), Permit::Wait(_))
-            })
-            .map(|(id, _)| id.clone())
-            .collect()
+        lock(&self.0).iter().filter(|(_, b)| lock(b).cooling_down(now)).map(|(id, _)| id.clone()).collect()
     }
 }
 
@@ -195,11 +188,7 @@ impl Workers {
         if inner.shutdown.is_cancelled() {
             return 0;
         }
-        let open = {
-            let breaker = inner.parts.circuits.of(integration, inner.parts.config.breaker);
-            let b = lock(&breaker);
-            b.state() == CircuitState::Open && matches!(b.clone().permit(Instant::now()), Permit::Wait(_))
-        };
+        let open = lock(&inner.parts.circuits.of(integration, inner.parts.config.breaker)).cooling_down(Instant::now());
         let mut map = lock(&inner.map);
         let worker = self.worker(&mut map, org, integration);
         let room = inner.parts.config.max_queued.saturating_sub(worker.queued.load(Ordering::Relaxed));

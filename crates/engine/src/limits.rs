@@ -102,6 +102,11 @@ impl Breaker {
         self.failures
     }
 
+    /// Open and still cooling down: nothing may be sent now.
+    pub fn cooling_down(&self, now: Instant) -> bool {
+        self.state == CircuitState::Open && matches!(self.clone().permit(now), Permit::Wait(_))
+    }
+
     pub fn permit(&mut self, now: Instant) -> Permit {
         match self.state {
             CircuitState::Closed => Permit::Send,

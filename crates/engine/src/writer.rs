@@ -1,5 +1,5 @@
-//! The writer: every write on the delivery path goes through one task, in
-//! rounds. A round takes every ingest request waiting and every delivery
+//! The writer: ingest and delivery results are written by one task, in
+//! rounds (claims, resends and configuration write beside it, taking turns). A round takes every ingest request waiting and every delivery
 //! result waiting, writes them in one transaction (one sync to disk for all
 //! the records), answers each request, and hands the new deliveries straight
 //! to their integration's worker, leased, so they need no claim. Under load
