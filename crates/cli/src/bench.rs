@@ -23,8 +23,8 @@ pub struct BenchArgs {
     /// Seconds of the fixed-rate latency run (d), at 1,000 records/s.
     #[arg(long, default_value_t = 10)]
     pub latency_seconds: u64,
-    /// Concurrent ingest requests.
-    #[arg(long, default_value_t = 32)]
+    /// Concurrent ingest requests (the baseline (a) always runs 64).
+    #[arg(long, default_value_t = 64)]
     pub clients: usize,
 }
 
@@ -80,9 +80,72 @@ fn rss_kib(field: &str) -> u64 {
         .unwrap_or(0)
 }
 
+/// CPU time this process has used so far (all threads, user and system), in
+/// seconds. Linux reports it in clock ticks of 1/100 s.
+fn cpu_seconds() -> f64 {
+    std::fs::read_to_string("/proc/self/stat")
+        .ok()
+        .and_then(|s| {
+            // Fields after the command name, which is in parentheses and may hold spaces.
+            let rest = &s[s.rfind(')')? + 2..];
+            let mut fields = rest.split_whitespace();
+            let utime: u64 = fields.nth(11)?.parse().ok()?;
+            let stime: u64 = fields.next()?.parse().ok()?;
+            Some((utime + stime) as f64 / 100.0)
+        })
+        .unwrap_or(0.0)
+}
+
 fn record(device: &str, id: String) -> Value {
     json!({"kind": "value", "deviceId": device, "property": "power", "timestamp": 1_700_000_000_000i64,
            "payload": 12.5, "unit": "kW", "id": id})
+}
+
+/// Posts telemetry as the baseline posts to the receiver: a body written
+/// straight to bytes, the URL parsed once, the answer's status checked and
+/// its body read but not parsed. So the client costs the same in (a), (b),
+/// (c) and (d), and the difference between them is the server's.
+#[derive(Clone)]
+struct Ingest {
+    client: reqwest::Client,
+    url: reqwest::Url,
+    key: reqwest::header::HeaderValue,
+}
+
+impl Ingest {
+    /// A batch of `n` records with ids `{label}-{chunk}-{i}`.
+    fn body(device: &str, label: &str, chunk: usize, n: usize) -> Vec<u8> {
+        use std::fmt::Write as _;
+        let mut body = String::with_capacity(32 + n * 160);
+        body.push_str(r#"{"records":["#);
+        for i in 0..n {
+            if i > 0 {
+                body.push(',');
+            }
+            // Device ids and labels are plain ASCII: nothing to escape.
+            let _ = write!(
+                body,
+                r#"{{"kind":"value","deviceId":"{device}","property":"power","timestamp":1700000000000,"payload":12.5,"unit":"kW","id":"{label}-{chunk}-{i}"}}"#
+            );
+        }
+        body.push_str("]}");
+        body.into_bytes()
+    }
+
+    async fn send(&self, body: Vec<u8>) -> anyhow::Result<()> {
+        let res = self
+            .client
+            .post(self.url.clone())
+            .header("x-api-key", self.key.clone())
+            .header("content-type", "application/json")
+            .body(body)
+            .send()
+            .await?;
+        let status = res.status();
+        let answer = res.bytes().await?;
+        anyhow::ensure!(status.is_success(), "/telemetry: {status} {}", String::from_utf8_lossy(&answer));
+        Ok(())
+    }
 }
 
 fn percentile(sorted: &[f64], p: f64) -> f64 {
@@ -131,6 +194,11 @@ pub async fn run(args: BenchArgs) -> anyhow::Result<()> {
     let target = receiver.start().await?;
     let client = reqwest::Client::builder().pool_max_idle_per_host(256).build()?;
     let key = new.plaintext.clone();
+    let ingest = Ingest {
+        client: client.clone(),
+        url: reqwest::Url::parse(&format!("{api}/telemetry"))?,
+        key: reqwest::header::HeaderValue::from_str(&key)?,
+    };
     let post = move |path: &str, body: Value| {
         let (client, api, key) = (client.clone(), api.clone(), key.clone());
         let path = path.to_owned();
@@ -162,7 +230,7 @@ pub async fn run(args: BenchArgs) -> anyhow::Result<()> {
     let body = serde_json::to_vec(&record(&device, "baseline".into()))?;
     let raw_client = switchyard_connectors::EgressContext::new(policy).http;
     let next = Arc::new(std::sync::atomic::AtomicUsize::new(0));
-    let started = Instant::now();
+    let (started, cpu_before) = (Instant::now(), cpu_seconds());
     let mut senders = Vec::with_capacity(64);
     for _ in 0..64 {
         let (c, t, b, next, n) = (raw_client.clone(), target.clone(), body.clone(), next.clone(), args.records);
@@ -177,12 +245,13 @@ pub async fn run(args: BenchArgs) -> anyhow::Result<()> {
         s.await??;
     }
     let raw_rate = args.records as f64 / started.elapsed().as_secs_f64();
+    let raw_cpu = (cpu_seconds() - cpu_before) * 1e6 / args.records as f64;
     receiver.count.store(0, Ordering::Relaxed);
 
     // (b) Batches of 100 records per ingest request, one webhook request per record.
-    let b_rate = throughput(&post, &receiver, &device, args.records, 100, args.clients, "b").await?;
+    let (b_rate, b_cpu) = throughput(&ingest, &receiver, &device, args.records, 100, args.clients, "b").await?;
     // (c) One record per ingest request.
-    let c_rate = throughput(&post, &receiver, &device, args.single, 1, args.clients, "c").await?;
+    let (c_rate, c_cpu) = throughput(&ingest, &receiver, &device, args.single, 1, args.clients, "c").await?;
 
     // (d) Latency from ingest accepted to webhook received, at 1,000 records/s.
     receiver.track.store(true, Ordering::Relaxed);
@@ -194,11 +263,11 @@ pub async fn run(args: BenchArgs) -> anyhow::Result<()> {
     let mut inflight = Vec::with_capacity(total);
     for i in 0..total {
         ticker.tick().await;
-        let id = format!("d-{i}");
-        let (accepted, post) = (accepted.clone(), post.clone());
-        let body = json!({"records": [record(&device, id.clone())]});
+        let (accepted, ingest) = (accepted.clone(), ingest.clone());
+        let body = Ingest::body(&device, "d", i, 1);
+        let id = format!("d-{i}-0");
         inflight.push(tokio::spawn(async move {
-            post("/telemetry", body).await?;
+            ingest.send(body).await?;
             accepted.lock().unwrap().insert(id, Instant::now());
             Ok::<(), anyhow::Error>(())
         }));
@@ -239,6 +308,11 @@ pub async fn run(args: BenchArgs) -> anyhow::Result<()> {
         "<= 10"
     );
     println!("{:<62} {:>14.2} {:>12}", "    latency p99.9, ms", percentile(&latencies, 0.999), "");
+    // CPU of the whole process (clients, server and receiver alike): what a record costs, free
+    // of how busy the machine was.
+    println!("{:<62} {:>14.1} {:>12}", "CPU per request of (a), µs (client and receiver)", raw_cpu, "");
+    println!("{:<62} {:>14.1} {:>12}", "CPU per record of (b), µs (client, server, receiver)", b_cpu, "");
+    println!("{:<62} {:>14.1} {:>12}", "CPU per record of (c), µs (client, server, receiver)", c_cpu, "");
     println!("{:<62} {:>14.1} {:>12}", "(e) idle RSS, MB", idle_rss as f64 / 1024.0, "<= 40");
     println!("{:<62} {:>14.1} {:>12}", "    peak RSS, MB", peak_rss as f64 / 1024.0, "");
     println!("    ({} latency samples)", latencies.len());
@@ -247,36 +321,32 @@ pub async fn run(args: BenchArgs) -> anyhow::Result<()> {
 }
 
 /// Ingests `n` records in batches of `batch` with `clients` concurrent
-/// requests; returns delivered records per second (first ingest to last arrival).
-async fn throughput<F, Fut>(
-    post: &F,
+/// requests; returns delivered records per second (first ingest to last arrival)
+/// and the process's CPU time per record, in µs.
+async fn throughput(
+    ingest: &Ingest,
     receiver: &Receiver,
     device: &str,
     n: usize,
     batch: usize,
     clients: usize,
     label: &str,
-) -> anyhow::Result<f64>
-where
-    F: Fn(&str, Value) -> Fut + Clone + Send + 'static,
-    Fut: std::future::Future<Output = anyhow::Result<Value>> + Send,
-{
+) -> anyhow::Result<(f64, f64)> {
     let before = receiver.count.load(Ordering::Relaxed);
     let chunks = n.div_ceil(batch);
     let next = Arc::new(std::sync::atomic::AtomicUsize::new(0));
-    let started = Instant::now();
+    let (started, cpu_before) = (Instant::now(), cpu_seconds());
     // Each client is a task sending its next request as soon as the last is answered.
     let mut clients_done = Vec::new();
     for _ in 0..clients {
-        let (post, next, device, label) = (post.clone(), next.clone(), device.to_owned(), label.to_owned());
+        let (ingest, next, device, label) = (ingest.clone(), next.clone(), device.to_owned(), label.to_owned());
         clients_done.push(tokio::spawn(async move {
             loop {
                 let chunk = next.fetch_add(1, Ordering::Relaxed);
                 if chunk >= chunks {
                     return Ok::<(), anyhow::Error>(());
                 }
-                let records: Vec<Value> = (0..batch).map(|i| record(&device, format!("{label}-{chunk}-{i}"))).collect();
-                post("/telemetry", json!({"records": records})).await?;
+                ingest.send(Ingest::body(&device, &label, chunk, batch)).await?;
             }
         }));
     }
@@ -286,11 +356,12 @@ where
     let accepted = started.elapsed();
     let done = receiver.wait_for(before + (n.div_ceil(batch) * batch) as u64, Duration::from_secs(600)).await?;
     let total = done.duration_since(started);
+    let cpu = (cpu_seconds() - cpu_before) * 1e6 / n as f64;
     println!(
         "    ({label}) {n} records: all accepted after {:.2} s ({:.0} records/s in), all delivered after {:.2} s",
         accepted.as_secs_f64(),
         n as f64 / accepted.as_secs_f64(),
         total.as_secs_f64()
     );
-    Ok(n as f64 / total.as_secs_f64())
+    Ok((n as f64 / total.as_secs_f64(), cpu))
 }

@@ -144,3 +144,51 @@ fn migrate_prepares_the_database() {
     assert!(dir.path().join("db/switchyard.db").exists());
     assert!(!dir.path().join("db/admin.key").exists(), "only serve bootstraps an organization");
 }
+
+/// The first figure on a line of the bench's table.
+fn figure(out: &str, label: &str) -> f64 {
+    let rest = line_after(out, label);
+    rest.split_whitespace()
+        .next()
+        .and_then(|v| v.trim_end_matches('%').parse().ok())
+        .unwrap_or_else(|| panic!("no figure after `{label}` in {out}"))
+}
+
+#[test]
+fn bench_runs_end_to_end_and_prints_every_figure() {
+    // Tiny sizes: this proves the command works (every record delivered, or
+    // it fails), not how fast; the figures come from a release build.
+    let dir = tempfile::tempdir().unwrap();
+    let out = run(switchyard(dir.path()).args([
+        "bench",
+        "--records",
+        "300",
+        "--single",
+        "100",
+        "--latency-seconds",
+        "1",
+        "--clients",
+        "4",
+    ]));
+    let out = text(&out.stdout);
+    for label in [
+        "(a) baseline: same client straight to the receiver, req/s",
+        "(b) delivered records/s, ingest batches of 100",
+        "(c) delivered records/s, one record per ingest request",
+        "CPU per request of (a), µs (client and receiver)",
+        "CPU per record of (b), µs (client, server, receiver)",
+        "CPU per record of (c), µs (client, server, receiver)",
+        "(e) idle RSS, MB",
+    ] {
+        assert!(figure(&out, label) > 0.0, "`{label}` should be positive: {out}");
+    }
+    for label in [
+        "(d) latency p50, ms (ingest accepted -> webhook received)",
+        "    latency p99, ms, at 1,000 records/s",
+        "    latency p99.9, ms",
+    ] {
+        assert!(figure(&out, label) >= 0.0, "{out}");
+    }
+    assert!(out.contains("(1000 latency samples)"), "every fixed-rate record is timed: {out}");
+    assert!(line_after(&out, "(b) delivered records/s, ingest batches of 100").contains(">= 50000"), "{out}");
+}
