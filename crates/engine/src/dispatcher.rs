@@ -11,7 +11,9 @@ use std::time::{Duration, Instant};
 use rand::Rng;
 use switchyard_connectors::{Egress, EgressContext, Outbound, Outcome, SendResult};
 use switchyard_core::delivery::{excerpt, RESPONSE_EXCERPT_MAX};
-use switchyard_core::{now_ms, Attempt, AttemptOutcome, DeliveryStatus, IntegrationId, OrgId, Record, RecordKind};
+use switchyard_core::{
+    now_ms, Attempt, AttemptOutcome, DeliveryId, DeliveryStatus, IntegrationId, OrgId, Record, RecordKind,
+};
 use switchyard_store::{Claimed, Completion, Store};
 use tokio::sync::{mpsc, Notify, Semaphore};
 use tokio_util::sync::CancellationToken;
@@ -104,6 +106,68 @@ fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
     m.lock().unwrap_or_else(|e| e.into_inner())
 }
 
+/// The leases this node holds on deliveries queued in its workers or being
+/// sent, kept alive by the claim loop: a delivery that waits in a queue
+/// longer than a lease lasts is not claimed a second time. One whose renewal
+/// the store refuses (its lease ran out and it was claimed again, here or on
+/// another node) is dropped where it waits.
+#[derive(Clone, Default)]
+pub(crate) struct Leases(Arc<Mutex<HashMap<DeliveryId, i64>>>);
+
+impl Leases {
+    fn hold(&self, d: &Claimed) {
+        lock(&self.0).insert(d.id.clone(), d.lease_until);
+    }
+
+    fn holds(&self, id: &DeliveryId) -> bool {
+        lock(&self.0).contains_key(id)
+    }
+
+    fn forget<'a>(&self, ids: impl IntoIterator<Item = &'a DeliveryId>) {
+        let mut map = lock(&self.0);
+        for id in ids {
+            map.remove(id);
+        }
+    }
+
+    /// Renews every lease with less than half of `lease` left.
+    async fn renew(&self, store: &dyn Store, lease: Duration) {
+        let now = now_ms();
+        let lease = lease.as_millis() as i64;
+        let due: Vec<(DeliveryId, i64)> = lock(&self.0)
+            .iter()
+            .filter(|(_, until)| **until - now < lease / 2)
+            .map(|(id, u)| (id.clone(), *u))
+            .collect();
+        if due.is_empty() {
+            return;
+        }
+        let until = now + lease;
+        let renewed = match store.renew_leases(&due, until).await {
+            Ok(renewed) => renewed.into_iter().collect::<std::collections::HashSet<_>>(),
+            Err(e) => {
+                tracing::error!(error = %e, "renewing leases failed; retrying at the next claim");
+                return;
+            }
+        };
+        let mut map = lock(&self.0);
+        let mut lost = 0;
+        for (id, held) in &due {
+            // Sent meanwhile (gone), or renewed already: nothing to do.
+            let Some(current) = map.get_mut(id).filter(|c| **c == *held) else { continue };
+            if renewed.contains(id) {
+                *current = until;
+            } else {
+                map.remove(id);
+                lost += 1;
+            }
+        }
+        if lost > 0 {
+            tracing::warn!(lost, "leases ran out while their deliveries were queued; the outbox has them again");
+        }
+    }
+}
+
 /// Wakes the dispatcher when new deliveries are stored.
 #[derive(Clone, Default)]
 pub struct Wake(Arc<Notify>);
@@ -139,6 +203,7 @@ struct WorkersInner {
     parts: Parts,
     /// Sends in flight, across workers.
     sends: TaskTracker,
+    leases: Leases,
     tracker: TaskTracker,
     shutdown: CancellationToken,
     /// The runtime workers run on, whichever thread starts them (the writer has its own).
@@ -159,6 +224,7 @@ impl Workers {
             map: Mutex::new(HashMap::new()),
             parts,
             sends: TaskTracker::new(),
+            leases: Leases::default(),
             tracker: tracker.clone(),
             shutdown: shutdown.clone(),
             runtime: tokio::runtime::Handle::current(),
@@ -213,6 +279,7 @@ impl Workers {
         for d in deliveries {
             // Gone only when stopping: the lease keeps it for the next start.
             if let Some(w) = map.get(&d.integration_id) {
+                self.0.leases.hold(&d);
                 let _ = w.queue.send(d);
             }
         }
@@ -224,6 +291,7 @@ impl Workers {
         for d in claimed {
             let worker = self.worker(&mut map, &d.org_id, &d.integration_id);
             worker.queued.fetch_add(1, Ordering::Relaxed);
+            self.0.leases.hold(&d);
             let _ = worker.queue.send(d);
         }
     }
@@ -263,12 +331,14 @@ pub(crate) fn spawn(workers: Workers, flushed: CancellationToken) {
     let inner = workers.0.clone();
     let Parts { store, config, wake, circuits, .. } = &inner.parts;
     let (store, config, wake, circuits) = (store.clone(), config.clone(), wake.clone(), circuits.clone());
-    let shutdown = inner.shutdown.clone();
+    let (shutdown, leases) = (inner.shutdown.clone(), inner.leases.clone());
     inner.tracker.spawn(async move {
         loop {
             if shutdown.is_cancelled() {
                 break;
             }
+            // First keep what this node holds: a claim must not take it again.
+            leases.renew(&*store, config.lease).await;
             let mut skipped = workers.busy();
             skipped.extend(circuits.open());
             let now = now_ms();
@@ -313,6 +383,7 @@ fn start_worker(inner: &WorkersInner, org: &OrgId, integration: &IntegrationId) 
     let changes = changes.counter(&integration);
     let metrics = metrics.for_integration(&integration);
     let sends = inner.sends.clone();
+    let leases = inner.leases.clone();
     inner.runtime.spawn(inner.tracker.track_future(async move {
         let low_water = config.max_queued / 2;
         let limit = Arc::new(Semaphore::new(config.concurrency));
@@ -321,6 +392,7 @@ fn start_worker(inner: &WorkersInner, org: &OrgId, integration: &IntegrationId) 
         while let Some(first) = rx.recv().await {
             if shutdown.is_cancelled() {
                 // Stopping: only sends already under way finish; the rest stay in the outbox.
+                leases.forget([&first.id]);
                 counter.fetch_sub(1, Ordering::Relaxed);
                 continue;
             }
@@ -337,6 +409,7 @@ fn start_worker(inner: &WorkersInner, org: &OrgId, integration: &IntegrationId) 
             }
             let Some(egress) = sender.as_ref().map(|s| s.egress.clone()) else {
                 // Deleted or disabled: the lease runs out and the delivery waits in the outbox.
+                leases.forget([&first.id]);
                 counter.fetch_sub(1, Ordering::Relaxed);
                 continue;
             };
@@ -355,6 +428,12 @@ fn start_worker(inner: &WorkersInner, org: &OrgId, integration: &IntegrationId) 
                 }
             }
             let n = unit.len();
+            // Lost while queued: not this node's to send (see `Leases`).
+            unit.retain(|d| leases.holds(&d.id));
+            if unit.is_empty() {
+                counter.fetch_sub(n, Ordering::Relaxed);
+                continue;
+            }
             let permit = lock(&breaker).permit(Instant::now());
             if let Permit::Wait(wait) = permit {
                 // Open circuit: back to the outbox, due when the cooldown ends; no attempt is spent.
@@ -363,6 +442,7 @@ fn start_worker(inner: &WorkersInner, org: &OrgId, integration: &IntegrationId) 
                 if let Err(e) = store.postpone(&ids, until).await {
                     tracing::error!(error = %e, "postponing deliveries failed; their leases will run out");
                 }
+                leases.forget(&ids);
                 counter.fetch_sub(n, Ordering::Relaxed);
                 continue;
             }
@@ -376,8 +456,22 @@ fn start_worker(inner: &WorkersInner, org: &OrgId, integration: &IntegrationId) 
             let slot = limit.clone().acquire_owned().await.expect("the semaphore is never closed");
             let (done, counter, store, breaker, metrics, wake) =
                 (done.clone(), counter.clone(), store.clone(), breaker.clone(), metrics.clone(), wake.clone());
-            let (org, scale) = (org.clone(), config.retry_scale);
+            let (org, scale, leases) = (org.clone(), config.retry_scale, leases.clone());
             let send = async move {
+                // A lease lost while queued (the store said no to its renewal):
+                // the outbox has that delivery again, for whoever claims it.
+                let unit: Vec<Claimed> = unit.into_iter().filter(|d| leases.holds(&d.id)).collect();
+                if unit.is_empty() {
+                    if permit == Permit::Probe {
+                        lock(&breaker).probe_not_sent();
+                    }
+                    let before = counter.fetch_sub(n, Ordering::Relaxed);
+                    if before > low_water && before - n <= low_water {
+                        wake.wake();
+                    }
+                    drop(slot);
+                    return;
+                }
                 let results = attempt_unit(&*egress, &unit, scale).await;
                 let failed = results.iter().any(|(_, o)| matches!(o, Outcome::Retry { .. }));
                 lock(&breaker).record(failed, Instant::now());
@@ -388,6 +482,8 @@ fn start_worker(inner: &WorkersInner, org: &OrgId, integration: &IntegrationId) 
                     record_metrics(&metrics, delivery, &completion);
                     let _ = done.send(completion);
                 }
+                // The result is on its way to the writer, which ends the lease.
+                leases.forget(unit.iter().map(|d| &d.id));
                 // Half drained: claim more now rather than at the next poll.
                 let before = counter.fetch_sub(n, Ordering::Relaxed);
                 if before > low_water && before - n <= low_water {
@@ -477,7 +573,6 @@ async fn deactivate(store: &dyn Store, org: &OrgId, id: &IntegrationId) {
     }
 }
 
-/// Sends one delivery and decides what becomes of it.
 /// Sends one delivery and decides what becomes of it.
 pub(crate) async fn attempt(egress: &dyn Egress, delivery: &Claimed, retry_scale: f64) -> (Completion, Outcome) {
     attempt_unit(egress, std::slice::from_ref(delivery), retry_scale).await.remove(0)

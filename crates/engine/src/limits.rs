@@ -128,6 +128,12 @@ impl Breaker {
         }
     }
 
+    /// The probe this breaker permitted was not sent after all (the
+    /// deliveries were no longer the sender's): the next send may probe.
+    pub fn probe_not_sent(&mut self) {
+        self.probing = false;
+    }
+
     /// Records an attempt's result. Rejections (the far side said no to
     /// this one message) do not count against the target.
     pub fn record(&mut self, target_failed: bool, now: Instant) {

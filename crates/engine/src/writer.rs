@@ -223,6 +223,7 @@ impl Round<'_> {
                             retry_from: 0,
                             body: r.body.clone(),
                             created_at: now,
+                            lease_until: t.lease_until,
                         }),
                         (true, false) => self.workers.release(&t.integration_id, 1),
                         (false, true) => waiting = true,

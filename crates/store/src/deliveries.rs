@@ -216,6 +216,7 @@ impl DeliveryStore for SqlStore {
                     attempts: r.get::<i64>("attempts")? as u32,
                     retry_from: r.get::<i64>("retry_from")? as u32,
                     created_at: r.get("created_at")?,
+                    lease_until,
                     body: bodies
                         .get(&record)
                         .cloned()
@@ -223,6 +224,23 @@ impl DeliveryStore for SqlStore {
                 })
             })
             .collect()
+    }
+
+    async fn renew_leases(&self, leases: &[(DeliveryId, i64)], until: i64) -> Result<Vec<DeliveryId>> {
+        let mut renewed = Vec::with_capacity(leases.len());
+        let mut tx = self.pool.begin_with(Durability::Relaxed).await?;
+        for (id, held) in leases {
+            let query =
+                q(format!("UPDATE deliveries SET lease_until = $1 WHERE id = $2 AND lease_until = $3 AND {DUE}"))
+                    .bind(until)
+                    .bind(id)
+                    .bind(*held);
+            if tx.conn().execute(query).await? == 1 {
+                renewed.push(id.clone());
+            }
+        }
+        tx.commit().await?;
+        Ok(renewed)
     }
 
     async fn postpone(&self, ids: &[DeliveryId], until: i64) -> Result<()> {

@@ -270,6 +270,8 @@ pub struct Claimed {
     pub body: String,
     /// When the delivery was created (its record accepted), ms.
     pub created_at: i64,
+    /// Until when this holder's lease runs (ms); 0 when not leased (a test send).
+    pub lease_until: i64,
 }
 
 /// The result of one attempt, and what becomes of the delivery.
@@ -330,6 +332,11 @@ pub trait DeliveryStore: Send + Sync {
     async fn complete(&self, results: &[Completion]) -> Result<()> {
         self.write(&[], results, 0).await.map(drop)
     }
+    /// Extends leases still held, each given with the lease its holder got,
+    /// to `until`; returns the ids renewed. A delivery whose lease ran out
+    /// and was claimed again (or finished) is not renewed: it is not the
+    /// caller's to send any more.
+    async fn renew_leases(&self, leases: &[(DeliveryId, i64)], until: i64) -> Result<Vec<DeliveryId>>;
     /// Puts claimed deliveries back, due at `until`, without an attempt (a circuit is open).
     async fn postpone(&self, ids: &[DeliveryId], until: i64) -> Result<()>;
     /// Per integration: deliveries waiting (pending or retrying) and the oldest one's creation time.

@@ -200,6 +200,7 @@ pub(crate) fn claim(
                 attempts: row.get(3)?,
                 retry_from: row.get(4)?,
                 created_at: row.get(5)?,
+                lease_until,
                 body: row.get::<_, Option<String>>(7)?.unwrap_or_default(),
             },
             row.get::<_, String>(6)?,

@@ -206,6 +206,31 @@ async fn a_full_queue_leaves_the_rest_to_the_outbox_and_loses_none(backend: Back
     assert_eq!(ids.len(), 60);
 }
 
+/// A queue that drains slower than a lease lasts: its leases are renewed as
+/// their sends come up, and the outbox never hands out a second copy of a
+/// delivery still queued here.
+async fn a_queue_slower_than_its_lease_sends_each_record_once(backend: Backend) {
+    let app = spawn_configured(backend, |c| c.dispatcher.lease = Duration::from_millis(600)).await;
+    let rx = Receiver::start(vec![]).await;
+    let s = webhook_with_trigger(&app, &rx.url, json!({"rateLimitPerSecond": 10}), json!({"kinds": ["value"]})).await;
+    let records: Vec<_> = (0..25).map(|i| value(&s.device, "a", json!(i))).collect();
+    assert_eq!(app.post("/v2/telemetry", json!({"records": records})).await.body["deliveries"], 25);
+    // 25 sends at 10/s take about 2 s: more than three leases.
+    rx.wait_for(25).await;
+    tokio::time::sleep(Duration::from_millis(1000)).await;
+    let got = rx.received();
+    let mut payloads: Vec<i64> = got.iter().map(|r| r.json()["payload"].as_i64().unwrap()).collect();
+    payloads.sort();
+    assert_eq!(payloads, (0..25).collect::<Vec<_>>(), "each record once, none twice");
+    let listed = app.get(&format!("/v2/integrations/{}/deliveries?limit=100", s.integration)).await.body;
+    let items = listed["data"].as_array().unwrap();
+    assert_eq!(items.len(), 25);
+    for d in items {
+        assert_eq!(d["status"], "succeeded", "{d}");
+        assert_eq!(d["attemptCount"], 1, "one attempt each: {d}");
+    }
+}
+
 async fn the_rate_limit_spaces_sends_and_drops_none(backend: Backend) {
     let app = spawn_configured(backend, |_| {}).await;
     let rx = Receiver::start(vec![]).await;
@@ -290,6 +315,7 @@ on_both_stores!(
     timeouts_and_refused_connections_retry_with_the_reason,
     a_slow_target_does_not_delay_another,
     a_full_queue_leaves_the_rest_to_the_outbox_and_loses_none,
+    a_queue_slower_than_its_lease_sends_each_record_once,
     the_rate_limit_spaces_sends_and_drops_none,
     dead_after_the_last_attempt_then_resent,
     the_circuit_opens_after_repeated_failures_and_shows_it,

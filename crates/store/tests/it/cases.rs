@@ -469,3 +469,48 @@ pub async fn writer_rounds(h: Harness) {
     assert!(h.store.get_delivery(&o.id, &leased.id).await.unwrap().is_none());
     assert!(h.store.get_delivery(&o.id, &waiting.id).await.unwrap().is_some());
 }
+
+/// A holder renews only the leases it still holds: not one that ran out and
+/// was claimed again, not a finished delivery.
+pub async fn leases_renew_only_for_their_holder(h: Harness) {
+    let o = setup_org(&h, "acme").await;
+    let p = place("site", None);
+    h.store.create_place(&o.id, &p).await.unwrap();
+    let d = device("m1", &p.id);
+    h.store.create_device(&o.id, &d).await.unwrap();
+    let i = integration(&o.id, "hook", "WEBHOOK", Direction::Egress);
+    h.store.create_integration(&i).await.unwrap();
+    let now = now_ms();
+    let targets: Vec<NewDelivery> = (0..3)
+        .map(|_| {
+            let mut t = NewDelivery::new(i.id.clone());
+            t.lease_until = now + 1_000;
+            t
+        })
+        .collect();
+    let records = targets
+        .iter()
+        .enumerate()
+        .map(|(n, t)| NewRecord::new(record(&d.id, &format!("p{n}"), None), vec![t.clone()]))
+        .collect();
+    h.store.write(&[(o.id.clone(), records)], &[], now).await.unwrap();
+    let (kept, reclaimed, finished) = (&targets[0], &targets[1], &targets[2]);
+
+    // The first lease runs out for everyone at now + 1 s; a claim after that takes all three.
+    let later = now + 2_000;
+    let claimed = h.store.claim_due(later, later + 30_000, 10, &[]).await.unwrap();
+    assert_eq!(claimed.len(), 3, "run-out leases are claimable");
+    assert!(claimed.iter().all(|c| c.lease_until == later + 30_000), "a claim says until when it holds");
+    // Pretend the first and third were never claimed again: put their first lease back.
+    h.store.renew_leases(&[(kept.id.clone(), later + 30_000)], now + 1_000).await.unwrap();
+    h.store.complete(&[completion(&finished.id, DeliveryStatus::Succeeded, None, None)]).await.unwrap();
+
+    let held =
+        [(kept.id.clone(), now + 1_000), (reclaimed.id.clone(), now + 1_000), (finished.id.clone(), now + 1_000)];
+    let renewed = h.store.renew_leases(&held, later + 60_000).await.unwrap();
+    assert_eq!(renewed, [kept.id.clone()], "only the lease still held as given");
+    assert!(h.store.claim_due(later + 30_001, later + 90_000, 10, &[]).await.unwrap().iter().all(|c| c.id != kept.id));
+    let again = h.store.claim_due(later + 60_001, later + 90_000, 10, &[]).await.unwrap();
+    assert!(again.iter().any(|c| c.id == kept.id), "a renewed lease runs out at its new end");
+    assert!(again.iter().all(|c| c.id != finished.id), "a finished delivery is never claimed");
+}

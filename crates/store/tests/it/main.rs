@@ -49,4 +49,5 @@ conformance!(
     resources_under_paths,
     secrets_are_encrypted_at_rest,
     writer_rounds,
+    leases_renew_only_for_their_holder,
 );
