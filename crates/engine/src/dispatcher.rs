@@ -33,8 +33,13 @@ pub struct DispatcherConfig {
     pub poll: Duration,
     /// Requests in flight per integration.
     pub concurrency: usize,
-    /// Deliveries held in memory per integration; beyond it, its claims wait.
+    /// Deliveries held in memory per integration; beyond it, its new
+    /// deliveries and its claims wait in the outbox.
     pub max_queued: usize,
+    /// Memory the queues of all integrations together may hold: record
+    /// bodies plus `QUEUE_OVERHEAD` per delivery. Beyond it, new deliveries
+    /// wait in the outbox and no more are claimed until the queues drain.
+    pub max_queued_bytes: usize,
     /// How long a worker trusts its copy of the integration's settings.
     pub reload_after: Duration,
     /// When an integration's circuit opens, and for how long.
@@ -51,7 +56,8 @@ impl Default for DispatcherConfig {
             lease: Duration::from_secs(30),
             poll: Duration::from_millis(250),
             concurrency: 32,
-            max_queued: 1024,
+            max_queued: 65_536,
+            max_queued_bytes: 64 << 20,
             reload_after: Duration::from_secs(5),
             retry_scale: 1.0,
             breaker: BreakerConfig::default(),
@@ -72,6 +78,13 @@ impl Changes {
     pub(crate) fn bump(&self, id: &IntegrationId) {
         self.counter(id).fetch_add(1, Ordering::Relaxed);
     }
+}
+
+/// What a queued delivery costs beyond its body: its ids and bookkeeping.
+pub const QUEUE_OVERHEAD: usize = 256;
+
+fn queued_size(d: &Claimed) -> usize {
+    d.body.len() + QUEUE_OVERHEAD
 }
 
 /// Every integration's circuit breaker, shared with the API (which shows its state).
@@ -204,6 +217,8 @@ struct WorkersInner {
     /// Sends in flight, across workers.
     sends: TaskTracker,
     leases: Leases,
+    /// Memory held by every worker's queue (`queued_size` of each delivery).
+    queued_bytes: Arc<AtomicUsize>,
     tracker: TaskTracker,
     shutdown: CancellationToken,
     /// The runtime workers run on, whichever thread starts them (the writer has its own).
@@ -225,6 +240,7 @@ impl Workers {
             parts,
             sends: TaskTracker::new(),
             leases: Leases::default(),
+            queued_bytes: Arc::default(),
             tracker: tracker.clone(),
             shutdown: shutdown.clone(),
             runtime: tokio::runtime::Handle::current(),
@@ -257,13 +273,22 @@ impl Workers {
         let open = lock(&inner.parts.circuits.of(integration, inner.parts.config.breaker)).cooling_down(Instant::now());
         let mut map = lock(&inner.map);
         let worker = self.worker(&mut map, org, integration);
-        let room = inner.parts.config.max_queued.saturating_sub(worker.queued.load(Ordering::Relaxed));
+        let room = if self.over_budget() {
+            0
+        } else {
+            inner.parts.config.max_queued.saturating_sub(worker.queued.load(Ordering::Relaxed))
+        };
         let taken = if open || worker.backlog { 0 } else { n.min(room) };
         if taken < n {
             worker.backlog = true;
         }
         worker.queued.fetch_add(taken, Ordering::Relaxed);
         taken
+    }
+
+    /// Whether the queues together hold all the memory they may.
+    fn over_budget(&self) -> bool {
+        self.0.queued_bytes.load(Ordering::Relaxed) >= self.0.parts.config.max_queued_bytes
     }
 
     /// Gives back room `admit` reserved that will not be used.
@@ -280,6 +305,7 @@ impl Workers {
             // Gone only when stopping: the lease keeps it for the next start.
             if let Some(w) = map.get(&d.integration_id) {
                 self.0.leases.hold(&d);
+                self.0.queued_bytes.fetch_add(queued_size(&d), Ordering::Relaxed);
                 let _ = w.queue.send(d);
             }
         }
@@ -292,6 +318,7 @@ impl Workers {
             let worker = self.worker(&mut map, &d.org_id, &d.integration_id);
             worker.queued.fetch_add(1, Ordering::Relaxed);
             self.0.leases.hold(&d);
+            self.0.queued_bytes.fetch_add(queued_size(&d), Ordering::Relaxed);
             let _ = worker.queue.send(d);
         }
     }
@@ -339,6 +366,15 @@ pub(crate) fn spawn(workers: Workers, flushed: CancellationToken) {
             }
             // First keep what this node holds: a claim must not take it again.
             leases.renew(&*store, config.lease).await;
+            if workers.over_budget() {
+                // The queues hold all they may: claim again once they drain.
+                tokio::select! {
+                    _ = wake.0.notified() => {}
+                    _ = tokio::time::sleep(config.poll) => {}
+                    _ = shutdown.cancelled() => break,
+                }
+                continue;
+            }
             let mut skipped = workers.busy();
             skipped.extend(circuits.open());
             let now = now_ms();
@@ -383,13 +419,14 @@ fn start_worker(inner: &WorkersInner, org: &OrgId, integration: &IntegrationId) 
     let changes = changes.counter(&integration);
     let metrics = metrics.for_integration(&integration);
     let sends = inner.sends.clone();
-    let leases = inner.leases.clone();
+    let (leases, queued_bytes) = (inner.leases.clone(), inner.queued_bytes.clone());
     inner.runtime.spawn(inner.tracker.track_future(async move {
         let low_water = config.max_queued / 2;
         let limit = Arc::new(Semaphore::new(config.concurrency));
         let mut sender: Option<Loaded> = None;
         let mut bucket: Option<TokenBucket> = None;
         while let Some(first) = rx.recv().await {
+            queued_bytes.fetch_sub(queued_size(&first), Ordering::Relaxed);
             if shutdown.is_cancelled() {
                 // Stopping: only sends already under way finish; the rest stay in the outbox.
                 leases.forget([&first.id]);
@@ -418,13 +455,15 @@ fn start_worker(inner: &WorkersInner, org: &OrgId, integration: &IntegrationId) 
             if let Some((size, linger)) = egress.batching() {
                 let deadline = tokio::time::Instant::now() + linger;
                 while unit.len() < size {
-                    match rx.try_recv() {
-                        Ok(d) => unit.push(d),
+                    let next = match rx.try_recv() {
+                        Ok(d) => d,
                         Err(_) => match tokio::time::timeout_at(deadline, rx.recv()).await {
-                            Ok(Some(d)) => unit.push(d),
+                            Ok(Some(d)) => d,
                             _ => break,
                         },
-                    }
+                    };
+                    queued_bytes.fetch_sub(queued_size(&next), Ordering::Relaxed);
+                    unit.push(next);
                 }
             }
             let n = unit.len();

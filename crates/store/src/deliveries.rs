@@ -227,16 +227,22 @@ impl DeliveryStore for SqlStore {
     }
 
     async fn renew_leases(&self, leases: &[(DeliveryId, i64)], until: i64) -> Result<Vec<DeliveryId>> {
+        // Leases given together end together: one statement per end, not per delivery.
+        let mut by_end: std::collections::BTreeMap<i64, Vec<&DeliveryId>> = std::collections::BTreeMap::new();
+        for (id, held) in leases {
+            by_end.entry(*held).or_default().push(id);
+        }
         let mut renewed = Vec::with_capacity(leases.len());
         let mut tx = self.pool.begin_with(Durability::Relaxed).await?;
-        for (id, held) in leases {
-            let query =
-                q(format!("UPDATE deliveries SET lease_until = $1 WHERE id = $2 AND lease_until = $3 AND {DUE}"))
-                    .bind(until)
-                    .bind(id)
-                    .bind(*held);
-            if tx.conn().execute(query).await? == 1 {
-                renewed.push(id.clone());
+        for (held, ids) in by_end {
+            for chunk in ids.chunks(400) {
+                let mut query =
+                    q("UPDATE deliveries SET lease_until = $1 WHERE lease_until = $2 AND ").bind(until).bind(held);
+                let list: Vec<String> = chunk.iter().map(|id| query.arg(*id)).collect();
+                query.push_sql(&format!("{DUE} AND id IN ({}) RETURNING id", list.join(", ")));
+                for row in tx.conn().fetch_all(query).await? {
+                    renewed.push(DeliveryId::from_stored(row.get("id")?));
+                }
             }
         }
         tx.commit().await?;

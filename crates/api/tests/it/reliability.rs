@@ -206,6 +206,28 @@ async fn a_full_queue_leaves_the_rest_to_the_outbox_and_loses_none(backend: Back
     assert_eq!(ids.len(), 60);
 }
 
+/// The queues' memory budget, not only each queue's length, sends new
+/// deliveries to the outbox; claims wait while the budget is spent.
+async fn a_spent_memory_budget_leaves_the_rest_to_the_outbox_and_loses_none(backend: Backend) {
+    let app = spawn_configured(backend, |c| {
+        // Room for about three small records' deliveries.
+        c.dispatcher.max_queued_bytes = 3 * (switchyard_engine::QUEUE_OVERHEAD + 300);
+        c.dispatcher.concurrency = 1;
+    })
+    .await;
+    let rx = Receiver::start((0..60).map(|_| Answer(200, vec![], Duration::from_millis(3))).collect()).await;
+    let s = webhook_with_trigger(&app, &rx.url, json!({}), json!({"kinds": ["value"]})).await;
+    for batch in 0..3 {
+        let records: Vec<_> = (0..20).map(|i| value(&s.device, "a", json!(batch * 20 + i))).collect();
+        assert_eq!(app.post("/v2/telemetry", json!({"records": records})).await.body["deliveries"], 20);
+    }
+    rx.wait_for(60).await;
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    let mut payloads: Vec<i64> = rx.received().iter().map(|r| r.json()["payload"].as_i64().unwrap()).collect();
+    payloads.sort();
+    assert_eq!(payloads, (0..60).collect::<Vec<_>>(), "each record once");
+}
+
 /// A queue that drains slower than a lease lasts: its leases are renewed as
 /// their sends come up, and the outbox never hands out a second copy of a
 /// delivery still queued here.
@@ -316,6 +338,7 @@ on_both_stores!(
     a_slow_target_does_not_delay_another,
     a_full_queue_leaves_the_rest_to_the_outbox_and_loses_none,
     a_queue_slower_than_its_lease_sends_each_record_once,
+    a_spent_memory_budget_leaves_the_rest_to_the_outbox_and_loses_none,
     the_rate_limit_spaces_sends_and_drops_none,
     dead_after_the_last_attempt_then_resent,
     the_circuit_opens_after_repeated_failures_and_shows_it,
