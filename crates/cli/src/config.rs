@@ -34,6 +34,9 @@ pub struct Config {
     pub egress: EgressConfig,
     /// Days finished deliveries (with their attempts) and records are kept.
     pub retention_days: f64,
+    /// Memory, in MiB, that deliveries waiting in the workers' queues may
+    /// hold together; beyond it they wait in the database.
+    pub queue_memory_mb: u64,
 }
 
 /// Outbound safety.
@@ -72,6 +75,7 @@ impl Default for Config {
             body_limit_bytes: switchyard_api::DEFAULT_BODY_LIMIT,
             egress: EgressConfig::default(),
             retention_days: 7.0,
+            queue_memory_mb: 64,
         }
     }
 }
@@ -111,6 +115,8 @@ impl Config {
                         "log_level",
                         "body_limit_bytes",
                         "egress_allow",
+                        "retention_days",
+                        "queue_memory_mb",
                     ])
                     .map(|key| if key == "egress_allow" { "egress.allow".into() } else { key.into() }),
             )
@@ -137,6 +143,9 @@ impl Config {
         self.egress_policy()?;
         if !(self.retention_days > 0.0 && self.retention_days <= 3650.0) {
             bail!("retention_days: must be more than 0 and at most 3650");
+        }
+        if !(1..=1 << 20).contains(&self.queue_memory_mb) {
+            bail!("queue_memory_mb: must be 1 to 1048576 (MiB)");
         }
         if self.body_limit_bytes < 1024 {
             bail!("body_limit_bytes: must be at least 1024");

@@ -208,6 +208,10 @@ async fn serve(config: Config, store: std::sync::Arc<dyn switchyard_store::Store
     let engine_config = switchyard_engine::EngineConfig {
         egress: config.egress_policy()?,
         retention: std::time::Duration::from_secs_f64(config.retention_days * 86400.0),
+        dispatcher: switchyard_engine::DispatcherConfig {
+            max_queued_bytes: (config.queue_memory_mb << 20) as usize,
+            ..Default::default()
+        },
         ..Default::default()
     };
     let engine = switchyard_engine::Engine::start(store, engine_config, stop.clone(), &tasks).await?;

@@ -97,6 +97,8 @@ fn bad_configuration_fails_fast_and_says_what_is_wrong() {
         (vec!["serve", "--database-url", "mysql://db/x"], vec![], "database_url: `mysql://db/x` is not supported"),
         (vec!["serve"], vec![("SWITCHYARD_LOG_FORMAT", "xml")], "log_format"),
         (vec!["serve"], vec![("SWITCHYARD_BODY_LIMIT_BYTES", "ten")], "body_limit_bytes"),
+        (vec!["serve"], vec![("SWITCHYARD_QUEUE_MEMORY_MB", "0")], "queue_memory_mb: must be 1 to 1048576"),
+        (vec!["serve"], vec![("SWITCHYARD_RETENTION_DAYS", "0")], "retention_days: must be more than 0"),
         (vec!["serve", "--config", "missing.toml"], vec![], "config file missing.toml does not exist"),
         (vec!["orgs", "update", "acme", "--custom-integrations", "true"], vec![], "not a valid Organization id"),
         (vec!["keys", "revoke", "--org", "org_01m81j4j6mrv2rehfz943cb5bf", "k1"], vec![], "not a valid ApiKey id"),
