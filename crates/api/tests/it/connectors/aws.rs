@@ -6,7 +6,7 @@ use std::time::Duration;
 use async_trait::async_trait;
 use serde_json::{json, Value};
 
-use super::{conformance, free_port, start_peer, venv_bin, Got, Peer, PeerProcess};
+use super::{conformance, free_port, start_peer_on_ports, venv_bin, Got, Peer, PeerProcess};
 use crate::Backend;
 
 const REGION: &str = "us-east-1";
@@ -20,9 +20,11 @@ struct Moto {
 
 impl Moto {
     async fn start() -> Moto {
-        let port = free_port();
-        let args = ["-H", "127.0.0.1", "-p", &port.to_string()].map(str::to_owned);
-        let process = start_peer(&venv_bin("moto_server"), &args, port).await;
+        let (process, ports) = start_peer_on_ports(&venv_bin("moto_server"), 1, |p| {
+            ["-H", "127.0.0.1", "-p", &p[0].to_string()].map(str::to_owned).to_vec()
+        })
+        .await;
+        let port = ports[0];
         Moto { url: format!("http://127.0.0.1:{port}"), http: reqwest::Client::new(), _process: process }
     }
 

@@ -6,7 +6,9 @@ use async_trait::async_trait;
 use reqwest::StatusCode;
 use serde_json::{json, Value};
 
-use super::{certificates, conformance, free_port, ingest, integration, start_peer, venv_bin, Got, Peer, PeerProcess};
+use super::{
+    certificates, conformance, free_port, ingest, integration, start_peer_on_ports, venv_bin, Got, Peer, PeerProcess,
+};
 use crate::delivery::wait_status;
 use crate::{assert_problem, App, Backend};
 
@@ -20,12 +22,10 @@ impl Smtp {
     /// `tls`: `starttls` or `implicit`, with a server certificate from a test CA (in `dir`).
     async fn start(login: Option<(&str, &str)>, tls: Option<&str>) -> Smtp {
         let dir = tempfile::tempdir().unwrap();
-        let port = free_port();
         let script = concat!(env!("CARGO_MANIFEST_DIR"), "/../../scripts/peers/smtp.py");
         let mail = dir.path().join("mail");
         std::fs::create_dir(&mail).unwrap();
-        let mut args = vec![script.to_owned(), "--port".into(), port.to_string(), "--dir".into()];
-        args.push(mail.to_string_lossy().into_owned());
+        let mut args = vec!["--dir".to_owned(), mail.to_string_lossy().into_owned()];
         if let Some((user, password)) = login {
             args.extend(["--user".into(), user.into(), "--password".into(), password.into()]);
         }
@@ -35,7 +35,11 @@ impl Smtp {
             args.extend(["--cert".into(), path("server.crt"), "--key".into(), path("server.key")]);
             args.extend(["--tls".into(), mode.into()]);
         }
-        let process = start_peer(&venv_bin("python"), &args, port).await;
+        let (process, ports) = start_peer_on_ports(&venv_bin("python"), 1, |p| {
+            [vec![script.to_owned(), "--port".into(), p[0].to_string()], args.clone()].concat()
+        })
+        .await;
+        let port = ports[0];
         Smtp { port, dir, _process: process }
     }
 

@@ -39,22 +39,43 @@ impl Drop for PeerProcess {
     }
 }
 
-/// Starts `program` (whose arguments name `port`) and waits until it listens there.
-pub async fn start_peer(program: &str, args: &[String], port: u16) -> PeerProcess {
-    let child = std::process::Command::new(program)
-        .args(args)
-        .stdout(std::process::Stdio::null())
-        .stderr(std::process::Stdio::null())
-        .spawn()
-        .unwrap_or_else(|e| panic!("{program} could not start ({e}); scripts/test-peers installs the test peers"));
-    let process = PeerProcess { child };
-    for _ in 0..500 {
-        if tokio::net::TcpStream::connect(("127.0.0.1", port)).await.is_ok() {
-            return process;
+/// Starts `program` on `n` fresh ports (`args` makes its arguments from
+/// them) and waits until it listens on all of them. A free port can be taken
+/// by another test before the peer binds it, and then the peer exits: it is
+/// started again on other ports, up to three times.
+pub async fn start_peer_on_ports(
+    program: &str,
+    n: usize,
+    mut args: impl FnMut(&[u16]) -> Vec<String>,
+) -> (PeerProcess, Vec<u16>) {
+    for _ in 0..3 {
+        let ports: Vec<u16> = (0..n).map(|_| free_port()).collect();
+        let child = std::process::Command::new(program)
+            .args(args(&ports))
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .unwrap_or_else(|e| panic!("{program} could not start ({e}); scripts/test-peers installs the test peers"));
+        let mut process = PeerProcess { child };
+        let mut waiting = ports.clone();
+        for _ in 0..500 {
+            if process.child.try_wait().ok().flatten().is_some() {
+                break;
+            }
+            let mut still = Vec::new();
+            for port in waiting {
+                if tokio::net::TcpStream::connect(("127.0.0.1", port)).await.is_err() {
+                    still.push(port);
+                }
+            }
+            waiting = still;
+            if waiting.is_empty() {
+                return (process, ports);
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
         }
-        tokio::time::sleep(Duration::from_millis(20)).await;
     }
-    panic!("{program} did not listen on {port} within 10 s");
+    panic!("{program} did not listen on its ports in three tries");
 }
 
 /// A CA, a server certificate for 127.0.0.1 and a client certificate, made with openssl.

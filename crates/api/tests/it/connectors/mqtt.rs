@@ -9,7 +9,7 @@ use rumqttc::v5::{AsyncClient, Event, MqttOptions};
 use serde_json::{json, Value};
 use tokio::sync::{mpsc, Mutex};
 
-use super::{certificates, conformance, free_port, ingest, integration, start_peer, Got, Peer, PeerProcess};
+use super::{certificates, conformance, free_port, ingest, integration, start_peer_on_ports, Got, Peer, PeerProcess};
 use crate::delivery::{value, wait_status};
 use crate::Backend;
 
@@ -37,38 +37,34 @@ impl Mosquitto {
             .status()
             .expect("mosquitto_passwd from Debian's mosquitto package");
         assert!(made.success());
-        let (tcp, ws, auth, tls, wss) = (free_port(), free_port(), free_port(), free_port(), free_port());
         certificates(dir.path());
         let path = |f: &str| dir.path().join(f).to_string_lossy().into_owned();
         let conf = dir.path().join("mosquitto.conf");
-        std::fs::write(
-            &conf,
-            format!(
-                "per_listener_settings true\nuser root\n\
-                 listener {tcp} 127.0.0.1\nallow_anonymous true\n\
-                 listener {ws} 127.0.0.1\nprotocol websockets\nallow_anonymous true\n\
-                 listener {auth} 127.0.0.1\nallow_anonymous false\npassword_file {}\n\
-                 listener {tls} 127.0.0.1\nallow_anonymous true\ncafile {}\ncertfile {}\nkeyfile {}\n\
-                 require_certificate true\n\
-                 listener {wss} 127.0.0.1\nprotocol websockets\nallow_anonymous true\ncertfile {}\nkeyfile {}\n",
-                passwd.display(),
-                path("ca.crt"),
-                path("server.crt"),
-                path("server.key"),
-                path("server.crt"),
-                path("server.key"),
-            ),
-        )
-        .unwrap();
-        let process = start_peer("mosquitto", &["-c".into(), conf.to_string_lossy().into_owned()], tcp).await;
-        for port in [ws, auth, tls, wss] {
-            for _ in 0..250 {
-                if tokio::net::TcpStream::connect(("127.0.0.1", port)).await.is_ok() {
-                    break;
-                }
-                tokio::time::sleep(Duration::from_millis(20)).await;
-            }
-        }
+        let (process, ports) = start_peer_on_ports("mosquitto", 5, |ports| {
+            let [tcp, ws, auth, tls, wss] = ports else { unreachable!("five ports") };
+            std::fs::write(
+                &conf,
+                format!(
+                    "per_listener_settings true\nuser root\n\
+                     listener {tcp} 127.0.0.1\nallow_anonymous true\n\
+                     listener {ws} 127.0.0.1\nprotocol websockets\nallow_anonymous true\n\
+                     listener {auth} 127.0.0.1\nallow_anonymous false\npassword_file {}\n\
+                     listener {tls} 127.0.0.1\nallow_anonymous true\ncafile {}\ncertfile {}\nkeyfile {}\n\
+                     require_certificate true\n\
+                     listener {wss} 127.0.0.1\nprotocol websockets\nallow_anonymous true\ncertfile {}\nkeyfile {}\n",
+                    passwd.display(),
+                    path("ca.crt"),
+                    path("server.crt"),
+                    path("server.key"),
+                    path("server.crt"),
+                    path("server.key"),
+                ),
+            )
+            .unwrap();
+            vec!["-c".into(), conf.to_string_lossy().into_owned()]
+        })
+        .await;
+        let [tcp, ws, auth, tls, wss] = ports[..] else { unreachable!("five ports") };
         let read = |f: &str| std::fs::read_to_string(dir.path().join(f)).unwrap();
         let (ca, client) = (read("ca.crt"), (read("client.crt"), read("client.key")));
         Mosquitto { tcp, ws, auth, tls, wss, ca, client, _process: process, _dir: dir }

@@ -8,7 +8,7 @@ use futures_util::StreamExt;
 use serde_json::{json, Value};
 use tokio::sync::Mutex;
 
-use super::{conformance, free_port, ingest, integration, start_peer, Got, Peer};
+use super::{conformance, free_port, ingest, integration, start_peer_on_ports, Got, Peer};
 use crate::delivery::{value, wait_status};
 use crate::Backend;
 
@@ -115,9 +115,13 @@ async fn core_nats_passes_the_connector_checks(backend: Backend) {
 
 /// A server that wants a password refuses a wrong one: dead at once.
 async fn a_refused_login_is_permanent(backend: Backend) {
-    let port = free_port();
-    let args = ["-a", "127.0.0.1", "-p", &port.to_string(), "--user", "switchyard", "--pass", "right-password"];
-    let _server = start_peer("/usr/sbin/nats-server", &args.map(str::to_owned), port).await;
+    let (_server, ports) = start_peer_on_ports("/usr/sbin/nats-server", 1, |p| {
+        ["-a", "127.0.0.1", "-p", &p[0].to_string(), "--user", "switchyard", "--pass", "right-password"]
+            .map(str::to_owned)
+            .to_vec()
+    })
+    .await;
+    let port = ports[0];
     let nats = Nats::start(false).await;
     let app = crate::spawn_configured(backend, |_| {}).await;
     let (_, device, _) = app.place_and_device("meter").await;
@@ -133,9 +137,11 @@ async fn a_refused_login_is_permanent(backend: Backend) {
 
 /// A server that wants a token takes the right one (and the token stays secret).
 async fn a_token_authenticates(backend: Backend) {
-    let port = free_port();
-    let args = ["-a", "127.0.0.1", "-p", &port.to_string(), "--auth", "s3cret-token"];
-    let _server = start_peer("/usr/sbin/nats-server", &args.map(str::to_owned), port).await;
+    let (_server, ports) = start_peer_on_ports("/usr/sbin/nats-server", 1, |p| {
+        ["-a", "127.0.0.1", "-p", &p[0].to_string(), "--auth", "s3cret-token"].map(str::to_owned).to_vec()
+    })
+    .await;
+    let port = ports[0];
     let listener = async_nats::ConnectOptions::new()
         .token("s3cret-token".into())
         .connect(format!("127.0.0.1:{port}"))
