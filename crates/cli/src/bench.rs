@@ -96,9 +96,14 @@ fn cpu_seconds() -> f64 {
         .unwrap_or(0.0)
 }
 
-fn record(device: &str, id: String) -> Value {
-    json!({"kind": "value", "deviceId": device, "property": "power", "timestamp": 1_700_000_000_000i64,
-           "payload": 12.5, "unit": "kW", "id": id})
+/// One record as JSON, the same in every run. Device ids and ids here are
+/// plain ASCII: nothing to escape.
+fn write_record(out: &mut String, device: &str, id: std::fmt::Arguments) {
+    use std::fmt::Write as _;
+    let _ = write!(
+        out,
+        r#"{{"kind":"value","deviceId":"{device}","property":"power","timestamp":1700000000000,"payload":12.5,"unit":"kW","id":"{id}"}}"#
+    );
 }
 
 /// Posts telemetry as the baseline posts to the receiver: a body written
@@ -115,18 +120,13 @@ struct Ingest {
 impl Ingest {
     /// A batch of `n` records with ids `{label}-{chunk}-{i}`.
     fn body(device: &str, label: &str, chunk: usize, n: usize) -> Vec<u8> {
-        use std::fmt::Write as _;
         let mut body = String::with_capacity(32 + n * 160);
         body.push_str(r#"{"records":["#);
         for i in 0..n {
             if i > 0 {
                 body.push(',');
             }
-            // Device ids and labels are plain ASCII: nothing to escape.
-            let _ = write!(
-                body,
-                r#"{{"kind":"value","deviceId":"{device}","property":"power","timestamp":1700000000000,"payload":12.5,"unit":"kW","id":"{label}-{chunk}-{i}"}}"#
-            );
+            write_record(&mut body, device, format_args!("{label}-{chunk}-{i}"));
         }
         body.push_str("]}");
         body.into_bytes()
@@ -227,7 +227,9 @@ pub async fn run(args: BenchArgs) -> anyhow::Result<()> {
     );
 
     // (a) The baseline: the same HTTP client, straight to the same receiver.
-    let body = serde_json::to_vec(&record(&device, "baseline".into()))?;
+    let mut body = String::new();
+    write_record(&mut body, &device, format_args!("baseline"));
+    let body = body.into_bytes();
     let raw_client = switchyard_connectors::EgressContext::new(policy).http;
     let next = Arc::new(std::sync::atomic::AtomicUsize::new(0));
     let (started, cpu_before) = (Instant::now(), cpu_seconds());

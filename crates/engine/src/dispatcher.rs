@@ -159,7 +159,7 @@ impl Leases {
         let renewed = match store.renew_leases(&due, until).await {
             Ok(renewed) => renewed.into_iter().collect::<std::collections::HashSet<_>>(),
             Err(e) => {
-                tracing::error!(error = %e, "renewing leases failed; retrying at the next claim");
+                tracing::error!(error = %e, "renewing leases failed; retrying at the next renewal");
                 return;
             }
         };

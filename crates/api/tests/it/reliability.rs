@@ -190,20 +190,26 @@ async fn a_full_queue_leaves_the_rest_to_the_outbox_and_loses_none(backend: Back
         c.dispatcher.concurrency = 1;
     })
     .await;
+    let got = sixty_records_in_three_batches(&app).await;
+    let mut payloads: Vec<i64> = got.iter().map(|r| r.json()["payload"].as_i64().unwrap()).collect();
+    payloads.sort();
+    assert_eq!(payloads, (0..60).collect::<Vec<_>>(), "each record once");
+    let ids: std::collections::HashSet<_> = got.iter().map(|r| r.headers["webhook-id"].clone()).collect();
+    assert_eq!(ids.len(), 60);
+}
+
+/// Ingests 60 records in three requests to a webhook answering each in
+/// 3 ms; returns what arrived once 60 have, and a little after.
+async fn sixty_records_in_three_batches(app: &crate::App) -> Vec<crate::delivery::Received> {
     let rx = Receiver::start((0..60).map(|_| Answer(200, vec![], Duration::from_millis(3))).collect()).await;
-    let s = webhook_with_trigger(&app, &rx.url, json!({}), json!({"kinds": ["value"]})).await;
+    let s = webhook_with_trigger(app, &rx.url, json!({}), json!({"kinds": ["value"]})).await;
     for batch in 0..3 {
         let records: Vec<_> = (0..20).map(|i| value(&s.device, "a", json!(batch * 20 + i))).collect();
         assert_eq!(app.post("/v2/telemetry", json!({"records": records})).await.body["deliveries"], 20);
     }
     rx.wait_for(60).await;
     tokio::time::sleep(Duration::from_millis(200)).await;
-    let got = rx.received();
-    let mut payloads: Vec<i64> = got.iter().map(|r| r.json()["payload"].as_i64().unwrap()).collect();
-    payloads.sort();
-    assert_eq!(payloads, (0..60).collect::<Vec<_>>(), "each record once");
-    let ids: std::collections::HashSet<_> = got.iter().map(|r| r.headers["webhook-id"].clone()).collect();
-    assert_eq!(ids.len(), 60);
+    rx.received()
 }
 
 /// The queues' memory budget, not only each queue's length, sends new
@@ -215,15 +221,8 @@ async fn a_spent_memory_budget_leaves_the_rest_to_the_outbox_and_loses_none(back
         c.dispatcher.concurrency = 1;
     })
     .await;
-    let rx = Receiver::start((0..60).map(|_| Answer(200, vec![], Duration::from_millis(3))).collect()).await;
-    let s = webhook_with_trigger(&app, &rx.url, json!({}), json!({"kinds": ["value"]})).await;
-    for batch in 0..3 {
-        let records: Vec<_> = (0..20).map(|i| value(&s.device, "a", json!(batch * 20 + i))).collect();
-        assert_eq!(app.post("/v2/telemetry", json!({"records": records})).await.body["deliveries"], 20);
-    }
-    rx.wait_for(60).await;
-    tokio::time::sleep(Duration::from_millis(200)).await;
-    let mut payloads: Vec<i64> = rx.received().iter().map(|r| r.json()["payload"].as_i64().unwrap()).collect();
+    let mut payloads: Vec<i64> =
+        sixty_records_in_three_batches(&app).await.iter().map(|r| r.json()["payload"].as_i64().unwrap()).collect();
     payloads.sort();
     assert_eq!(payloads, (0..60).collect::<Vec<_>>(), "each record once");
 }

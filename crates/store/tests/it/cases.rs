@@ -405,14 +405,20 @@ fn completion(id: &DeliveryId, status: DeliveryStatus, next: Option<i64>, error:
 /// The writer's round: records with their deliveries (leased to this node or
 /// left to a claim), sender ids seen before skipped with their fan-out, and
 /// delivery results, all in one transaction; then retention by id range.
-pub async fn writer_rounds(h: Harness) {
-    let o = setup_org(&h, "acme").await;
+/// An organization with a device in a Place and an egress webhook integration.
+async fn with_a_webhook(h: &Harness) -> (Org, Device, Integration) {
+    let o = setup_org(h, "acme").await;
     let p = place("site", None);
     h.store.create_place(&o.id, &p).await.unwrap();
     let d = device("m1", &p.id);
     h.store.create_device(&o.id, &d).await.unwrap();
     let i = integration(&o.id, "hook", "WEBHOOK", Direction::Egress);
     h.store.create_integration(&i).await.unwrap();
+    (o, d, i)
+}
+
+pub async fn writer_rounds(h: Harness) {
+    let (o, d, i) = with_a_webhook(&h).await;
     let now = now_ms();
 
     let mut leased = NewDelivery::new(i.id.clone());
@@ -473,13 +479,7 @@ pub async fn writer_rounds(h: Harness) {
 /// A holder renews only the leases it still holds: not one that ran out and
 /// was claimed again, not a finished delivery.
 pub async fn leases_renew_only_for_their_holder(h: Harness) {
-    let o = setup_org(&h, "acme").await;
-    let p = place("site", None);
-    h.store.create_place(&o.id, &p).await.unwrap();
-    let d = device("m1", &p.id);
-    h.store.create_device(&o.id, &d).await.unwrap();
-    let i = integration(&o.id, "hook", "WEBHOOK", Direction::Egress);
-    h.store.create_integration(&i).await.unwrap();
+    let (o, d, i) = with_a_webhook(&h).await;
     let now = now_ms();
     let targets: Vec<NewDelivery> = (0..3)
         .map(|_| {
