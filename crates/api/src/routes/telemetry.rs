@@ -66,11 +66,13 @@ pub struct Accepted {
     pub deliveries: usize,
 }
 
-fn check_text(field: String, value: Option<&str>, required: bool, errors: &mut ValidationErrors) {
+/// `field` names the field only when there is an error to report: a valid
+/// record costs no formatting.
+fn check_text(field: impl FnOnce() -> String, value: Option<&str>, required: bool, errors: &mut ValidationErrors) {
     match value {
-        None if required => errors.push(field, "is required"),
-        Some(v) if required && v.trim().is_empty() => errors.push(field, "must not be empty"),
-        Some(v) if v.len() > TEXT_MAX => errors.push(field, format!("must be at most {TEXT_MAX} bytes")),
+        None if required => errors.push(field(), "is required"),
+        Some(v) if required && v.trim().is_empty() => errors.push(field(), "must not be empty"),
+        Some(v) if v.len() > TEXT_MAX => errors.push(field(), format!("must be at most {TEXT_MAX} bytes")),
         _ => {}
     }
 }
@@ -97,8 +99,8 @@ pub async fn ingest(
     let mut resolver = Resolver::new(&state, org);
     for (i, r) in batch.records.into_iter().enumerate() {
         let at = |f: &str| format!("records[{i}].{f}");
-        check_text(at("property"), Some(&r.property), true, &mut errors);
-        check_text(at("id"), r.id.as_deref(), false, &mut errors);
+        check_text(|| at("property"), Some(&r.property), true, &mut errors);
+        check_text(|| at("id"), r.id.as_deref(), false, &mut errors);
         for (name, value) in [
             ("name", &r.name),
             ("unit", &r.unit),
@@ -108,12 +110,14 @@ pub async fn ingest(
             ("slug", &r.slug),
             ("externalId", &r.external_id),
         ] {
-            check_text(at(name), value.as_deref(), false, &mut errors);
+            check_text(|| at(name), value.as_deref(), false, &mut errors);
         }
         if r.timestamp <= 0 {
             errors.push(at("timestamp"), "must be a time in ms since the epoch");
         }
-        switchyard_core::validate_metadata(&at("tags"), &r.tags, &mut errors);
+        if !r.tags.is_empty() {
+            switchyard_core::validate_metadata(&at("tags"), &r.tags, &mut errors);
+        }
         let Some(device_id) = resolver.device(&r, &at, &mut errors).await? else { continue };
         records.push(Record {
             kind: r.kind,
