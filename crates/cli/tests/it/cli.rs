@@ -175,6 +175,7 @@ fn bench_runs_end_to_end_and_prints_every_figure() {
     let out = text(&out.stdout);
     for label in [
         "(a) baseline: same client straight to the receiver, req/s",
+        "    (a) again after (b), (c) and (d), req/s",
         "(b) delivered records/s, ingest batches of 100",
         "(c) delivered records/s, one record per ingest request",
         "CPU per request of (a), µs (client and receiver)",
