@@ -286,6 +286,17 @@ impl Workers {
         taken
     }
 
+    /// What the queues hold now, for the metrics.
+    pub(crate) fn queues(&self) -> crate::metrics::Queues {
+        let per_integration =
+            lock(&self.0.map).iter().map(|(id, w)| (id.clone(), w.queued.load(Ordering::Relaxed))).collect();
+        crate::metrics::Queues {
+            per_integration,
+            bytes: self.0.queued_bytes.load(Ordering::Relaxed),
+            budget: self.0.parts.config.max_queued_bytes,
+        }
+    }
+
     /// Whether the queues together hold all the memory they may.
     fn over_budget(&self) -> bool {
         self.0.queued_bytes.load(Ordering::Relaxed) >= self.0.parts.config.max_queued_bytes

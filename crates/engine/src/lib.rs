@@ -52,6 +52,7 @@ pub struct Engine {
     egress: EgressContext,
     metrics: Arc<metrics::Metrics>,
     writer: writer::Writer,
+    workers: dispatcher::Workers,
 }
 
 /// An integration's circuit, as the API shows it.
@@ -109,10 +110,17 @@ impl Engine {
         let workers = dispatcher::Workers::new(parts, tracker, &shutdown);
         let flushed = CancellationToken::new();
         dispatcher::spawn(workers.clone(), flushed.clone());
-        let parts = writer::Parts { store: store.clone(), workers, wake: wake.clone(), results, flushed };
+        let parts = writer::Parts {
+            store: store.clone(),
+            workers: workers.clone(),
+            wake: wake.clone(),
+            results,
+            flushed,
+            metrics: metrics.clone(),
+        };
         let writer = writer::Writer::start(parts, tracker);
         let router = Router::new(store.clone());
-        Ok(Arc::new(Engine { router, store, wake, circuits, changes, egress: ctx, metrics, writer }))
+        Ok(Arc::new(Engine { router, store, wake, circuits, changes, egress: ctx, metrics, writer, workers }))
     }
 
     /// Routes and stores records; returns once they and their fan-out are durable.
@@ -171,7 +179,7 @@ impl Engine {
 
     /// The Prometheus text exposition.
     pub async fn render_metrics(&self) -> Result<String, StoreError> {
-        self.metrics.render(&*self.store, &self.circuits).await
+        self.metrics.render(&*self.store, &self.circuits, self.workers.queues()).await
     }
 
     pub fn store(&self) -> &Arc<dyn Store> {

@@ -1,7 +1,8 @@
 //! Prometheus metrics, named for what an operator asks: deliveries by
 //! integration and outcome, delivery latency, attempt duration, and, read
 //! from the store at scrape time so every node reports the same, pending
-//! deliveries and the oldest pending age per integration; circuit states.
+//! deliveries and the oldest pending age per integration; circuit states;
+//! the writer's rounds, and what this node holds in memory for its workers.
 use prometheus_client::encoding::text::encode;
 use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family;
@@ -30,6 +31,19 @@ pub struct Metrics {
     oldest: Family<Labels, Gauge<f64, std::sync::atomic::AtomicU64>>,
     circuit: Family<Labels, Gauge>,
     records: Counter,
+    round: Histogram,
+    queued: Family<Labels, Gauge>,
+    queued_bytes: Gauge,
+    queue_budget: Gauge,
+}
+
+/// What the workers of this node hold, read at scrape time.
+pub(crate) struct Queues {
+    /// Per integration: deliveries queued or being sent.
+    pub per_integration: Vec<(IntegrationId, usize)>,
+    /// Memory the queued deliveries take, and the most they may.
+    pub bytes: usize,
+    pub budget: usize,
 }
 
 impl Default for Metrics {
@@ -44,6 +58,10 @@ impl Default for Metrics {
         let oldest = Family::<Labels, Gauge<f64, std::sync::atomic::AtomicU64>>::default();
         let circuit = Family::<Labels, Gauge>::default();
         let records = Counter::default();
+        // 100 µs to about 3 s.
+        let round = Histogram::new(exponential_buckets(0.0001, 2.0, 16));
+        let queued = Family::<Labels, Gauge>::default();
+        let (queued_bytes, queue_budget) = (Gauge::default(), Gauge::default());
         registry.register(
             "deliveries",
             "Delivery attempts by integration and outcome (delivered, retry, rejected, dead)",
@@ -71,7 +89,40 @@ impl Default for Metrics {
             circuit.clone(),
         );
         registry.register("records_accepted", "Telemetry records accepted", records.clone());
-        Self { registry, deliveries, latency, attempt, pending, oldest, circuit, records }
+        registry.register(
+            "write_round_seconds",
+            "One round of the writer: the ingest requests and delivery results waiting, in one transaction, on disk",
+            round.clone(),
+        );
+        registry.register(
+            "queued_deliveries",
+            "Deliveries held in memory on this node for their worker (waiting or being sent), by integration",
+            queued.clone(),
+        );
+        registry.register(
+            "queued_bytes",
+            "Memory the deliveries waiting in this node's worker queues take",
+            queued_bytes.clone(),
+        );
+        registry.register(
+            "queue_budget_bytes",
+            "The most the worker queues may take (queue_memory_mb); past it, deliveries wait in the outbox",
+            queue_budget.clone(),
+        );
+        Self {
+            registry,
+            deliveries,
+            latency,
+            attempt,
+            pending,
+            oldest,
+            circuit,
+            records,
+            round,
+            queued,
+            queued_bytes,
+            queue_budget,
+        }
     }
 }
 
@@ -122,8 +173,17 @@ impl Metrics {
         self.records.inc_by(records);
     }
 
+    pub(crate) fn round(&self, took: std::time::Duration) {
+        self.round.observe(took.as_secs_f64());
+    }
+
     /// The text exposition, with the store-derived gauges refreshed.
-    pub(crate) async fn render(&self, store: &dyn Store, circuits: &Circuits) -> Result<String, StoreError> {
+    pub(crate) async fn render(
+        &self,
+        store: &dyn Store,
+        circuits: &Circuits,
+        queues: Queues,
+    ) -> Result<String, StoreError> {
         self.pending.clear();
         self.oldest.clear();
         let now = now_ms();
@@ -141,6 +201,12 @@ impl Metrics {
             };
             self.circuit.get_or_create(&labels(&id)).set(v);
         }
+        self.queued.clear();
+        for (id, n) in queues.per_integration {
+            self.queued.get_or_create(&labels(&id)).set(n as i64);
+        }
+        self.queued_bytes.set(queues.bytes as i64);
+        self.queue_budget.set(queues.budget as i64);
         let mut out = String::new();
         encode(&mut out, &self.registry).expect("writing to a String cannot fail");
         Ok(out)

@@ -39,6 +39,7 @@ pub(crate) struct Parts {
     pub results: mpsc::UnboundedReceiver<Completion>,
     /// Cancelled once the dispatcher has stopped and every result is in the channel.
     pub flushed: CancellationToken,
+    pub metrics: std::sync::Arc<crate::metrics::Metrics>,
 }
 
 impl Writer {
@@ -71,8 +72,8 @@ impl Writer {
 }
 
 async fn run(parts: Parts, mut jobs: mpsc::Receiver<Job>) {
-    let Parts { store, workers, wake, mut results, flushed } = parts;
-    let round = Round { store: &*store, workers: &workers, wake: &wake };
+    let Parts { store, workers, wake, mut results, flushed, metrics } = parts;
+    let round = Round { store: &*store, workers: &workers, wake: &wake, metrics: &metrics };
     let mut jobs_open = true;
     // Results a failed round could not write: retried first, never dropped.
     let mut carried: Vec<Completion> = Vec::new();
@@ -126,6 +127,7 @@ struct Round<'a> {
     store: &'a dyn Store,
     workers: &'a Workers,
     wake: &'a Wake,
+    metrics: &'a crate::metrics::Metrics,
 }
 
 impl Round<'_> {
@@ -139,7 +141,10 @@ impl Round<'_> {
         let batches: Vec<(OrgId, Vec<NewRecord>)> =
             jobs.iter_mut().map(|j| (j.org.clone(), std::mem::take(&mut j.records))).collect();
         let retrying = results.iter().any(|c| c.status == DeliveryStatus::Retrying);
-        match self.store.write(&batches, &results, now).await {
+        let started = std::time::Instant::now();
+        let written = self.store.write(&batches, &results, now).await;
+        self.metrics.round(started.elapsed());
+        match written {
             Ok(outcomes) => {
                 let waiting = self.hand_over(&batches, &outcomes, now);
                 if waiting || retrying {

@@ -58,6 +58,54 @@ async fn metrics_show_outcomes_latency_backlog_and_circuits() {
     assert!(text.lines().any(|l| l == "switchyard_records_accepted_total 2"), "{text}");
 }
 
+/// The value of the first sample line named `name` (with `label`, if given).
+fn sample(text: &str, name: &str, label: &str) -> f64 {
+    text.lines()
+        .find(|l| l.split([' ', '{']).next() == Some(name) && l.contains(label))
+        .and_then(|l| l.rsplit(' ').next())
+        .and_then(|v| v.parse().ok())
+        .unwrap_or_else(|| panic!("no sample {name} {label} in {text}"))
+}
+
+#[tokio::test]
+async fn metrics_show_the_writer_s_rounds_and_what_waits_in_memory() {
+    let app = spawn_configured(Backend::Sqlite, |_| {}).await;
+    let rx = Receiver::start(vec![]).await;
+    // One request a second: of three records, the first goes at once, the
+    // second waits for the limit, the third in the queue behind it.
+    let s = webhook_with_trigger(&app, &rx.url, json!({"rateLimitPerSecond": 1}), json!({"kinds": ["value"]})).await;
+    let records: Vec<_> = (0..3).map(|i| value(&s.device, "power", json!(i))).collect();
+    app.post("/v2/telemetry", json!({ "records": records })).await;
+    let scrape =
+        || async { app.client.get(format!("{}/metrics", app.base)).send().await.unwrap().text().await.unwrap() };
+    let text = scrape().await;
+    let this = format!("integration=\"{}\"", s.integration);
+    assert!(sample(&text, "switchyard_queued_deliveries", &this) >= 2.0, "{text}");
+    assert!(sample(&text, "switchyard_queued_bytes", "") > 0.0, "the third record waits in memory: {text}");
+    assert_eq!(sample(&text, "switchyard_queue_budget_bytes", ""), (64u64 << 20) as f64, "queue_memory_mb's default");
+    assert!(sample(&text, "switchyard_write_round_seconds_count", "") >= 1.0, "the ingest took a round: {text}");
+    assert!(sample(&text, "switchyard_write_round_seconds_sum", "") > 0.0);
+
+    for _ in 0..500 {
+        if rx.got.lock().unwrap().len() == 3 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    assert_eq!(rx.got.lock().unwrap().len(), 3);
+    let mut text = scrape().await;
+    // The last result reaches the counters just after the receiver has it.
+    for _ in 0..100 {
+        if sample(&text, "switchyard_queued_deliveries", &this) == 0.0 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+        text = scrape().await;
+    }
+    assert_eq!(sample(&text, "switchyard_queued_deliveries", &this), 0.0, "{text}");
+    assert_eq!(sample(&text, "switchyard_queued_bytes", ""), 0.0, "{text}");
+}
+
 #[tokio::test]
 async fn retention_purges_finished_deliveries_and_keeps_waiting_ones() {
     let app = spawn_configured(Backend::Sqlite, |c| {
