@@ -192,6 +192,11 @@ fn bench_runs_end_to_end_and_prints_every_figure() {
     ] {
         assert!(figure(&out, label) >= 0.0, "{out}");
     }
+    // End to end includes the ingest request's own round trip: never zero.
+    for p in ["p50", "p99", "p99.9"] {
+        let label = format!("    end to end {p}, ms (request sent -> webhook received)");
+        assert!(figure(&out, &label) > 0.0, "{out}");
+    }
     assert!(out.contains("(1000 latency samples)"), "every fixed-rate record is timed: {out}");
     assert!(line_after(&out, "(b) delivered records/s, ingest batches of 100").contains(">= 50000"), "{out}");
 }
