@@ -469,7 +469,10 @@ pub async fn writer_rounds(h: Harness) {
 
     // Retention: finished deliveries made before the bound, then records no delivery needs.
     assert_eq!(h.store.purge(now - 60_000, 100).await.unwrap(), (0, 0), "nothing is that old");
-    let (deliveries, records) = h.store.purge(now_ms() + 1, 100).await.unwrap();
+    // A delivery finishes when its attempt does (started plus its duration, here
+    // a few ms ahead of the clock): the bound must come after that.
+    let finished = done.completed_at.unwrap();
+    let (deliveries, records) = h.store.purge(finished.max(now_ms()) + 1, 100).await.unwrap();
     assert_eq!(deliveries, 1, "the succeeded delivery");
     assert_eq!(records, 2, "its record and the one never routed; the retrying one's record stays");
     assert!(h.store.get_delivery(&o.id, &leased.id).await.unwrap().is_none());
