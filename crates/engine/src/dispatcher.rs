@@ -225,6 +225,24 @@ struct WorkersInner {
     runtime: tokio::runtime::Handle,
 }
 
+/// What the worker queues hold, read at scrape time (empty once stopped).
+pub(crate) struct QueueView(std::sync::Weak<WorkersInner>);
+
+impl QueueView {
+    pub(crate) fn queues(&self) -> crate::metrics::Queues {
+        let Some(inner) = self.0.upgrade() else {
+            return crate::metrics::Queues { per_integration: vec![], bytes: 0, budget: 0 };
+        };
+        let per_integration =
+            lock(&inner.map).iter().map(|(id, w)| (id.clone(), w.queued.load(Ordering::Relaxed))).collect();
+        crate::metrics::Queues {
+            per_integration,
+            bytes: inner.queued_bytes.load(Ordering::Relaxed),
+            budget: inner.parts.config.max_queued_bytes,
+        }
+    }
+}
+
 struct Worker {
     queue: mpsc::UnboundedSender<Claimed>,
     /// Deliveries queued or being sent, plus room reserved by the writer.
@@ -286,15 +304,10 @@ impl Workers {
         taken
     }
 
-    /// What the queues hold now, for the metrics.
-    pub(crate) fn queues(&self) -> crate::metrics::Queues {
-        let per_integration =
-            lock(&self.0.map).iter().map(|(id, w)| (id.clone(), w.queued.load(Ordering::Relaxed))).collect();
-        crate::metrics::Queues {
-            per_integration,
-            bytes: self.0.queued_bytes.load(Ordering::Relaxed),
-            budget: self.0.parts.config.max_queued_bytes,
-        }
+    /// A view of the queues for the metrics. It does not keep the workers
+    /// alive: they stop when the dispatcher and the writer let them go.
+    pub(crate) fn view(&self) -> QueueView {
+        QueueView(Arc::downgrade(&self.0))
     }
 
     /// Whether the queues together hold all the memory they may.

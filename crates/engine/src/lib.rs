@@ -52,7 +52,7 @@ pub struct Engine {
     egress: EgressContext,
     metrics: Arc<metrics::Metrics>,
     writer: writer::Writer,
-    workers: dispatcher::Workers,
+    queues: dispatcher::QueueView,
 }
 
 /// An integration's circuit, as the API shows it.
@@ -110,9 +110,10 @@ impl Engine {
         let workers = dispatcher::Workers::new(parts, tracker, &shutdown);
         let flushed = CancellationToken::new();
         dispatcher::spawn(workers.clone(), flushed.clone());
+        let queues = workers.view();
         let parts = writer::Parts {
             store: store.clone(),
-            workers: workers.clone(),
+            workers,
             wake: wake.clone(),
             results,
             flushed,
@@ -120,7 +121,7 @@ impl Engine {
         };
         let writer = writer::Writer::start(parts, tracker);
         let router = Router::new(store.clone());
-        Ok(Arc::new(Engine { router, store, wake, circuits, changes, egress: ctx, metrics, writer, workers }))
+        Ok(Arc::new(Engine { router, store, wake, circuits, changes, egress: ctx, metrics, writer, queues }))
     }
 
     /// Routes and stores records; returns once they and their fan-out are durable.
@@ -179,7 +180,7 @@ impl Engine {
 
     /// The Prometheus text exposition.
     pub async fn render_metrics(&self) -> Result<String, StoreError> {
-        self.metrics.render(&*self.store, &self.circuits, self.workers.queues()).await
+        self.metrics.render(&*self.store, &self.circuits, self.queues.queues()).await
     }
 
     pub fn store(&self) -> &Arc<dyn Store> {
