@@ -11,6 +11,14 @@ fn line<'a>(text: &'a str, name: &str, label: &str) -> Option<&'a str> {
     text.lines().find(|l| l.starts_with(name) && l.contains(label))
 }
 
+/// The value on the first line named `name` (with `label`, if given).
+fn sample(text: &str, name: &str, label: &str) -> f64 {
+    line(text, name, label)
+        .and_then(|l| l.rsplit(' ').next())
+        .and_then(|v| v.parse().ok())
+        .unwrap_or_else(|| panic!("no sample {name} {label} in {text}"))
+}
+
 #[tokio::test]
 async fn metrics_show_outcomes_latency_backlog_and_circuits() {
     let app = spawn_configured(Backend::Sqlite, |_| {}).await;
@@ -51,20 +59,10 @@ async fn metrics_show_outcomes_latency_backlog_and_circuits() {
     assert!(line(&text, "switchyard_attempt_duration_seconds_bucket", &b).is_some());
     assert!(line(&text, "switchyard_pending_deliveries", &b).unwrap().ends_with(" 1"), "the retrying delivery waits");
     assert!(line(&text, "switchyard_pending_deliveries", &g).is_none(), "nothing waits for the healthy one");
-    let age: f64 =
-        line(&text, "switchyard_oldest_pending_age_seconds", &b).unwrap().rsplit(' ').next().unwrap().parse().unwrap();
+    let age = sample(&text, "switchyard_oldest_pending_age_seconds", &b);
     assert!((0.0..60.0).contains(&age));
     assert!(line(&text, "switchyard_circuit_state", &b).unwrap().ends_with(" 0"), "one failure leaves it closed");
     assert!(text.lines().any(|l| l == "switchyard_records_accepted_total 2"), "{text}");
-}
-
-/// The value of the first sample line named `name` (with `label`, if given).
-fn sample(text: &str, name: &str, label: &str) -> f64 {
-    text.lines()
-        .find(|l| l.split([' ', '{']).next() == Some(name) && l.contains(label))
-        .and_then(|l| l.rsplit(' ').next())
-        .and_then(|v| v.parse().ok())
-        .unwrap_or_else(|| panic!("no sample {name} {label} in {text}"))
 }
 
 #[tokio::test]
