@@ -10,7 +10,11 @@ use std::time::{Duration, Instant};
 use anyhow::Context;
 use axum::body::Bytes;
 use serde_json::{json, Value};
+use switchyard_connectors::http::{HttpClient, ANSWER_MAX};
 use switchyard_core::{keys, now_ms, ApiKey, ApiKeyId, Cipher, Org, OrgId, Scope};
+
+/// Of every request the bench makes (none comes near it).
+const TIMEOUT: Duration = Duration::from_secs(60);
 
 #[derive(Debug, Clone, clap::Args)]
 pub struct BenchArgs {
@@ -106,15 +110,16 @@ fn write_record(out: &mut String, device: &str, id: std::fmt::Arguments) {
     );
 }
 
-/// Posts telemetry as the baseline posts to the receiver: a body written
+/// Posts telemetry as the baseline posts to the receiver, with the same
+/// client (the one the webhook connector sends with): a body written
 /// straight to bytes, the URL parsed once, the answer's status checked and
 /// its body read but not parsed. So the client costs the same in (a), (b),
 /// (c) and (d), and the difference between them is the server's.
 #[derive(Clone)]
 struct Ingest {
-    client: reqwest::Client,
-    url: reqwest::Url,
-    key: reqwest::header::HeaderValue,
+    client: HttpClient,
+    url: http::Uri,
+    key: http::HeaderValue,
 }
 
 impl Ingest {
@@ -133,17 +138,14 @@ impl Ingest {
     }
 
     async fn send(&self, body: Vec<u8>) -> anyhow::Result<()> {
-        let res = self
-            .client
-            .post(self.url.clone())
+        let request = http::Request::post(self.url.clone())
             .header("x-api-key", self.key.clone())
             .header("content-type", "application/json")
-            .body(body)
-            .send()
-            .await?;
+            .body(body.into())?;
+        let res = self.client.send(request, TIMEOUT).await?;
         let status = res.status();
-        let answer = res.bytes().await?;
-        anyhow::ensure!(status.is_success(), "/telemetry: {status} {}", String::from_utf8_lossy(&answer));
+        let answer = res.bytes(ANSWER_MAX).await;
+        anyhow::ensure!((200..300).contains(&status), "/telemetry: {status} {}", String::from_utf8_lossy(&answer));
         Ok(())
     }
 }
@@ -192,21 +194,22 @@ pub async fn run(args: BenchArgs) -> anyhow::Result<()> {
     });
     let receiver = Receiver::default();
     let target = receiver.start().await?;
-    let client = reqwest::Client::builder().pool_max_idle_per_host(256).build()?;
+    let client = HttpClient::new(policy.clone(), 256);
     let key = new.plaintext.clone();
     let ingest = Ingest {
         client: client.clone(),
-        url: reqwest::Url::parse(&format!("{api}/telemetry"))?,
-        key: reqwest::header::HeaderValue::from_str(&key)?,
+        url: format!("{api}/telemetry").parse()?,
+        key: http::HeaderValue::from_str(&key)?,
     };
     let post = move |path: &str, body: Value| {
         let (client, api, key) = (client.clone(), api.clone(), key.clone());
         let path = path.to_owned();
         async move {
-            let res = client.post(format!("{api}{path}")).header("x-api-key", key).json(&body).send().await?;
+            let headers = [("x-api-key", key.as_str()), ("content-type", "application/json")];
+            let res = client.post(&format!("{api}{path}"), &headers, body.to_string(), TIMEOUT).await?;
             let status = res.status();
-            let body: Value = res.json().await.unwrap_or(Value::Null);
-            anyhow::ensure!(status.is_success(), "{path}: {status} {body}");
+            let body: Value = serde_json::from_slice(&res.bytes(ANSWER_MAX).await).unwrap_or(Value::Null);
+            anyhow::ensure!((200..300).contains(&status), "{path}: {status} {body}");
             Ok::<Value, anyhow::Error>(body)
         }
     };
@@ -231,8 +234,8 @@ pub async fn run(args: BenchArgs) -> anyhow::Result<()> {
     write_record(&mut body, &device, format_args!("baseline"));
     let baseline = Baseline {
         client: switchyard_connectors::EgressContext::new(policy).http,
-        target: target.clone(),
-        body: body.into_bytes(),
+        target: target.parse()?,
+        body: body.into(),
         requests: args.records,
     };
     let (raw_rate, raw_cpu) = baseline.run().await?;
@@ -335,9 +338,9 @@ pub async fn run(args: BenchArgs) -> anyhow::Result<()> {
 /// The baseline (a): 64 concurrent clients posting one record each time,
 /// straight to the receiver.
 struct Baseline {
-    client: reqwest::Client,
-    target: String,
-    body: Vec<u8>,
+    client: HttpClient,
+    target: http::Uri,
+    body: Bytes,
     requests: usize,
 }
 
@@ -352,9 +355,11 @@ impl Baseline {
                 (self.client.clone(), self.target.clone(), self.body.clone(), next.clone(), self.requests);
             senders.push(tokio::spawn(async move {
                 while next.fetch_add(1, Ordering::Relaxed) < n {
-                    c.post(&t).header("content-type", "application/json").body(b.clone()).send().await?;
+                    let request =
+                        http::Request::post(t.clone()).header("content-type", "application/json").body(b.clone())?;
+                    c.send(request, TIMEOUT).await?.bytes(ANSWER_MAX).await;
                 }
-                Ok::<(), reqwest::Error>(())
+                Ok::<(), anyhow::Error>(())
             }));
         }
         for s in senders {

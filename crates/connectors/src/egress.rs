@@ -94,20 +94,14 @@ pub trait Resources: Send + Sync {
 /// the resource lookup for templates.
 #[derive(Clone)]
 pub struct EgressContext {
-    pub http: reqwest::Client,
+    pub http: crate::http::HttpClient,
     pub policy: EgressPolicy,
     pub resources: Option<std::sync::Arc<dyn Resources>>,
 }
 
 impl EgressContext {
     pub fn new(policy: EgressPolicy) -> Self {
-        let http = reqwest::Client::builder()
-            .redirect(reqwest::redirect::Policy::none())
-            .dns_resolver(std::sync::Arc::new(policy.clone()))
-            .user_agent(concat!("Switchyard/", env!("CARGO_PKG_VERSION")))
-            .pool_max_idle_per_host(64)
-            .build()
-            .expect("the HTTP client builds");
+        let http = crate::http::HttpClient::new(policy.clone(), 64);
         Self { http, policy, resources: None }
     }
 

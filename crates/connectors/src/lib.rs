@@ -14,6 +14,7 @@ pub mod egress;
 pub mod email;
 pub mod event_hubs;
 pub mod gcp_pubsub;
+pub mod http;
 pub mod kafka;
 pub mod mqtt;
 pub mod nats;

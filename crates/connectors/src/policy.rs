@@ -1,7 +1,7 @@
 //! Outbound safety: targets that resolve to private, loopback, link-local,
 //! metadata or other non-public addresses are refused at connect time,
 //! unless the server's allow-list (`egress.allow`) covers them.
-use std::net::{IpAddr, SocketAddr};
+use std::net::IpAddr;
 use std::sync::Arc;
 
 use ipnet::IpNet;
@@ -67,22 +67,6 @@ pub fn is_public(ip: IpAddr) -> bool {
                 || (first & 0xffc0) == 0xfe80
                 || first == 0x2001 && v6.segments()[1] == 0x0db8)
         }
-    }
-}
-
-impl reqwest::dns::Resolve for EgressPolicy {
-    fn resolve(&self, name: reqwest::dns::Name) -> reqwest::dns::Resolving {
-        let policy = self.clone();
-        Box::pin(async move {
-            let host = name.as_str().to_owned();
-            let addrs: Vec<SocketAddr> = tokio::net::lookup_host((host.as_str(), 0)).await?.collect();
-            let allowed: Vec<SocketAddr> = addrs.iter().copied().filter(|a| policy.check(a.ip()).is_ok()).collect();
-            match (allowed.is_empty(), addrs.first()) {
-                (false, _) => Ok(Box::new(allowed.into_iter()) as reqwest::dns::Addrs),
-                (true, Some(first)) => Err(Box::new(Blocked(first.ip())) as Box<dyn std::error::Error + Send + Sync>),
-                (true, None) => Err(format!("{host} has no addresses").into()),
-            }
-        })
     }
 }
 

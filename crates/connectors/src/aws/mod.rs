@@ -1,5 +1,5 @@
 //! What the AWS connectors share: their properties, Signature Version 4
-//! (aws-sigv4) on reqwest requests, and reading AWS's error answers.
+//! (aws-sigv4) on the shared HTTP client's requests, and reading AWS's error answers.
 mod classify;
 
 pub use classify::{classify, xml_tag, AwsError};
@@ -14,6 +14,7 @@ use switchyard_core::spec::{PropertyKind as K, PropertySpec as P};
 use switchyard_core::{Integration, Secret, ValidationErrors};
 
 use crate::egress::{BuildError, Outcome, Response, SendResult};
+use crate::http::ANSWER_MAX;
 use crate::shared::{objects_property, rate, rate_property, reject, required, retry, secret, text};
 use switchyard_core::delivery::{excerpt, RESPONSE_EXCERPT_MAX};
 
@@ -95,7 +96,7 @@ impl Aws {
     /// AWS error classified. `target` names where it went, for the log.
     pub async fn call(
         &self,
-        http: &reqwest::Client,
+        http: &crate::http::HttpClient,
         service: &str,
         headers: &[(&str, &str)],
         body: String,
@@ -106,19 +107,17 @@ impl Aws {
             Ok(h) => h,
             Err(e) => return reject(target, format!("signing failed: {e}")),
         };
-        let mut request = http.post(self.url()).timeout(Duration::from_secs(15)).body(body);
-        for (k, v) in headers {
-            request = request.header(*k, *v);
-        }
-        for (k, v) in signed {
-            request = request.header(k, v);
-        }
-        let response = match request.send().await {
+        let signed: Vec<(&str, &str)> = signed.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
+        let all: Vec<(&str, &str)> = headers.iter().copied().chain(signed).collect();
+        let response = match http.post(&self.url(), &all, body, Duration::from_secs(15)).await {
             Ok(r) => r,
-            Err(e) => return retry(target, format!("{} could not be reached: {e}", service.to_uppercase())),
+            Err(e) => {
+                let reason = format!("{} could not be reached: {e}", service.to_uppercase());
+                return if e.is_permanent() { reject(target, reason) } else { retry(target, reason) };
+            }
         };
-        let status = response.status().as_u16();
-        let text = response.text().await.unwrap_or_default();
+        let status = response.status();
+        let text = response.text(ANSWER_MAX).await;
         let mut answer =
             Response { status: Some(status), remote_id: None, excerpt: Some(excerpt(&text, RESPONSE_EXCERPT_MAX)) };
         let outcome = if (200..300).contains(&status) {

@@ -11,7 +11,7 @@ pub struct SnsEgress {
     topic_arn: String,
     fifo: bool,
     integration: IntegrationId,
-    http: reqwest::Client,
+    http: crate::http::HttpClient,
 }
 
 impl SnsEgress {

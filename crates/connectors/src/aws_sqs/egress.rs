@@ -12,7 +12,7 @@ pub struct SqsEgress {
     queue_url: String,
     fifo: bool,
     integration: IntegrationId,
-    http: reqwest::Client,
+    http: crate::http::HttpClient,
 }
 
 impl SqsEgress {

@@ -10,7 +10,8 @@ use switchyard_core::{Integration, IntegrationId};
 use super::config::PubSubConfig;
 use super::token::Tokens;
 use crate::egress::{BuildError, Egress, EgressContext, Outbound, Outcome, Response, SendResult};
-use crate::shared::{failed, published, retry};
+use crate::http::{HttpClient, ANSWER_MAX};
+use crate::shared::{failed, published, reject, retry};
 
 pub struct PubSubEgress {
     tokens: Tokens,
@@ -18,7 +19,7 @@ pub struct PubSubEgress {
     url: String,
     rate: f64,
     integration: IntegrationId,
-    http: reqwest::Client,
+    http: HttpClient,
 }
 
 impl PubSubEgress {
@@ -61,14 +62,18 @@ impl Egress for PubSubEgress {
             "data": base64::engine::general_purpose::STANDARD.encode(data),
             "attributes": {"switchyard-delivery-id": message.delivery_id},
         }]});
-        let sent =
-            self.http.post(&self.url).bearer_auth(token).timeout(Duration::from_secs(15)).json(&body).send().await;
+        let bearer = format!("Bearer {token}");
+        let headers = [("authorization", bearer.as_str()), ("content-type", "application/json")];
+        let sent = self.http.post(&self.url, &headers, body.to_string(), Duration::from_secs(15)).await;
         let response = match sent {
             Ok(r) => r,
-            Err(e) => return retry(&self.topic, format!("Pub/Sub could not be reached: {e}")),
+            Err(e) => {
+                let reason = format!("Pub/Sub could not be reached: {e}");
+                return if e.is_permanent() { reject(&self.topic, reason) } else { retry(&self.topic, reason) };
+            }
         };
-        let status = response.status().as_u16();
-        let text = response.text().await.unwrap_or_default();
+        let status = response.status();
+        let text = response.text(ANSWER_MAX).await;
         let answer: Value = serde_json::from_str(&text).unwrap_or(Value::Null);
         let mut result =
             Response { status: Some(status), remote_id: None, excerpt: Some(excerpt(&text, RESPONSE_EXCERPT_MAX)) };

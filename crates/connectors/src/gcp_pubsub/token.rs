@@ -12,6 +12,7 @@ use tokio::sync::Mutex;
 
 use super::config::AccountKey;
 use crate::egress::Outcome;
+use crate::http::{form, HttpClient, ANSWER_MAX};
 
 pub const SCOPE: &str = "https://www.googleapis.com/auth/pubsub";
 
@@ -45,7 +46,7 @@ impl Tokens {
 
     /// A valid access token, fetching one when needed. The error says what
     /// becomes of the delivery: a refused key is permanent.
-    pub async fn get(&self, http: &reqwest::Client) -> Result<String, Outcome> {
+    pub async fn get(&self, http: &HttpClient) -> Result<String, Outcome> {
         let mut cached = self.cached.lock().await;
         if let Some((token, until)) = cached.as_ref() {
             if Instant::now() < *until {
@@ -55,18 +56,18 @@ impl Tokens {
         let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap_or_default().as_secs();
         let assertion =
             assertion(&self.key, &self.pair, now).map_err(|reason| Outcome::Reject { reason, deactivate: false })?;
-        let sent = http
-            .post(&self.key.token_uri)
-            .timeout(Duration::from_secs(15))
-            .form(&[("grant_type", "urn:ietf:params:oauth:grant-type:jwt-bearer"), ("assertion", &assertion)])
-            .send()
-            .await
-            .map_err(|e| Outcome::Retry {
-                after: None,
-                reason: format!("the token endpoint could not be reached: {e}"),
-            })?;
-        let status = sent.status().as_u16();
-        let answer: Value = sent.json().await.unwrap_or(Value::Null);
+        let body = form(&[("grant_type", "urn:ietf:params:oauth:grant-type:jwt-bearer"), ("assertion", &assertion)]);
+        let headers = [("content-type", "application/x-www-form-urlencoded")];
+        let sent = http.post(&self.key.token_uri, &headers, body, Duration::from_secs(15)).await.map_err(|e| {
+            let reason = format!("the token endpoint could not be reached: {e}");
+            if e.is_permanent() {
+                Outcome::Reject { reason, deactivate: false }
+            } else {
+                Outcome::Retry { after: None, reason }
+            }
+        })?;
+        let status = sent.status();
+        let answer: Value = serde_json::from_slice(&sent.bytes(ANSWER_MAX).await).unwrap_or(Value::Null);
         match answer["access_token"].as_str() {
             Some(token) if (200..300).contains(&status) => {
                 let ttl = answer["expires_in"].as_u64().unwrap_or(3600).saturating_sub(60);

@@ -7,9 +7,10 @@ use serde_json::Value;
 
 use super::config::TwilioConfig;
 use crate::egress::{EgressContext, Outcome};
+use crate::http::{basic_auth, form as encode, HttpClient, ANSWER_MAX};
 
 pub struct Client {
-    http: reqwest::Client,
+    http: HttpClient,
     base: String,
     account: String,
     token: String,
@@ -46,33 +47,30 @@ impl Client {
     }
 
     async fn create(&self, resource: &str, form: &[(&str, &str)]) -> Result<String, Failure> {
-        let sent = self
-            .http
-            .post(format!("{}/{resource}", self.base))
-            .basic_auth(&self.account, Some(&self.token))
-            .timeout(Duration::from_secs(15))
-            .form(form)
-            .send()
-            .await;
+        let auth = basic_auth(&self.account, &self.token);
+        let headers = [("authorization", auth.as_str()), ("content-type", "application/x-www-form-urlencoded")];
+        let sent =
+            self.http.post(&format!("{}/{resource}", self.base), &headers, encode(form), Duration::from_secs(15)).await;
         let response = match sent {
             Ok(r) => r,
             Err(e) => {
                 let reason = format!("the API could not be reached: {e}");
-                return Err(Failure {
-                    outcome: Outcome::Retry { after: None, reason: reason.clone() },
-                    reason,
-                    status: None,
-                });
+                let outcome = if e.is_permanent() {
+                    Outcome::Reject { reason: reason.clone(), deactivate: false }
+                } else {
+                    Outcome::Retry { after: None, reason: reason.clone() }
+                };
+                return Err(Failure { outcome, reason, status: None });
             }
         };
-        let status = response.status().as_u16();
+        let status = response.status();
         let retry_after = response
             .headers()
             .get("retry-after")
             .and_then(|v| v.to_str().ok())
             .and_then(|v| v.parse::<u64>().ok())
             .map(Duration::from_secs);
-        let answer: Value = response.json().await.unwrap_or(Value::Null);
+        let answer: Value = serde_json::from_slice(&response.bytes(ANSWER_MAX).await).unwrap_or(Value::Null);
         if (200..300).contains(&status) {
             if let Some(sid) = answer["sid"].as_str() {
                 return Ok(sid.to_owned());

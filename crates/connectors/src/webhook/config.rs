@@ -53,7 +53,7 @@ pub fn properties() -> Vec<P> {
 pub struct WebhookConfig {
     pub url: String,
     pub routes: Vec<(RecordKind, String)>,
-    pub method: reqwest::Method,
+    pub method: http::Method,
     pub headers: Vec<(HeaderName, HeaderValue)>,
     pub timeout: Duration,
     pub keys: Vec<SigningKey>,
@@ -108,8 +108,8 @@ impl WebhookConfig {
         .into_iter()
         .filter_map(|(k, name)| Some((k, text(p, name)?.to_owned())))
         .collect();
-        let method = reqwest::Method::from_bytes(text(p, "method").unwrap_or("POST").as_bytes())
-            .map_err(|e| bad(e.to_string()))?;
+        let method =
+            http::Method::from_bytes(text(p, "method").unwrap_or("POST").as_bytes()).map_err(|e| bad(e.to_string()))?;
         let headers = parse_headers(p.get("headers").and_then(Value::as_array).map(Vec::as_slice).unwrap_or_default())
             .map_err(|(i, e)| bad(format!("headers[{i}] {e}")))?;
         let timeout = Duration::from_secs_f64(p.get("timeoutSeconds").and_then(Value::as_f64).unwrap_or(15.0));

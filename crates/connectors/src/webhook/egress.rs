@@ -5,7 +5,8 @@ use std::sync::Mutex;
 use std::time::SystemTime;
 
 use async_trait::async_trait;
-use http::header;
+use bytes::Bytes;
+use http::header::{self, HeaderValue};
 use switchyard_core::delivery::{excerpt, RESPONSE_EXCERPT_MAX};
 
 use super::classify::{classify_status, parse_retry_after};
@@ -13,18 +14,19 @@ use super::config::{Auth, WebhookConfig};
 use super::digest;
 use super::sign::signature_header;
 use crate::egress::{BuildError, Egress, EgressContext, Outbound, Outcome, Response, SendResult};
+use crate::http::{basic_auth, HttpClient};
 use crate::policy::EgressPolicy;
 use sha2::Digest as _;
 use switchyard_core::{Metadata, RecordKind};
 
 pub struct WebhookEgress {
-    http: reqwest::Client,
+    http: HttpClient,
     policy: EgressPolicy,
     config: WebhookConfig,
     /// The compiled body template, if any, and the globals it may use.
     template: Option<(minijinja::Environment<'static>, minijinja::Value)>,
     /// Per record kind: the target, parsed once (or why it cannot be).
-    targets: Vec<(RecordKind, String, Result<reqwest::Url, String>)>,
+    targets: Vec<(RecordKind, String, Result<http::Uri, String>)>,
     /// The last Digest challenge, reused (with a growing nonce count) until refused.
     digest: Mutex<Option<digest::Challenge>>,
     nonce_count: AtomicU32,
@@ -45,7 +47,10 @@ impl WebhookEgress {
             .into_iter()
             .map(|kind| {
                 let target = config.url_for(kind);
-                let url = reqwest::Url::parse(&target).map_err(|e| format!("invalid URL: {e}"));
+                let url = url::Url::parse(&target)
+                    .map_err(|e| e.to_string())
+                    .and_then(|u| u.as_str().parse::<http::Uri>().map_err(|e| e.to_string()))
+                    .map_err(|e| format!("invalid URL: {e}"));
                 (kind, target, url)
             })
             .collect();
@@ -73,20 +78,19 @@ impl WebhookEgress {
 
     fn request(
         &self,
-        url: reqwest::Url,
+        uri: http::Uri,
         webhook_id: &str,
         delivery_ids: Option<&str>,
         body: &str,
         timestamp: i64,
         authorization: Option<String>,
-    ) -> reqwest::RequestBuilder {
-        let mut req = self
-            .http
-            .request(self.config.method.clone(), url)
-            .timeout(self.config.timeout)
-            .header(header::CONTENT_TYPE, "application/json")
+    ) -> Result<http::Request<Bytes>, http::Error> {
+        let mut req = http::Request::builder()
+            .method(self.config.method.clone())
+            .uri(uri)
+            .header(header::CONTENT_TYPE, HeaderValue::from_static("application/json"))
             .header("webhook-id", webhook_id)
-            .header("webhook-timestamp", timestamp.to_string());
+            .header("webhook-timestamp", timestamp);
         if !self.config.keys.is_empty() {
             let signature = signature_header(&self.config.keys, webhook_id, timestamp, body.as_bytes());
             req = req.header("webhook-signature", signature);
@@ -97,73 +101,30 @@ impl WebhookEgress {
         for (name, value) in &self.config.headers {
             req = req.header(name, value);
         }
-        req = match &self.config.auth {
-            Auth::Basic { username, password } => req.basic_auth(username, Some(password.expose())),
-            Auth::Bearer(token) => req.bearer_auth(token.expose()),
-            Auth::Digest { .. } | Auth::None => req,
+        let authorization = match &self.config.auth {
+            Auth::Basic { username, password } => Some(basic_auth(username, password.expose())),
+            Auth::Bearer(token) => Some(format!("Bearer {}", token.expose())),
+            Auth::Digest { .. } | Auth::None => authorization,
         };
         if let Some(value) = authorization {
             req = req.header(header::AUTHORIZATION, value);
         }
-        req.body(body.to_owned())
+        req.body(Bytes::copy_from_slice(body.as_bytes()))
     }
 
-    fn digest_header(&self, url: &reqwest::Url, challenge: &digest::Challenge) -> Option<String> {
+    fn digest_header(&self, url: &http::Uri, challenge: &digest::Challenge) -> Option<String> {
         let Auth::Digest { username, password } = &self.config.auth else { return None };
-        let uri = match url.query() {
-            Some(q) => format!("{}?{q}", url.path()),
-            None => url.path().to_owned(),
-        };
+        let uri = url.path_and_query().map_or("/", |p| p.as_str());
         let nc = self.nonce_count.fetch_add(1, Ordering::Relaxed) + 1;
         Some(digest::authorization(
             challenge,
             username,
             password.expose(),
             self.config.method.as_str(),
-            &uri,
+            uri,
             nc,
             &digest::cnonce(),
         ))
-    }
-}
-
-/// Reads at most the excerpt limit of a response body.
-async fn read_excerpt(mut response: reqwest::Response) -> Option<String> {
-    let mut buf = Vec::new();
-    while let Ok(Some(chunk)) = response.chunk().await {
-        buf.extend_from_slice(&chunk);
-        if buf.len() >= RESPONSE_EXCERPT_MAX {
-            break;
-        }
-    }
-    (!buf.is_empty()).then(|| excerpt(&String::from_utf8_lossy(&buf), RESPONSE_EXCERPT_MAX))
-}
-
-/// Whether the egress policy refused the connection (somewhere in the error's chain).
-fn is_blocked(e: &reqwest::Error) -> bool {
-    let mut source = std::error::Error::source(e);
-    while let Some(cause) = source {
-        if cause.downcast_ref::<crate::policy::Blocked>().is_some() {
-            return true;
-        }
-        source = cause.source();
-    }
-    false
-}
-
-/// A transport failure, in words an operator can act on.
-fn describe(e: &reqwest::Error) -> String {
-    let mut text = e.to_string();
-    let mut source = std::error::Error::source(e);
-    while let Some(cause) = source {
-        text.push_str(": ");
-        text.push_str(&cause.to_string());
-        source = cause.source();
-    }
-    if e.is_timeout() {
-        format!("timed out: {text}")
-    } else {
-        text
     }
 }
 
@@ -212,10 +173,8 @@ impl WebhookEgress {
             Err(e) => return fail(Outcome::Reject { reason: e.clone(), deactivate: false }),
         };
         // Names are checked by the resolver; literal addresses never reach it.
-        let literal = url
-            .host_str()
-            .map(|h| h.trim_start_matches('[').trim_end_matches(']'))
-            .and_then(|h| h.parse::<IpAddr>().ok());
+        let literal =
+            url.host().map(|h| h.trim_start_matches('[').trim_end_matches(']')).and_then(|h| h.parse::<IpAddr>().ok());
         if let Some(Err(blocked)) = literal.map(|ip| self.policy.check(ip)) {
             return fail(Outcome::Reject { reason: blocked.to_string(), deactivate: false });
         }
@@ -230,16 +189,19 @@ impl WebhookEgress {
         let mut tries = 0;
         let response = loop {
             tries += 1;
-            let response = match self
-                .request(url.clone(), webhook_id, delivery_ids, &body, timestamp, authorization.take())
-                .send()
-                .await
-            {
+            let request =
+                match self.request(url.clone(), webhook_id, delivery_ids, &body, timestamp, authorization.take()) {
+                    Ok(r) => r,
+                    Err(e) => {
+                        let reason = format!("the request cannot be made: {e}");
+                        return fail(Outcome::Reject { reason, deactivate: false });
+                    }
+                };
+            let response = match self.http.send(request, self.config.timeout).await {
                 Ok(r) => r,
                 Err(e) => {
-                    let blocked = is_blocked(&e);
-                    let reason = describe(&e);
-                    return fail(if blocked {
+                    let reason = e.to_string();
+                    return fail(if e.is_permanent() {
                         Outcome::Reject { reason, deactivate: false }
                     } else {
                         Outcome::Retry { after: None, reason }
@@ -257,14 +219,15 @@ impl WebhookEgress {
             }
             break response;
         };
-        let status = response.status().as_u16();
+        let status = response.status();
         let retry_after = response
             .headers()
             .get(header::RETRY_AFTER)
             .and_then(|v| v.to_str().ok())
             .and_then(|v| parse_retry_after(v, SystemTime::now()));
         let outcome = classify_status(status, retry_after);
-        let body = read_excerpt(response).await;
+        let body = response.bytes(RESPONSE_EXCERPT_MAX).await;
+        let body = (!body.is_empty()).then(|| excerpt(&String::from_utf8_lossy(&body), RESPONSE_EXCERPT_MAX));
         // The id the receiver was given (webhook-id) is the message's id in the log.
         let remote_id = (outcome == Outcome::Delivered).then(|| webhook_id.to_owned());
         SendResult {
