@@ -37,20 +37,42 @@ fn delivery_from(row: &Row) -> Result<Delivery> {
     })
 }
 
+fn outcome(text: &str) -> Result<AttemptOutcome> {
+    AttemptOutcome::parse(text).ok_or_else(|| StoreError::Corrupt(format!("attempt outcome `{text}`")))
+}
+
 fn attempt_from(row: &Row) -> Result<Attempt> {
-    let outcome: String = row.get("outcome")?;
     Ok(Attempt {
         number: row.get::<i64>("number")? as u32,
         started_at: row.get("started_at")?,
         duration_ms: row.get("duration_ms")?,
-        outcome: AttemptOutcome::parse(&outcome)
-            .ok_or_else(|| StoreError::Corrupt(format!("attempt outcome `{outcome}`")))?,
+        outcome: outcome(&row.get::<String>("outcome")?)?,
         status_code: row.get::<Option<i64>>("status_code")?.map(|c| c as u16),
         remote_id: row.get("remote_id")?,
         error: row.get("error")?,
         response_excerpt: row.get("response_excerpt")?,
         target: row.get("target")?,
     })
+}
+
+/// The latest attempt's columns on a delivery's row (besides `target` and `last_error`).
+const LATEST: &str = "last_started_at, last_duration_ms, last_outcome, last_status_code, last_remote_id, last_excerpt";
+
+/// The attempt kept on a delivery's row, if it holds one (rows written
+/// before migration 7 keep all theirs in `delivery_attempts`).
+fn latest_attempt(row: &Row) -> Result<Option<Attempt>> {
+    let Some(text) = row.get::<Option<String>>("last_outcome")? else { return Ok(None) };
+    Ok(Some(Attempt {
+        number: row.get::<i64>("attempts")? as u32,
+        started_at: row.get::<Option<i64>>("last_started_at")?.unwrap_or_default(),
+        duration_ms: row.get::<Option<i64>>("last_duration_ms")?.unwrap_or_default(),
+        outcome: outcome(&text)?,
+        status_code: row.get::<Option<i64>>("last_status_code")?.map(|c| c as u16),
+        remote_id: row.get("last_remote_id")?,
+        error: row.get("last_error")?,
+        response_excerpt: row.get("last_excerpt")?,
+        target: row.get("target")?,
+    }))
 }
 
 /// A delivery's state after a completion.
@@ -75,33 +97,35 @@ pub(crate) fn new_state(c: &Completion) -> NewState<'_> {
     }
 }
 
-/// Records attempts and the deliveries' new states: two statements per 200 results.
+/// Copies deliveries' latest attempts (kept on their rows) into
+/// `delivery_attempts`; the caller says which rows, then adds `MOVE_GUARD`.
+pub(crate) const MOVE_LATEST: &str = "INSERT INTO delivery_attempts (delivery_id, number, started_at, duration_ms, \
+     outcome, status_code, remote_id, error, response_excerpt, target) SELECT id, attempts, last_started_at, \
+     last_duration_ms, last_outcome, last_status_code, last_remote_id, last_error, last_excerpt, target FROM deliveries";
+/// Only a row holding an attempt moves it, once.
+pub(crate) const MOVE_GUARD: &str = "AND last_outcome IS NOT NULL ON CONFLICT (delivery_id, number) DO NOTHING";
+
+/// Records attempts and the deliveries' new states, 200 results a statement:
+/// each delivery's previous attempt moves from its row to `delivery_attempts`
+/// (none before a first attempt), and the new one takes its place. A result
+/// older than the delivery's latest attempt changes nothing.
 pub(crate) async fn write_completions(conn: &mut Conn<'_>, results: &[Completion]) -> Result<()> {
     for chunk in results.chunks(200) {
-        let mut attempts =
-            q("INSERT INTO delivery_attempts (delivery_id, number, started_at, duration_ms, outcome, status_code, \
-                              remote_id, error, response_excerpt, target) VALUES ");
-        let mut states = q(
-            "WITH v (id, status, attempts, next_attempt_at, updated_at, completed_at, target, last_error) AS (VALUES ",
-        );
+        let later: Vec<&Completion> = chunk.iter().filter(|c| c.attempt.number > 1).collect();
+        if !later.is_empty() {
+            let mut moves = q("WITH v (delivery, number) AS (VALUES ");
+            for c in &later {
+                push_row(&mut moves, vec![(&c.id).into(), (c.attempt.number as i64).into()]);
+            }
+            moves
+                .push_sql(&format!(") {MOVE_LATEST} JOIN v ON id = v.delivery WHERE attempts < v.number {MOVE_GUARD}"));
+            conn.execute(moves).await?;
+        }
+        let mut states = q("WITH v (id, status, attempts, next_attempt_at, updated_at, completed_at, target, \
+             last_error, started_at, duration_ms, outcome, status_code, remote_id, excerpt) AS (VALUES ");
         for c in chunk {
             let a = &c.attempt;
             let state = new_state(c);
-            push_row(
-                &mut attempts,
-                vec![
-                    (&c.id).into(),
-                    (a.number as i64).into(),
-                    a.started_at.into(),
-                    a.duration_ms.into(),
-                    a.outcome.as_str().into(),
-                    a.status_code.map(i64::from).into(),
-                    a.remote_id.clone().into(),
-                    a.error.clone().into(),
-                    a.response_excerpt.clone().into(),
-                    a.target.clone().into(),
-                ],
-            );
             push_row(
                 &mut states,
                 vec![
@@ -113,16 +137,22 @@ pub(crate) async fn write_completions(conn: &mut Conn<'_>, results: &[Completion
                     state.completed_at.into(),
                     a.target.clone().into(),
                     state.last_error.into(),
+                    a.started_at.into(),
+                    a.duration_ms.into(),
+                    a.outcome.as_str().into(),
+                    a.status_code.map(i64::from).into(),
+                    a.remote_id.clone().into(),
+                    a.response_excerpt.clone().into(),
                 ],
             );
         }
-        attempts.push_sql(" ON CONFLICT (delivery_id, number) DO NOTHING");
         states.push_sql(
             ") UPDATE deliveries SET status = v.status, attempts = v.attempts, next_attempt_at = v.next_attempt_at, \
              lease_until = 0, updated_at = v.updated_at, completed_at = v.completed_at, target = v.target, \
-             last_error = v.last_error FROM v WHERE deliveries.id = v.id",
+             last_error = v.last_error, last_started_at = v.started_at, last_duration_ms = v.duration_ms, \
+             last_outcome = v.outcome, last_status_code = v.status_code, last_remote_id = v.remote_id, \
+             last_excerpt = v.excerpt FROM v WHERE deliveries.id = v.id AND deliveries.attempts <= v.attempts",
         );
-        conn.execute(attempts).await?;
         conn.execute(states).await?;
     }
     Ok(())
@@ -340,13 +370,16 @@ impl DeliveryStore for SqlStore {
         let Some(row) = self
             .pool
             .fetch_optional(
-                q(format!("SELECT {COLUMNS} FROM deliveries WHERE org_id = $1 AND id = $2")).bind(org).bind(id),
+                q(format!("SELECT {COLUMNS}, {LATEST} FROM deliveries WHERE org_id = $1 AND id = $2"))
+                    .bind(org)
+                    .bind(id),
             )
             .await?
         else {
             return Ok(None);
         };
         let delivery = delivery_from(&row)?;
+        let latest = latest_attempt(&row)?;
         let body = self
             .pool
             .fetch_optional(
@@ -355,13 +388,16 @@ impl DeliveryStore for SqlStore {
             .await?
             .ok_or_else(|| StoreError::Corrupt(format!("record {} missing", delivery.record_id)))?;
         let record: Record = from_json("records.body", &body.get::<String>("body")?)?;
-        let attempts = self
+        let mut attempts: Vec<Attempt> = self
             .pool
             .fetch_all(q("SELECT * FROM delivery_attempts WHERE delivery_id = $1 ORDER BY number").bind(id))
             .await?
             .iter()
             .map(attempt_from)
             .collect::<Result<_>>()?;
+        if let Some(latest) = latest.filter(|l| attempts.iter().all(|a| a.number < l.number)) {
+            attempts.push(latest);
+        }
         Ok(Some((delivery, record, attempts)))
     }
 

@@ -12,6 +12,7 @@ const MIGRATIONS: &[(i64, &str, &str)] = &[
     (4, "globals", include_str!("../migrations/0004_globals.sql")),
     (5, "recipients", include_str!("../migrations/0005_recipients.sql")),
     (6, "hot path indexes", include_str!("../migrations/0006_hot_path_indexes.sql")),
+    (7, "latest attempt", include_str!("../migrations/0007_latest_attempt.sql")),
 ];
 
 const LOCK_KEY: i64 = 0x5357_5944; // "SWYD"

@@ -14,7 +14,7 @@ use rusqlite::{params, OpenFlags};
 use switchyard_core::{DeliveryId, DeliveryStatus, IntegrationId, OrgId};
 
 use crate::db::Durability;
-use crate::deliveries::new_state;
+use crate::deliveries::{new_state, MOVE_GUARD, MOVE_LATEST};
 use crate::{Claimed, Completion, IngestOutcome, NewRecord, Result, StoreError};
 
 pub(crate) struct RoundConnection {
@@ -132,29 +132,19 @@ fn statements(
         }
     }
     if !completions.is_empty() {
-        let mut attempts = db.prepare_cached(
-            "INSERT INTO delivery_attempts (delivery_id, number, started_at, duration_ms, outcome, status_code, \
-             remote_id, error, response_excerpt, target) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10) \
-             ON CONFLICT (delivery_id, number) DO NOTHING",
-        )?;
+        let mut moves = db.prepare_cached(&format!("{MOVE_LATEST} WHERE id = ?1 AND attempts < ?2 {MOVE_GUARD}"))?;
         let mut states = db.prepare_cached(
             "UPDATE deliveries SET status = ?2, attempts = ?3, next_attempt_at = ?4, lease_until = 0, \
-             updated_at = ?5, completed_at = ?6, target = ?7, last_error = ?8 WHERE id = ?1",
+             updated_at = ?5, completed_at = ?6, target = ?7, last_error = ?8, last_started_at = ?9, \
+             last_duration_ms = ?10, last_outcome = ?11, last_status_code = ?12, last_remote_id = ?13, \
+             last_excerpt = ?14 WHERE id = ?1 AND attempts <= ?3",
         )?;
         for c in completions {
             let a = &c.attempt;
-            attempts.execute(params![
-                c.id.as_str(),
-                a.number,
-                a.started_at,
-                a.duration_ms,
-                a.outcome.as_str(),
-                a.status_code,
-                a.remote_id,
-                a.error,
-                a.response_excerpt,
-                a.target,
-            ])?;
+            // Nothing comes before a first attempt: most results skip this.
+            if a.number > 1 {
+                moves.execute(params![c.id.as_str(), a.number])?;
+            }
             let state = new_state(c);
             states.execute(params![
                 c.id.as_str(),
@@ -165,6 +155,12 @@ fn statements(
                 state.completed_at,
                 a.target,
                 state.last_error,
+                a.started_at,
+                a.duration_ms,
+                a.outcome.as_str(),
+                a.status_code,
+                a.remote_id,
+                a.response_excerpt,
             ])?;
         }
     }

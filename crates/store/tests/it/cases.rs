@@ -517,3 +517,73 @@ pub async fn leases_renew_only_for_their_holder(h: Harness) {
     assert!(again.iter().any(|c| c.id == kept.id), "a renewed lease runs out at its new end");
     assert!(again.iter().all(|c| c.id != finished.id), "a finished delivery is never claimed");
 }
+
+/// An attempt as the test checks it: number, status code, error, answer.
+type Seen = (u32, Option<u16>, Option<String>, Option<String>);
+
+/// A delivery keeps every attempt, each with its own result, however it
+/// was written (the latest on the delivery's row, earlier ones moved to the
+/// attempts table): through retries, a resend, a result written twice, and a
+/// late result for an older attempt, which changes nothing.
+pub async fn every_attempt_is_kept_in_order(h: Harness) {
+    let (o, d, i) = with_a_webhook(&h).await;
+    let now = now_ms();
+    let target = NewDelivery::new(i.id.clone());
+    let rec = NewRecord::new(record(&d.id, "power", None), vec![target.clone()]);
+    h.store.write(&[(o.id.clone(), vec![rec])], &[], now).await.unwrap();
+    let nth = |number: u32, status: DeliveryStatus, code: u16| {
+        let mut c = completion(&target.id, status, None, None);
+        c.attempt.number = number;
+        c.attempt.started_at = now + i64::from(number) * 1_000;
+        c.attempt.status_code = Some(code);
+        c.attempt.response_excerpt = Some(format!("answer {number}"));
+        if status == DeliveryStatus::Retrying {
+            c.next_attempt_at = Some(c.attempt.started_at + 500);
+            c.attempt.error = Some(format!("HTTP {code}"));
+        }
+        c
+    };
+    let history = |h: &Harness| {
+        let (store, org, id) = (h.store.clone(), o.id.clone(), target.id.clone());
+        async move {
+            let (delivery, _, attempts) = store.get_delivery(&org, &id).await.unwrap().unwrap();
+            let seen: Vec<Seen> = attempts
+                .iter()
+                .map(|a| (a.number, a.status_code, a.error.clone(), a.response_excerpt.clone()))
+                .collect();
+            assert!(attempts.windows(2).all(|w| w[0].started_at < w[1].started_at), "in order: {attempts:?}");
+            (delivery, seen)
+        }
+    };
+    let first = nth(1, DeliveryStatus::Retrying, 503);
+    h.store.write(&[], std::slice::from_ref(&first), now).await.unwrap();
+    h.store.complete(&[nth(2, DeliveryStatus::Retrying, 502)]).await.unwrap();
+    let third = nth(3, DeliveryStatus::Succeeded, 200);
+    h.store.complete(std::slice::from_ref(&third)).await.unwrap();
+    let (delivery, seen) = history(&h).await;
+    assert_eq!(delivery.status, DeliveryStatus::Succeeded);
+    assert_eq!(delivery.attempt_count, 3);
+    assert_eq!(delivery.last_error, None, "a delivered attempt clears the last error");
+    let answer = |n: u32| Some(format!("answer {n}"));
+    let expected = vec![
+        (1, Some(503), Some("HTTP 503".to_owned()), answer(1)),
+        (2, Some(502), Some("HTTP 502".to_owned()), answer(2)),
+        (3, Some(200), None, answer(3)),
+    ];
+    assert_eq!(seen, expected);
+
+    // The third result again, and a late copy of the first: nothing changes.
+    h.store.complete(&[third.clone(), first]).await.unwrap();
+    let (delivery, seen) = history(&h).await;
+    assert_eq!((delivery.status, delivery.attempt_count), (DeliveryStatus::Succeeded, 3));
+    assert_eq!(seen, expected);
+
+    // Resent, then sent again: a fourth attempt after the three.
+    assert!(h.store.resend(&o.id, &target.id, now + 10_000).await.unwrap());
+    h.store.complete(&[nth(4, DeliveryStatus::Succeeded, 201)]).await.unwrap();
+    let (delivery, seen) = history(&h).await;
+    assert_eq!((delivery.status, delivery.attempt_count), (DeliveryStatus::Succeeded, 4));
+    assert_eq!(seen.len(), 4);
+    assert_eq!(seen[3], (4, Some(201), None, answer(4)));
+    assert_eq!(&seen[..3], &expected[..]);
+}

@@ -50,4 +50,5 @@ conformance!(
     secrets_are_encrypted_at_rest,
     writer_rounds,
     leases_renew_only_for_their_holder,
+    every_attempt_is_kept_in_order,
 );
