@@ -18,7 +18,9 @@ const TIMEOUT: Duration = Duration::from_secs(60);
 
 #[derive(Debug, Clone, clap::Args)]
 pub struct BenchArgs {
-    /// Records for the throughput runs (b) and the baseline (a).
+    /// Records for the throughput run (b) and, unless --baseline says
+    /// otherwise, requests of the baseline (a). Any size may be 0, which
+    /// skips that run (to profile one run alone).
     #[arg(long, default_value_t = 100_000)]
     pub records: usize,
     /// Records for the one-record-per-request run (c).
@@ -27,6 +29,10 @@ pub struct BenchArgs {
     /// Seconds of the fixed-rate latency run (d), at 1,000 records/s.
     #[arg(long, default_value_t = 10)]
     pub latency_seconds: u64,
+    /// Requests of the baseline (a), run first and again last (default: as
+    /// many as --records).
+    #[arg(long)]
+    pub baseline: Option<usize>,
     /// Concurrent ingest requests (the baseline (a) always runs 64).
     #[arg(long, default_value_t = 64)]
     pub clients: usize,
@@ -236,7 +242,7 @@ pub async fn run(args: BenchArgs) -> anyhow::Result<()> {
         client: switchyard_connectors::EgressContext::new(policy).http,
         target: target.parse()?,
         body: body.into(),
-        requests: args.records,
+        requests: args.baseline.unwrap_or(args.records),
     };
     let (raw_rate, raw_cpu) = baseline.run().await?;
     receiver.count.store(0, Ordering::Relaxed);
@@ -345,8 +351,12 @@ struct Baseline {
 }
 
 impl Baseline {
-    /// Requests per second, and the process's CPU time per request in µs.
+    /// Requests per second, and the process's CPU time per request in µs
+    /// (not a number when it makes none).
     async fn run(&self) -> anyhow::Result<(f64, f64)> {
+        if self.requests == 0 {
+            return Ok((f64::NAN, f64::NAN));
+        }
         let next = Arc::new(std::sync::atomic::AtomicUsize::new(0));
         let (started, cpu_before) = (Instant::now(), cpu_seconds());
         let mut senders = Vec::with_capacity(64);
@@ -382,6 +392,9 @@ async fn throughput(
     clients: usize,
     label: &str,
 ) -> anyhow::Result<(f64, f64)> {
+    if n == 0 {
+        return Ok((f64::NAN, f64::NAN));
+    }
     let before = receiver.count.load(Ordering::Relaxed);
     let chunks = n.div_ceil(batch);
     let next = Arc::new(std::sync::atomic::AtomicUsize::new(0));

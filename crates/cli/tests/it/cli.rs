@@ -200,3 +200,34 @@ fn bench_runs_end_to_end_and_prints_every_figure() {
     assert!(out.contains("(1000 latency samples)"), "every fixed-rate record is timed: {out}");
     assert!(line_after(&out, "(b) delivered records/s, ingest batches of 100").contains(">= 50000"), "{out}");
 }
+
+#[test]
+fn bench_runs_one_measure_alone_when_the_others_are_sized_zero() {
+    // For profiling one run: the others are skipped and say so with NaN.
+    let dir = tempfile::tempdir().unwrap();
+    let out = run(switchyard(dir.path()).args([
+        "bench",
+        "--baseline",
+        "0",
+        "--records",
+        "200",
+        "--single",
+        "0",
+        "--latency-seconds",
+        "0",
+        "--clients",
+        "4",
+    ]));
+    let out = text(&out.stdout);
+    assert!(figure(&out, "(b) delivered records/s, ingest batches of 100") > 0.0, "{out}");
+    assert!(figure(&out, "CPU per record of (b), µs (client, server, receiver)") > 0.0, "{out}");
+    for skipped in [
+        "(a) baseline: same client straight to the receiver, req/s",
+        "(c) delivered records/s, one record per ingest request",
+        "    latency p99, ms, at 1,000 records/s",
+    ] {
+        assert!(line_after(&out, skipped).trim_start().starts_with("NaN"), "`{skipped}` was not run: {out}");
+    }
+    assert!(out.contains("(b) 200 records: all accepted"), "{out}");
+    assert!(!out.contains("(c) 0 records"), "a skipped run prints nothing of its own: {out}");
+}
