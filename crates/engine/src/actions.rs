@@ -194,6 +194,7 @@ impl Engine {
             retry_from: 0,
             created_at: now_ms(),
             body: new.body.clone(),
+            record: Some(std::sync::Arc::new(new.record.clone())),
             lease_until: 0,
         };
         let (mut completion, _) = crate::dispatcher::attempt(&*egress, &claimed, 1.0).await;

@@ -659,7 +659,11 @@ pub(crate) async fn attempt_unit(
     let mut out: Vec<Option<(Completion, Outcome)>> = vec![None; unit.len()];
     let mut readable = Vec::with_capacity(unit.len());
     for (i, delivery) in unit.iter().enumerate() {
-        match serde_json::from_str::<Record>(&delivery.body) {
+        let record = match &delivery.record {
+            Some(record) => Ok(record.clone()),
+            None => serde_json::from_str::<Record>(&delivery.body).map(Arc::new),
+        };
+        match record {
             Ok(record) => readable.push((i, delivery, record)),
             Err(e) => {
                 let result = SendResult {
@@ -675,7 +679,7 @@ pub(crate) async fn attempt_unit(
         }
     }
     for kind in RecordKind::ALL {
-        let group: Vec<&(usize, &Claimed, Record)> = readable.iter().filter(|(_, _, r)| r.kind == kind).collect();
+        let group: Vec<&(usize, &Claimed, Arc<Record>)> = readable.iter().filter(|(_, _, r)| r.kind == kind).collect();
         if group.is_empty() {
             continue;
         }

@@ -5,6 +5,7 @@
 //! to their integration's worker, leased, so they need no claim. Under load
 //! rounds grow; when idle, a request is written alone at once.
 use std::collections::HashMap;
+use std::sync::Arc;
 use std::time::Duration;
 
 use switchyard_core::{now_ms, DeliveryStatus, IntegrationId, OrgId};
@@ -146,7 +147,7 @@ impl Round<'_> {
         self.metrics.round(started.elapsed());
         match written {
             Ok(outcomes) => {
-                let waiting = self.hand_over(&batches, &outcomes, now);
+                let waiting = self.hand_over(batches, &outcomes, now);
                 if waiting || retrying {
                     self.wake.wake();
                 }
@@ -211,25 +212,36 @@ impl Round<'_> {
 
     /// Queues the stored, leased deliveries on their workers and gives back
     /// the room of those not stored (duplicates); returns whether any new
-    /// delivery was left to a claim.
-    fn hand_over(&self, batches: &[(OrgId, Vec<NewRecord>)], outcomes: &[IngestOutcome], now: i64) -> bool {
+    /// delivery was left to a claim. The records move to the workers as they
+    /// are, parsed, so no worker reads a body again.
+    fn hand_over(&self, batches: Vec<(OrgId, Vec<NewRecord>)>, outcomes: &[IngestOutcome], now: i64) -> bool {
         let mut claimed = Vec::new();
         let mut waiting = false;
-        for ((org, records), outcome) in batches.iter().zip(outcomes) {
-            for (i, r) in records.iter().enumerate() {
+        for ((org, records), outcome) in batches.into_iter().zip(outcomes) {
+            for (i, r) in records.into_iter().enumerate() {
                 let stored = !outcome.skipped.contains(&i);
-                for t in r.targets.iter() {
+                let NewRecord { record, body, targets, .. } = r;
+                let mut leased = targets.iter().filter(|t| t.lease_until > 0).count();
+                let record = (stored && leased > 0).then(|| Arc::new(record));
+                let mut body = Some(body);
+                for t in targets {
                     match (t.lease_until > 0, stored) {
-                        (true, true) => claimed.push(Claimed {
-                            id: t.id.clone(),
-                            org_id: org.clone(),
-                            integration_id: t.integration_id.clone(),
-                            attempts: 0,
-                            retry_from: 0,
-                            body: r.body.clone(),
-                            created_at: now,
-                            lease_until: t.lease_until,
-                        }),
+                        (true, true) => {
+                            leased -= 1;
+                            // The last delivery of the record takes the body; others copy it.
+                            let body = if leased == 0 { body.take() } else { body.clone() };
+                            claimed.push(Claimed {
+                                id: t.id,
+                                org_id: org.clone(),
+                                integration_id: t.integration_id,
+                                attempts: 0,
+                                retry_from: 0,
+                                body: body.unwrap_or_default(),
+                                record: record.clone(),
+                                created_at: now,
+                                lease_until: t.lease_until,
+                            });
+                        }
                         (true, false) => self.workers.release(&t.integration_id, 1),
                         (false, true) => waiting = true,
                         (false, false) => {}

@@ -247,6 +247,7 @@ impl DeliveryStore for SqlStore {
                     retry_from: r.get::<i64>("retry_from")? as u32,
                     created_at: r.get("created_at")?,
                     lease_until,
+                    record: None,
                     body: bodies
                         .get(&record)
                         .cloned()

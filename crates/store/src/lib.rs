@@ -268,6 +268,9 @@ pub struct Claimed {
     pub retry_from: u32,
     /// The record as delivered (JSON).
     pub body: String,
+    /// The record itself, when the holder has it already (handed over at
+    /// ingest); otherwise it is read from `body`.
+    pub record: Option<std::sync::Arc<Record>>,
     /// When the delivery was created (its record accepted), ms.
     pub created_at: i64,
     /// Until when this holder's lease runs (ms); 0 when not leased (a test send).

@@ -198,6 +198,7 @@ pub(crate) fn claim(
                 created_at: row.get(5)?,
                 lease_until,
                 body: row.get::<_, Option<String>>(7)?.unwrap_or_default(),
+                record: None,
             },
             row.get::<_, String>(6)?,
         ))
