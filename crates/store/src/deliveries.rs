@@ -201,7 +201,8 @@ impl DeliveryStore for SqlStore {
             .await
             .map_err(|e| StoreError::Corrupt(format!("the claim stopped: {e}")))?;
         }
-        let mut query = q("UPDATE deliveries SET lease_until = $1 WHERE id IN (SELECT id FROM deliveries WHERE ")
+        let mut query =
+            q("UPDATE deliveries SET lease_until = $1, next_attempt_at = $1 WHERE id IN (SELECT id FROM deliveries WHERE ")
             .bind(lease_until)
             .bind(now);
         query.push_sql(&format!(
@@ -268,7 +269,9 @@ impl DeliveryStore for SqlStore {
         for (held, ids) in by_end {
             for chunk in ids.chunks(400) {
                 let mut query =
-                    q("UPDATE deliveries SET lease_until = $1 WHERE lease_until = $2 AND ").bind(until).bind(held);
+                    q("UPDATE deliveries SET lease_until = $1, next_attempt_at = $1 WHERE lease_until = $2 AND ")
+                        .bind(until)
+                        .bind(held);
                 let list: Vec<String> = chunk.iter().map(|id| query.arg(*id)).collect();
                 query.push_sql(&format!("{DUE} AND id IN ({}) RETURNING id", list.join(", ")));
                 for row in tx.conn().fetch_all(query).await? {
@@ -337,7 +340,16 @@ impl DeliveryStore for SqlStore {
     }
 
     async fn release_leases(&self) -> Result<u64> {
-        self.pool.execute(q(format!("UPDATE deliveries SET lease_until = 0 WHERE {DUE} AND lease_until > 0"))).await
+        // A leased delivery is due when its lease ends: released, it is due now.
+        let now = switchyard_core::now_ms();
+        self.pool
+            .execute(
+                q(format!(
+                    "UPDATE deliveries SET lease_until = 0, next_attempt_at = $1 WHERE {DUE} AND lease_until > 0"
+                ))
+                .bind(now),
+            )
+            .await
     }
 
     async fn list_deliveries(

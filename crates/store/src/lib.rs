@@ -323,7 +323,10 @@ pub trait DeliveryStore: Send + Sync {
         now: i64,
     ) -> Result<Vec<IngestOutcome>>;
     /// Leases up to `limit` due deliveries (oldest due first), skipping the
-    /// integrations in `exclude`.
+    /// integrations in `exclude`. A leased delivery (claimed, or handed over
+    /// at ingest) is due again when its lease ends (`next_attempt_at` moves
+    /// with `lease_until`), so the search for due deliveries stops at the
+    /// first one not due instead of passing over every one in flight.
     async fn claim_due(
         &self,
         now: i64,

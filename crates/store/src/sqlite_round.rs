@@ -95,7 +95,7 @@ fn statements(
         )?;
         let mut deliveries = db.prepare_cached(
             "INSERT INTO deliveries (id, org_id, integration_id, record_id, status, attempts, retry_from, \
-             next_attempt_at, lease_until, created_at, updated_at) VALUES (?1, ?2, ?3, ?4, ?5, 0, 0, ?6, ?7, ?6, ?6)",
+             next_attempt_at, lease_until, created_at, updated_at) VALUES (?1, ?2, ?3, ?4, ?5, 0, 0, ?8, ?7, ?6, ?6)",
         )?;
         for ((org, batch), outcome) in batches.iter().zip(outcomes.iter_mut()) {
             for (i, r) in batch.iter().enumerate() {
@@ -126,6 +126,7 @@ fn statements(
                         DeliveryStatus::Pending.as_str(),
                         now,
                         t.lease_until,
+                        now.max(t.lease_until),
                     ])?;
                 }
             }
@@ -180,7 +181,7 @@ pub(crate) fn claim(
     let excluded = serde_json::to_string(&exclude.iter().map(|i| i.as_str()).collect::<Vec<_>>())
         .map_err(|e| StoreError::Corrupt(e.to_string()))?;
     let mut claim = conn.db.prepare_cached(
-        "UPDATE deliveries SET lease_until = ?1 WHERE id IN (SELECT id FROM deliveries \
+        "UPDATE deliveries SET lease_until = ?1, next_attempt_at = ?1 WHERE id IN (SELECT id FROM deliveries \
          WHERE status IN ('pending', 'retrying') AND next_attempt_at <= ?2 AND lease_until <= ?2 \
          AND EXISTS (SELECT 1 FROM integrations i WHERE i.id = deliveries.integration_id AND i.enabled = TRUE) \
          AND integration_id NOT IN (SELECT value FROM json_each(?3)) ORDER BY next_attempt_at LIMIT ?4) \

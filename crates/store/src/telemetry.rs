@@ -20,7 +20,9 @@ pub(crate) fn push_row(query: &mut Q, args: Vec<crate::db::Arg>) {
 }
 
 /// One pending delivery per row, due now; `lease_until` > 0 leases it to
-/// this node already; `action` marks deliveries an action (a backfill) created.
+/// this node already, and then it is due when that lease ends (see
+/// `DeliveryStore::claim_due`); `action` marks deliveries an action (a
+/// backfill) created.
 pub(crate) async fn insert_pending(
     conn: &mut Conn<'_>,
     rows: &[(&OrgId, &NewDelivery, &RecordId)],
@@ -43,7 +45,7 @@ pub(crate) async fn insert_pending(
                     DeliveryStatus::Pending.as_str().into(),
                     0i64.into(),
                     0i64.into(),
-                    now.into(),
+                    now.max(delivery.lease_until).into(),
                     delivery.lease_until.into(),
                     now.into(),
                     now.into(),

@@ -436,6 +436,8 @@ pub async fn writer_rounds(h: Harness) {
     let ids: Vec<&DeliveryId> = claimed.iter().map(|c| &c.id).collect();
     assert_eq!(ids, [&waiting.id], "a delivery leased at its creation is not claimed");
     assert_eq!(claimed[0].attempts, 0);
+    let (in_flight, _, _) = h.store.get_delivery(&o.id, &leased.id).await.unwrap().unwrap();
+    assert_eq!(in_flight.next_attempt_at, Some(now + 60_000), "a leased delivery is due when its lease ends");
     assert!(claimed[0].body.contains("\"energy\""), "{}", claimed[0].body);
 
     // A round with a duplicate sender id and two results.
@@ -586,4 +588,30 @@ pub async fn every_attempt_is_kept_in_order(h: Harness) {
     assert_eq!(seen.len(), 4);
     assert_eq!(seen[3], (4, Some(201), None, answer(4)));
     assert_eq!(&seen[..3], &expected[..]);
+}
+
+/// After a crash of the only node, what it held in flight is due at once,
+/// not when its leases would have run out.
+pub async fn released_leases_are_due_at_once(h: Harness) {
+    let (o, d, i) = with_a_webhook(&h).await;
+    let now = now_ms();
+    let mut handed = NewDelivery::new(i.id.clone());
+    handed.lease_until = now + 30_000;
+    let waiting = NewDelivery::new(i.id.clone());
+    let records = vec![
+        NewRecord::new(record(&d.id, "a", None), vec![handed.clone()]),
+        NewRecord::new(record(&d.id, "b", None), vec![waiting.clone()]),
+    ];
+    h.store.write(&[(o.id.clone(), records)], &[], now).await.unwrap();
+    let claimed = h.store.claim_due(now, now + 30_000, 10, &[]).await.unwrap();
+    assert_eq!(claimed.iter().map(|c| &c.id).collect::<Vec<_>>(), [&waiting.id]);
+    assert!(h.store.claim_due(now_ms(), now + 60_000, 10, &[]).await.unwrap().is_empty(), "both are in flight");
+
+    assert_eq!(h.store.release_leases().await.unwrap(), 2);
+    let mut again: Vec<DeliveryId> =
+        h.store.claim_due(now_ms(), now + 60_000, 10, &[]).await.unwrap().into_iter().map(|c| c.id).collect();
+    again.sort();
+    let mut both = vec![handed.id.clone(), waiting.id.clone()];
+    both.sort();
+    assert_eq!(again, both, "released, each is due now");
 }

@@ -51,4 +51,5 @@ conformance!(
     writer_rounds,
     leases_renew_only_for_their_holder,
     every_attempt_is_kept_in_order,
+    released_leases_are_due_at_once,
 );
