@@ -36,8 +36,8 @@ pub struct DispatcherConfig {
     /// Deliveries held in memory per integration; beyond it, its new
     /// deliveries and its claims wait in the outbox.
     pub max_queued: usize,
-    /// Memory the queues of all integrations together may hold: record
-    /// bodies plus `QUEUE_OVERHEAD` per delivery. Beyond it, new deliveries
+    /// Memory the queues of all integrations together may hold, as
+    /// [`queued_size`] counts it. Beyond it, new deliveries
     /// wait in the outbox and no more are claimed until the queues drain.
     pub max_queued_bytes: usize,
     /// How long a worker trusts its copy of the integration's settings.
@@ -83,8 +83,18 @@ impl Changes {
 /// What a queued delivery costs beyond its body: its ids and bookkeeping.
 pub const QUEUE_OVERHEAD: usize = 256;
 
-fn queued_size(d: &Claimed) -> usize {
-    d.body.len() + QUEUE_OVERHEAD
+/// What a handed-over delivery's parsed record costs beyond its body's
+/// length: the struct and its reference count. Its strings and payload are
+/// counted as the body's length again, which they do not exceed by much; a
+/// record shared by several deliveries is counted for each, so the budget
+/// errs high.
+pub const RECORD_OVERHEAD: usize = std::mem::size_of::<switchyard_core::Record>() + 16;
+
+/// What a delivery in a worker's queue holds in memory, as the queues'
+/// budget counts it.
+pub fn queued_size(d: &Claimed) -> usize {
+    let record = d.record.as_ref().map_or(0, |_| d.body.len() + RECORD_OVERHEAD);
+    d.body.len() + QUEUE_OVERHEAD + record
 }
 
 /// Every integration's circuit breaker, shared with the API (which shows its state).

@@ -216,8 +216,10 @@ async fn sixty_records_in_three_batches(app: &crate::App) -> Vec<crate::delivery
 /// deliveries to the outbox; claims wait while the budget is spent.
 async fn a_spent_memory_budget_leaves_the_rest_to_the_outbox_and_loses_none(backend: Backend) {
     let app = spawn_configured(backend, |c| {
-        // Room for about three small records' deliveries.
-        c.dispatcher.max_queued_bytes = 3 * (switchyard_engine::QUEUE_OVERHEAD + 300);
+        // Room for about three small records' deliveries, each with its
+        // parsed record handed over beside its body.
+        use switchyard_engine::{QUEUE_OVERHEAD, RECORD_OVERHEAD};
+        c.dispatcher.max_queued_bytes = 3 * (QUEUE_OVERHEAD + RECORD_OVERHEAD + 2 * 150);
         c.dispatcher.concurrency = 1;
     })
     .await;
