@@ -130,7 +130,13 @@ async fn main() -> std::process::ExitCode {
 
 async fn run(cli: Cli) -> anyhow::Result<()> {
     if let Command::Bench(args) = cli.command {
-        return bench::run(args).await;
+        // The bench's store is always a temporary SQLite database; the
+        // configuration tunes its engine, as it would the server's.
+        if cli.global.data_dir.is_some() || cli.global.database_url.is_some() {
+            anyhow::bail!("bench: --data-dir and --database-url do not apply; it runs on a temporary SQLite database");
+        }
+        let config = Config::load(cli.global.config.as_deref(), &Overrides::default())?;
+        return bench::run(args, engine_config(&config)?).await;
     }
     let listen = match &cli.command {
         Command::Serve { listen } => listen.clone(),
@@ -205,16 +211,7 @@ async fn serve(config: Config, store: std::sync::Arc<dyn switchyard_store::Store
     let api = switchyard_api::ApiConfig { body_limit: config.body_limit_bytes };
     let stop = tokio_util::sync::CancellationToken::new();
     let tasks = tokio_util::task::TaskTracker::new();
-    let engine_config = switchyard_engine::EngineConfig {
-        egress: config.egress_policy()?,
-        retention: std::time::Duration::from_secs_f64(config.retention_days * 86400.0),
-        dispatcher: switchyard_engine::DispatcherConfig {
-            max_queued_bytes: (config.queue_memory_mb << 20) as usize,
-            ..Default::default()
-        },
-        ..Default::default()
-    };
-    let engine = switchyard_engine::Engine::start(store, engine_config, stop.clone(), &tasks).await?;
+    let engine = switchyard_engine::Engine::start(store, engine_config(&config)?, stop.clone(), &tasks).await?;
     let on_signal = stop.clone();
     let signal = async move {
         shutdown_signal().await;
@@ -227,6 +224,19 @@ async fn serve(config: Config, store: std::sync::Arc<dyn switchyard_store::Store
     tasks.wait().await;
     tracing::info!("stopped");
     Ok(())
+}
+
+/// The engine's settings from the configuration.
+fn engine_config(config: &Config) -> anyhow::Result<switchyard_engine::EngineConfig> {
+    Ok(switchyard_engine::EngineConfig {
+        egress: config.egress_policy()?,
+        retention: std::time::Duration::from_secs_f64(config.retention_days * 86400.0),
+        dispatcher: switchyard_engine::DispatcherConfig {
+            max_queued_bytes: (config.queue_memory_mb << 20) as usize,
+            ..Default::default()
+        },
+        ..Default::default()
+    })
 }
 
 /// Ctrl-C or SIGTERM.

@@ -100,6 +100,13 @@ fn bad_configuration_fails_fast_and_says_what_is_wrong() {
         (vec!["serve"], vec![("SWITCHYARD_QUEUE_MEMORY_MB", "0")], "queue_memory_mb: must be 1 to 1048576"),
         (vec!["serve"], vec![("SWITCHYARD_RETENTION_DAYS", "0")], "retention_days: must be more than 0"),
         (vec!["serve", "--config", "missing.toml"], vec![], "config file missing.toml does not exist"),
+        (
+            vec!["bench", "--database-url", "postgres://x@h/db"],
+            vec![],
+            "bench: --data-dir and --database-url do not apply",
+        ),
+        (vec!["bench", "--data-dir", "d"], vec![], "bench: --data-dir and --database-url do not apply"),
+        (vec!["bench"], vec![("SWITCHYARD_QUEUE_MEMORY_MB", "0")], "queue_memory_mb: must be 1 to 1048576"),
         (vec!["orgs", "update", "acme", "--custom-integrations", "true"], vec![], "not a valid Organization id"),
         (vec!["keys", "revoke", "--org", "org_01m81j4j6mrv2rehfz943cb5bf", "k1"], vec![], "not a valid ApiKey id"),
     ];
@@ -198,6 +205,10 @@ fn bench_runs_end_to_end_and_prints_every_figure() {
         assert!(figure(&out, &label) > 0.0, "{out}");
     }
     assert!(out.contains("(1000 latency samples)"), "every fixed-rate record is timed: {out}");
+    for run in ["(b) 300 records", "(c) 100 records"] {
+        let line = out.lines().find(|l| l.contains(run)).unwrap_or_else(|| panic!("no `{run}` line: {out}"));
+        assert!(line.contains("all delivered after") && line.contains("all recorded after"), "{line}");
+    }
     assert!(line_after(&out, "(b) delivered records/s, ingest batches of 100").contains(">= 50000"), "{out}");
 }
 
@@ -205,7 +216,7 @@ fn bench_runs_end_to_end_and_prints_every_figure() {
 fn bench_runs_one_measure_alone_when_the_others_are_sized_zero() {
     // For profiling one run: the others are skipped and say so with NaN.
     let dir = tempfile::tempdir().unwrap();
-    let out = run(switchyard(dir.path()).args([
+    let out = run(switchyard(dir.path()).env("SWITCHYARD_QUEUE_MEMORY_MB", "3").args([
         "bench",
         "--baseline",
         "0",
@@ -229,5 +240,6 @@ fn bench_runs_one_measure_alone_when_the_others_are_sized_zero() {
         assert!(line_after(&out, skipped).trim_start().starts_with("NaN"), "`{skipped}` was not run: {out}");
     }
     assert!(out.contains("(b) 200 records: all accepted"), "{out}");
+    assert!(out.contains(", queue budget 3 MiB"), "the configuration's engine settings apply: {out}");
     assert!(!out.contains("(c) 0 records"), "a skipped run prints nothing of its own: {out}");
 }
