@@ -63,7 +63,8 @@ pub struct Delivery {
     pub status: DeliveryStatus,
     /// Attempts made so far.
     pub attempt_count: u32,
-    /// When the next attempt is due (pending and retrying only).
+    /// When the next attempt is due (pending and retrying only); for a
+    /// delivery a node holds or is sending, when that node's lease ends.
     pub next_attempt_at: Option<i64>,
     pub created_at: i64,
     pub updated_at: i64,

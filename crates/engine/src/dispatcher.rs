@@ -91,10 +91,11 @@ pub const QUEUE_OVERHEAD: usize = 256;
 pub const RECORD_OVERHEAD: usize = std::mem::size_of::<switchyard_core::Record>() + 16;
 
 /// What a delivery in a worker's queue holds in memory, as the queues'
-/// budget counts it.
+/// budget counts it: the body's allocation (its capacity, which serializing
+/// may leave at up to twice its length), not only its length.
 pub fn queued_size(d: &Claimed) -> usize {
     let record = d.record.as_ref().map_or(0, |_| d.body.len() + RECORD_OVERHEAD);
-    d.body.len() + QUEUE_OVERHEAD + record
+    d.body.capacity() + QUEUE_OVERHEAD + record
 }
 
 /// Every integration's circuit breaker, shared with the API (which shows its state).
