@@ -385,9 +385,6 @@ impl Baseline {
     }
 }
 
-/// Ingests `n` records in batches of `batch` with `clients` concurrent
-/// requests; returns delivered records per second (first ingest to last arrival)
-/// and the process's CPU time per record, in µs.
 /// What the throughput runs (b) and (c) drive and watch.
 struct Rig<'a> {
     ingest: &'a Ingest,
@@ -398,9 +395,10 @@ struct Rig<'a> {
 }
 
 impl Rig<'_> {
-    /// Sends `n` records in requests of `batch`; returns records delivered
-    /// per second, from the first request to the last webhook received, and
-    /// CPU µs per record until every result is recorded too.
+    /// Sends `n` records in requests of `batch` from `clients` concurrent
+    /// tasks; returns records delivered per second, from the first request to
+    /// the last webhook received, and the process's CPU µs per record until
+    /// every result is recorded too.
     async fn throughput(&self, n: usize, batch: usize, label: &str) -> anyhow::Result<(f64, f64)> {
         if n == 0 {
             return Ok((f64::NAN, f64::NAN));

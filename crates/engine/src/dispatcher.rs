@@ -37,7 +37,7 @@ pub struct DispatcherConfig {
     /// deliveries and its claims wait in the outbox.
     pub max_queued: usize,
     /// Memory the queues of all integrations together may hold, as
-    /// [`queued_size`] counts it. Beyond it, new deliveries
+    /// `queued_size` counts it. Beyond it, new deliveries
     /// wait in the outbox and no more are claimed until the queues drain.
     pub max_queued_bytes: usize,
     /// How long a worker trusts its copy of the integration's settings.
@@ -93,7 +93,7 @@ pub const RECORD_OVERHEAD: usize = std::mem::size_of::<switchyard_core::Record>(
 /// What a delivery in a worker's queue holds in memory, as the queues'
 /// budget counts it: the body's allocation (its capacity, which serializing
 /// may leave at up to twice its length), not only its length.
-pub fn queued_size(d: &Claimed) -> usize {
+pub(crate) fn queued_size(d: &Claimed) -> usize {
     let record = d.record.as_ref().map_or(0, |_| d.body.len() + RECORD_OVERHEAD);
     d.body.capacity() + QUEUE_OVERHEAD + record
 }

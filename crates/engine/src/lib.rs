@@ -18,7 +18,7 @@ pub mod retry;
 pub mod router;
 mod writer;
 
-pub use dispatcher::{queued_size, Circuits, DispatcherConfig, Wake, QUEUE_OVERHEAD, RECORD_OVERHEAD};
+pub use dispatcher::{Circuits, DispatcherConfig, Wake, QUEUE_OVERHEAD, RECORD_OVERHEAD};
 pub use limits::{BreakerConfig, CircuitState};
 pub use router::Router;
 
