@@ -32,7 +32,7 @@ pub const ANSWER_MAX: usize = 1 << 20;
 
 const USER_AGENT: &str = concat!("Switchyard/", env!("CARGO_PKG_VERSION"));
 
-type Connector = hyper_rustls::HttpsConnector<HttpConnector<PolicyResolver>>;
+type Connector = hyper_rustls::HttpsConnector<PolicyConnector>;
 
 /// Cheap to clone: clones share one connection pool.
 #[derive(Clone)]
@@ -43,9 +43,10 @@ pub struct HttpClient {
 impl HttpClient {
     /// Keeps up to `idle_per_host` idle connections to each host.
     pub fn new(policy: EgressPolicy, idle_per_host: usize) -> Self {
-        let mut tcp = HttpConnector::new_with_resolver(PolicyResolver(policy));
+        let mut tcp = HttpConnector::new_with_resolver(PolicyResolver(policy.clone()));
         tcp.enforce_http(false);
         tcp.set_nodelay(true);
+        let tcp = PolicyConnector { tcp, policy };
         let roots = rustls::RootCertStore { roots: webpki_roots::TLS_SERVER_ROOTS.to_vec() };
         let tls = rustls::ClientConfig::builder_with_provider(Arc::new(rustls::crypto::ring::default_provider()))
             .with_safe_default_protocol_versions()
@@ -212,6 +213,33 @@ impl std::fmt::Display for HttpError {
 
 impl std::error::Error for HttpError {}
 
+/// Connects as hyper's connector does, after refusing a literal address the
+/// egress policy does not allow: the connector takes a literal host as it is
+/// and never asks the resolver (which checks names).
+#[derive(Clone)]
+struct PolicyConnector {
+    tcp: HttpConnector<PolicyResolver>,
+    policy: EgressPolicy,
+}
+
+impl tower_service::Service<http::Uri> for PolicyConnector {
+    type Response = <HttpConnector<PolicyResolver> as tower_service::Service<http::Uri>>::Response;
+    type Error = Box<dyn std::error::Error + Send + Sync>;
+    type Future = Pin<Box<dyn Future<Output = Result<Self::Response, Self::Error>> + Send>>;
+
+    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
+        self.tcp.poll_ready(cx).map_err(Into::into)
+    }
+
+    fn call(&mut self, uri: http::Uri) -> Self::Future {
+        if let Err(blocked) = self.policy.check_host(uri.host().unwrap_or_default()) {
+            return Box::pin(std::future::ready(Err(Box::new(blocked) as Self::Error)));
+        }
+        let connecting = self.tcp.call(uri);
+        Box::pin(async move { connecting.await.map_err(Into::into) })
+    }
+}
+
 /// Resolves names for the connector and keeps only the addresses the egress
 /// policy allows; none left is an error naming the first address refused.
 #[derive(Clone)]
@@ -254,6 +282,31 @@ mod tests {
     #[test]
     fn forms_are_url_encoded() {
         assert_eq!(form(&[("To", "+1 555"), ("Body", "a&b=c")]), "To=%2B1+555&Body=a%26b%3Dc");
+    }
+
+    #[tokio::test]
+    async fn literal_addresses_are_refused_in_every_spelling() {
+        // A listener on loopback: a connection that got through would be answered.
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let port = listener.local_addr().unwrap().port();
+        let client = HttpClient::new(EgressPolicy::default(), 1);
+        for host in ["127.0.0.1", "[::ffff:127.0.0.1]", "[::ffff:7f00:1]", "[::1]"] {
+            let url = format!("http://{host}:{port}/x");
+            let e = client.post(&url, &[], "", Duration::from_secs(5)).await.err().unwrap();
+            assert!(e.is_blocked() && e.is_permanent(), "{url}: {e}");
+            assert!(e.to_string().contains("not a public address"), "{e}");
+            let e = client.post(&url.replace("http:", "https:"), &[], "", Duration::from_secs(5)).await.err().unwrap();
+            assert!(e.is_blocked(), "{url} over TLS: {e}");
+        }
+        let allowed = HttpClient::new(EgressPolicy::new(EgressPolicy::parse_list("127.0.0.1/32").unwrap()), 1);
+        tokio::spawn(async move {
+            let (mut socket, _) = listener.accept().await.unwrap();
+            let mut buf = [0u8; 1024];
+            let _ = tokio::io::AsyncReadExt::read(&mut socket, &mut buf).await;
+            let _ = tokio::io::AsyncWriteExt::write_all(&mut socket, b"HTTP/1.1 204 No Content\r\n\r\n").await;
+        });
+        let answer = allowed.post(&format!("http://127.0.0.1:{port}/x"), &[], "", Duration::from_secs(5)).await;
+        assert_eq!(answer.unwrap().status(), 204, "an allowed literal is reached");
     }
 
     #[tokio::test]
