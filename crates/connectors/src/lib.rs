@@ -15,6 +15,7 @@ pub mod email;
 pub mod event_hubs;
 pub mod gcp_pubsub;
 pub mod http;
+pub mod ingress;
 pub mod kafka;
 pub mod mqtt;
 pub mod nats;
@@ -26,6 +27,7 @@ pub mod twilio;
 pub mod webhook;
 
 pub use egress::{BuildError, Egress, EgressContext, Outbound, Outcome, Resources, Response, SendResult};
+pub use ingress::{BuildIngress, Ingress, IngressSink, Stored};
 pub use policy::EgressPolicy;
 
 /// Standard types are offered to every organization; custom (first-party)
@@ -36,13 +38,34 @@ pub enum Category {
     Custom,
 }
 
-/// One direction a type supports: whether it runs yet, and what it takes.
+/// What a direction of a type is: only the roles that build something run,
+/// so a direction becomes available by being given its builder, and
+/// nothing else can mark it available.
+#[derive(Clone, Copy)]
+pub enum Role {
+    /// Listed as coming soon ("disabled"), with the properties it will take:
+    /// the catalog never offers what cannot run end to end.
+    Planned(Direction),
+    /// Builds the sender of an EGRESS integration.
+    Egress(BuildEgress),
+    /// Builds the receiver of an INGRESS integration, which the engine supervises.
+    Ingress(BuildIngress),
+}
+
+impl std::fmt::Debug for Role {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Self::Planned(d) => write!(f, "Planned({d:?})"),
+            Self::Egress(_) => f.write_str("Egress"),
+            Self::Ingress(_) => f.write_str("Ingress"),
+        }
+    }
+}
+
+/// One direction a type supports: what it is, and what it takes.
 #[derive(Debug, Clone)]
 pub struct DirectionSupport {
-    pub direction: Direction,
-    /// `false` lists the type as disabled ("coming soon"): the catalog never
-    /// offers what cannot run end to end.
-    pub available: bool,
+    pub role: Role,
     pub properties: Vec<PropertySpec>,
     /// Checks across properties that the specs cannot express (422 on failure).
     pub check: fn(&Resolved) -> Result<(), ValidationErrors>,
@@ -51,39 +74,47 @@ pub struct DirectionSupport {
     /// At update, after validation: adjusts the new state given the old one
     /// (a webhook keeps its previous signing secret for a while).
     pub on_update: fn(&Resolved, &mut Resolved, i64),
-    /// Builds the sender for an integration (EGRESS types that are available).
-    pub build: Option<BuildEgress>,
 }
 
 impl DirectionSupport {
-    /// An available EGRESS direction with nothing to generate or carry over.
+    /// An EGRESS direction with nothing to generate or carry over.
     pub fn egress(
         properties: Vec<PropertySpec>,
         check: fn(&Resolved) -> Result<(), ValidationErrors>,
         build: BuildEgress,
     ) -> Self {
-        DirectionSupport {
-            direction: Direction::Egress,
-            available: true,
-            properties,
-            check,
-            prepare: nothing_to_prepare,
-            on_update: nothing_on_update,
-            build: Some(build),
-        }
+        Self::of(Role::Egress(build), properties, check)
+    }
+
+    /// An INGRESS direction with nothing to generate or carry over.
+    pub fn ingress(
+        properties: Vec<PropertySpec>,
+        check: fn(&Resolved) -> Result<(), ValidationErrors>,
+        build: BuildIngress,
+    ) -> Self {
+        Self::of(Role::Ingress(build), properties, check)
     }
 
     /// A direction listed as coming soon, with the properties it will take.
     pub fn planned(direction: Direction, properties: Vec<PropertySpec>) -> Self {
-        DirectionSupport {
-            direction,
-            available: false,
-            properties,
-            check: no_check,
-            prepare: nothing_to_prepare,
-            on_update: nothing_on_update,
-            build: None,
+        Self::of(Role::Planned(direction), properties, no_check)
+    }
+
+    fn of(role: Role, properties: Vec<PropertySpec>, check: fn(&Resolved) -> Result<(), ValidationErrors>) -> Self {
+        DirectionSupport { role, properties, check, prepare: nothing_to_prepare, on_update: nothing_on_update }
+    }
+
+    pub fn direction(&self) -> Direction {
+        match self.role {
+            Role::Planned(d) => d,
+            Role::Egress(_) => Direction::Egress,
+            Role::Ingress(_) => Direction::Ingress,
         }
+    }
+
+    /// Whether integrations of this direction can be created: it builds something that runs.
+    pub fn available(&self) -> bool {
+        !matches!(self.role, Role::Planned(_))
     }
 }
 
@@ -137,10 +168,10 @@ pub type SendCode = for<'a> fn(
 
 impl ConnectorType {
     pub fn direction(&self, direction: Direction) -> Option<&DirectionSupport> {
-        self.directions.iter().find(|d| d.direction == direction)
+        self.directions.iter().find(|d| d.direction() == direction)
     }
     pub fn is_available(&self) -> bool {
-        self.directions.iter().any(|d| d.available)
+        self.directions.iter().any(DirectionSupport::available)
     }
     /// The sender for an integration of this type.
     /// `globals`: the organization's values, for templated properties.
@@ -151,12 +182,10 @@ impl ConnectorType {
         recipients: &[Recipient],
         ctx: &EgressContext,
     ) -> Result<Box<dyn Egress>, BuildError> {
-        let build = self
-            .direction(integration.direction)
-            .filter(|d| d.available)
-            .and_then(|d| d.build)
-            .ok_or_else(|| BuildError::Config(format!("{} cannot send yet", self.key)))?;
-        build(integration, globals, recipients, ctx)
+        match self.direction(integration.direction).map(|d| d.role) {
+            Some(Role::Egress(build)) => build(integration, globals, recipients, ctx),
+            _ => Err(BuildError::Config(format!("{} cannot send yet", self.key))),
+        }
     }
 
     /// The data a delivery of `record` publishes, as the delivery log shows it.
@@ -226,7 +255,7 @@ mod tests {
         let mut seen = HashSet::new();
         for t in registry() {
             for d in &t.directions {
-                assert!(seen.insert((t.key, d.direction)), "{} listed twice", t.key);
+                assert!(seen.insert((t.key, d.direction())), "{} listed twice", t.key);
                 let mut names = HashSet::new();
                 for p in &d.properties {
                     assert!(names.insert(p.name), "{}.{} twice", t.key, p.name);
@@ -250,7 +279,7 @@ mod tests {
     fn only_working_connectors_are_available() {
         let available: Vec<_> = registry()
             .iter()
-            .flat_map(|t| t.directions.iter().filter(|d| d.available).map(move |d| (t.key, d.direction)))
+            .flat_map(|t| t.directions.iter().filter(|d| d.available()).map(move |d| (t.key, d.direction())))
             .collect();
         assert_eq!(
             available,

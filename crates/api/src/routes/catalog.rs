@@ -82,7 +82,7 @@ fn entry(t: &ConnectorType, direction: Option<Direction>) -> CatalogEntry {
         Category::Custom => (CategoryView::Custom, "Custom Integrations"),
     };
     let available = match direction {
-        Some(d) => t.direction(d).is_some_and(|s| s.available),
+        Some(d) => t.direction(d).is_some_and(|s| s.available()),
         None => t.is_available(),
     };
     CatalogEntry {
@@ -94,7 +94,7 @@ fn entry(t: &ConnectorType, direction: Option<Direction>) -> CatalogEntry {
         directions: t
             .directions
             .iter()
-            .map(|d| DirectionAvailability { direction: d.direction, availability: Availability::of(d.available) })
+            .map(|d| DirectionAvailability { direction: d.direction(), availability: Availability::of(d.available()) })
             .collect(),
         availability: Availability::of(available),
     }
@@ -144,9 +144,9 @@ pub async fn mapping(caller: Caller<Read>) -> Json<DirectionMapping> {
     for t in switchyard_connectors::catalog_for(&caller.org) {
         for d in &t.directions {
             by_direction
-                .entry(d.direction.as_str())
+                .entry(d.direction().as_str())
                 .or_default()
-                .push(SupportedType { type_key: t.key, available: d.available });
+                .push(SupportedType { type_key: t.key, available: d.available() });
         }
     }
     Json(DirectionMapping {
@@ -201,10 +201,10 @@ pub async fn properties(
         directions: t
             .directions
             .iter()
-            .filter(|d| query.direction.is_none_or(|want| want == d.direction))
+            .filter(|d| query.direction.is_none_or(|want| want == d.direction()))
             .map(|d| DirectionProperties {
-                direction: d.direction,
-                availability: Availability::of(d.available),
+                direction: d.direction(),
+                availability: Availability::of(d.available()),
                 properties: d.properties.clone(),
             })
             .collect(),

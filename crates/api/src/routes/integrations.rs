@@ -161,21 +161,21 @@ fn pick_direction<'t>(
 ) -> Option<&'t DirectionSupport> {
     let support = match (requested, t.directions.as_slice()) {
         (Some(d), _) => t.direction(d).or_else(|| {
-            let supported: Vec<&str> = t.directions.iter().map(|s| s.direction.as_str()).collect();
+            let supported: Vec<&str> = t.directions.iter().map(|s| s.direction().as_str()).collect();
             errors.push("direction", format!("{} supports only {}", t.key, supported.join(" and ")));
             None
         })?,
         (None, [only]) => only,
-        (None, both) if both.iter().filter(|d| d.available).count() == 1 => {
-            both.iter().find(|d| d.available).expect("one is available")
+        (None, both) if both.iter().filter(|d| d.available()).count() == 1 => {
+            both.iter().find(|d| d.available()).expect("one is available")
         }
         (None, _) => {
             errors.push("direction", format!("is required: {} supports both INGRESS and EGRESS", t.key));
             return None;
         }
     };
-    if !support.available {
-        errors.push("type", format!("{} ({}) is not available yet (coming soon)", t.key, support.direction.as_str()));
+    if !support.available() {
+        errors.push("type", format!("{} ({}) is not available yet (coming soon)", t.key, support.direction().as_str()));
         return None;
     }
     Some(support)
@@ -241,7 +241,7 @@ pub async fn create(
         org_id: caller.org.id.clone(),
         name: body.name.trim().to_owned(),
         type_key: t.key.to_owned(),
-        direction: d.direction,
+        direction: d.direction(),
         enabled: body.enabled,
         properties: resolved.properties,
         secrets: resolved.secrets,

@@ -11,7 +11,7 @@ pub use egress::WebhookEgress;
 
 use crate::egress::{BuildError, Egress, EgressContext};
 use crate::{Category, ConnectorType, DirectionSupport};
-use switchyard_core::{Direction, Integration, Metadata};
+use switchyard_core::{Integration, Metadata};
 
 pub const KEY: &str = "WEBHOOK";
 
@@ -31,13 +31,9 @@ pub fn connector_type() -> ConnectorType {
         description: "Send values, events and alarms to an HTTP endpoint, signed so the receiver can verify them.",
         category: Category::Standard,
         directions: vec![DirectionSupport {
-            direction: Direction::Egress,
-            available: true,
-            properties: properties(),
-            check: config::check,
             prepare: config::prepare,
             on_update: config::rotate,
-            build: Some(build),
+            ..DirectionSupport::egress(properties(), config::check, build)
         }],
         message: crate::Message::Record,
         recipients: None,
