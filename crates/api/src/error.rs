@@ -95,6 +95,15 @@ impl From<StoreError> for ApiError {
     }
 }
 
+impl From<switchyard_engine::IngestError> for ApiError {
+    fn from(e: switchyard_engine::IngestError) -> Self {
+        match e {
+            switchyard_engine::IngestError::Invalid(e) => Self::Validation(e),
+            switchyard_engine::IngestError::Store(e) => e.into(),
+        }
+    }
+}
+
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
         let (status, code, title) = self.parts();

@@ -2,6 +2,7 @@
 //! specs and their validation, secrets and API keys. Nothing here does I/O.
 
 pub mod delivery;
+pub mod draft;
 pub mod error;
 pub mod ids;
 pub mod keys;
@@ -13,6 +14,7 @@ pub mod secret;
 pub mod spec;
 
 pub use delivery::{Action, ActionStatus, Attempt, AttemptOutcome, Delivery, DeliveryStatus};
+pub use draft::{DeviceRef, ParsedDraft, RecordDraft, RecordSource};
 pub use error::{FieldError, ValidationErrors};
 pub use ids::*;
 pub use model::*;

@@ -41,12 +41,13 @@ pub struct Record {
     pub property: String,
     /// When it was sampled, in ms since the epoch.
     pub timestamp: i64,
-    #[schema(value_type = Object)]
+    /// Any JSON value.
+    #[schema(value_type = Value)]
     pub payload: Value,
     /// When Switchyard accepted it, in ms.
     pub received_at: i64,
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    #[schema(value_type = Option<Object>)]
+    #[schema(value_type = Option<Value>)]
     pub scaled_payload: Option<Value>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub name: Option<String>,

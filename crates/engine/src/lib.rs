@@ -3,13 +3,14 @@
 use std::sync::Arc;
 
 use switchyard_connectors::{EgressContext, EgressPolicy};
-use switchyard_core::{now_ms, Integration, IntegrationId, OrgId, Record};
+use switchyard_core::{now_ms, Integration, IntegrationId, OrgId, RecordDraft, RecordSource};
 use switchyard_store::{IngestOutcome, NewDelivery, NewRecord, Store, StoreError};
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
 pub mod actions;
 mod dispatcher;
+pub mod ingest;
 pub mod limits;
 mod metrics;
 mod resources;
@@ -19,6 +20,7 @@ pub mod router;
 mod writer;
 
 pub use dispatcher::{Circuits, DispatcherConfig, Wake, QUEUE_OVERHEAD, RECORD_OVERHEAD};
+pub use ingest::{IngestError, MAX_RECORDS};
 pub use limits::{BreakerConfig, CircuitState};
 pub use router::Router;
 
@@ -124,8 +126,17 @@ impl Engine {
         Ok(Arc::new(Engine { router, store, wake, circuits, changes, egress: ctx, metrics, writer, queues }))
     }
 
-    /// Routes and stores records; returns once they and their fan-out are durable.
-    pub async fn ingest(&self, org: &OrgId, records: Vec<Record>) -> Result<IngestOutcome, StoreError> {
+    /// The one way records enter: parses the drafts, resolves their devices,
+    /// routes and stores them with their source; returns once the round
+    /// holding them committed. Invalid drafts are refused with every field's
+    /// problem, and then nothing is stored.
+    pub async fn ingest(
+        &self,
+        org: &OrgId,
+        source: RecordSource,
+        drafts: Vec<RecordDraft>,
+    ) -> Result<IngestOutcome, IngestError> {
+        let records = ingest::resolve(&*self.store, &self.router, org, &source, drafts).await?;
         let table = self.router.table(org).await?;
         let mut batch = Vec::with_capacity(records.len());
         for record in records {
@@ -135,17 +146,12 @@ impl Engine {
                 let ancestry = self.router.ancestry(org, &record.device_id).await?;
                 table.route(&record, &ancestry)
             };
-            batch.push(NewRecord::new(record, targets.into_iter().map(NewDelivery::new).collect()));
+            let new = NewRecord::new(record, targets.into_iter().map(NewDelivery::new).collect());
+            batch.push(new.from_source(source.clone()));
         }
         let outcome = self.writer.ingest(org.clone(), batch).await?;
         self.metrics.accepted(outcome.stored as u64);
         Ok(outcome)
-    }
-
-    /// Whether the device exists in the organization (cached briefly).
-    pub async fn device_known(&self, org: &OrgId, device: &switchyard_core::DeviceId) -> Result<bool, StoreError> {
-        // Every device is in a Place, so an empty ancestry means no such device.
-        Ok(!self.router.ancestry(org, device).await?.is_empty())
     }
 
     /// Something that routing depends on changed (triggers, integrations, Places, devices).

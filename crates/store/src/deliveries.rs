@@ -1,14 +1,14 @@
 //! The outbox: claiming due deliveries, recording attempts, the delivery log.
 use async_trait::async_trait;
 use switchyard_core::{
-    Attempt, AttemptOutcome, Delivery, DeliveryId, DeliveryStatus, IntegrationId, OrgId, Record, RecordId,
+    Attempt, AttemptOutcome, Delivery, DeliveryId, DeliveryStatus, IntegrationId, OrgId, Record, RecordId, RecordSource,
 };
 
 use crate::db::{q, Conn, Durability, Pool, Row};
 use crate::telemetry::{insert_records, push_row};
 use crate::{
-    from_json, page_clause, paged, Claimed, Completion, DeliveryFilter, DeliveryStore, IngestOutcome, NewRecord, Page,
-    PageRequest, PendingSummary, Result, SqlStore, StoreError,
+    from_json, page_clause, paged, Claimed, Completion, DeliveryFilter, DeliveryStore, IngestOutcome, LoggedDelivery,
+    NewRecord, Page, PageRequest, PendingSummary, Result, SqlStore, StoreError,
 };
 
 const COLUMNS: &str = "id, integration_id, record_id, status, attempts, next_attempt_at, created_at, updated_at, \
@@ -379,7 +379,7 @@ impl DeliveryStore for SqlStore {
         Ok(paged(items, page, |d| d.id.to_string()))
     }
 
-    async fn get_delivery(&self, org: &OrgId, id: &DeliveryId) -> Result<Option<(Delivery, Record, Vec<Attempt>)>> {
+    async fn get_delivery(&self, org: &OrgId, id: &DeliveryId) -> Result<Option<LoggedDelivery>> {
         let Some(row) = self
             .pool
             .fetch_optional(
@@ -396,11 +396,14 @@ impl DeliveryStore for SqlStore {
         let body = self
             .pool
             .fetch_optional(
-                q("SELECT body FROM records WHERE org_id = $1 AND id = $2").bind(org).bind(&delivery.record_id),
+                q("SELECT body, source, source_message_id FROM records WHERE org_id = $1 AND id = $2")
+                    .bind(org)
+                    .bind(&delivery.record_id),
             )
             .await?
             .ok_or_else(|| StoreError::Corrupt(format!("record {} missing", delivery.record_id)))?;
         let record: Record = from_json("records.body", &body.get::<String>("body")?)?;
+        let source = RecordSource::from_stored(body.get("source")?, body.get("source_message_id")?);
         let mut attempts: Vec<Attempt> = self
             .pool
             .fetch_all(q("SELECT * FROM delivery_attempts WHERE delivery_id = $1 ORDER BY number").bind(id))
@@ -411,7 +414,7 @@ impl DeliveryStore for SqlStore {
         if let Some(latest) = latest.filter(|l| attempts.iter().all(|a| a.number < l.number)) {
             attempts.push(latest);
         }
-        Ok(Some((delivery, record, attempts)))
+        Ok(Some(LoggedDelivery { delivery, record, source, attempts }))
     }
 
     async fn resend(&self, org: &OrgId, id: &DeliveryId, now: i64) -> Result<bool> {

@@ -12,7 +12,7 @@ use async_trait::async_trait;
 use switchyard_core::{
     Action, ActionId, ApiKey, ApiKeyId, Attempt, CipherError, Delivery, DeliveryId, DeliveryStatus, Device, DeviceId,
     Direction, Integration, IntegrationId, MappingId, Org, OrgId, Place, PlaceId, Recipient, RecipientId, Record,
-    RecordId, ResourceEntry, ResourceMapping, ResourcePath, Trigger, TriggerId,
+    RecordId, RecordSource, ResourceEntry, ResourceMapping, ResourcePath, Trigger, TriggerId,
 };
 
 mod actions;
@@ -220,13 +220,20 @@ pub struct NewRecord {
     pub record: Record,
     /// The record as stored and delivered (JSON).
     pub body: String,
+    /// Where it came from (none for samples).
+    pub source: Option<RecordSource>,
     pub targets: Vec<NewDelivery>,
 }
 
 impl NewRecord {
     pub fn new(record: Record, targets: Vec<NewDelivery>) -> Self {
         let body = json_text(&record);
-        Self { id: RecordId::new(), record, body, targets }
+        Self { id: RecordId::new(), record, body, source: None, targets }
+    }
+
+    pub fn from_source(mut self, source: RecordSource) -> Self {
+        self.source = Some(source);
+        self
     }
 }
 
@@ -295,6 +302,16 @@ pub struct PendingSummary {
     pub oldest_created_at: i64,
 }
 
+/// A delivery as its log shows it: the record it carries, where that came
+/// from, and every attempt (oldest first).
+#[derive(Debug, Clone)]
+pub struct LoggedDelivery {
+    pub delivery: Delivery,
+    pub record: Record,
+    pub source: Option<RecordSource>,
+    pub attempts: Vec<Attempt>,
+}
+
 #[derive(Debug, Clone, Default)]
 pub struct DeliveryFilter {
     pub status: Option<DeliveryStatus>,
@@ -360,7 +377,7 @@ pub trait DeliveryStore: Send + Sync {
         page: &PageRequest,
     ) -> Result<Page<Delivery>>;
     /// A delivery, its record and its attempts (oldest first).
-    async fn get_delivery(&self, org: &OrgId, id: &DeliveryId) -> Result<Option<(Delivery, Record, Vec<Attempt>)>>;
+    async fn get_delivery(&self, org: &OrgId, id: &DeliveryId) -> Result<Option<LoggedDelivery>>;
     /// Schedules a finished delivery again, now, keeping its id.
     async fn resend(&self, org: &OrgId, id: &DeliveryId, now: i64) -> Result<bool>;
 }

@@ -90,8 +90,9 @@ fn statements(
     let mut outcomes = vec![IngestOutcome::default(); batches.len()];
     if !batches.is_empty() {
         let mut records = db.prepare_cached(
-            "INSERT INTO records (id, org_id, client_id, device_id, kind, property, ts, received_at, body) \
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9) ON CONFLICT (org_id, client_id) DO NOTHING",
+            "INSERT INTO records (id, org_id, client_id, device_id, kind, property, ts, received_at, body, source, \
+             source_message_id) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11) \
+             ON CONFLICT (org_id, client_id) DO NOTHING",
         )?;
         let mut deliveries = db.prepare_cached(
             "INSERT INTO deliveries (id, org_id, integration_id, record_id, status, attempts, retry_from, \
@@ -109,6 +110,8 @@ fn statements(
                     r.record.timestamp,
                     r.record.received_at,
                     r.body.as_str(),
+                    r.source.as_ref().map(|s| s.id()),
+                    r.source.as_ref().and_then(|s| s.message_id()),
                 ])? == 1;
                 if !stored {
                     outcome.duplicates += 1;

@@ -73,7 +73,8 @@ pub(crate) async fn insert_records(
     let mut stored: HashSet<String> = HashSet::with_capacity(rows.len());
     for chunk in rows.chunks(CHUNK) {
         let mut insert =
-            q("INSERT INTO records (id, org_id, client_id, device_id, kind, property, ts, received_at, body) VALUES ");
+            q("INSERT INTO records (id, org_id, client_id, device_id, kind, property, ts, received_at, body, source, \
+               source_message_id) VALUES ");
         for (_, _, org, r) in chunk {
             push_row(
                 &mut insert,
@@ -87,6 +88,8 @@ pub(crate) async fn insert_records(
                     r.record.timestamp.into(),
                     r.record.received_at.into(),
                     r.body.clone().into(),
+                    r.source.as_ref().map(|s| s.id()).into(),
+                    r.source.as_ref().and_then(|s| s.message_id()).into(),
                 ],
             );
         }

@@ -4,8 +4,8 @@ use axum::http::StatusCode;
 use axum::Json;
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
-use switchyard_core::{now_ms, Attempt, AttemptOutcome, Delivery, DeliveryId, DeliveryStatus, Record};
-use switchyard_store::DeliveryFilter;
+use switchyard_core::{now_ms, Attempt, AttemptOutcome, Delivery, DeliveryId, DeliveryStatus, Record, RecordSource};
+use switchyard_store::{DeliveryFilter, LoggedDelivery};
 use utoipa::{IntoParams, ToSchema};
 
 use super::{page_request, path_id, List};
@@ -44,11 +44,16 @@ pub struct DeliveryDetail {
     pub integration_data: Option<Value>,
     /// The stored record the delivery carries.
     pub record: Record,
+    /// Where the record came from: the API key that posted it, or the ingress
+    /// integration that received it (with the source's message id); absent
+    /// for test-send samples.
+    pub record_source: Option<RecordSource>,
     pub attempts: Vec<Attempt>,
 }
 
 impl DeliveryDetail {
-    pub fn new(delivery: Delivery, record: Record, attempts: Vec<Attempt>, type_key: Option<&str>) -> Self {
+    pub fn new(logged: LoggedDelivery, type_key: Option<&str>) -> Self {
+        let LoggedDelivery { delivery, record, source, attempts } = logged;
         let published_data = match type_key.and_then(switchyard_connectors::find) {
             Some(kind) => kind.published_data(&record, &delivery.integration_id, delivery.id.as_str()),
             None => serde_json::to_value(&record).unwrap_or_default(),
@@ -68,7 +73,7 @@ impl DeliveryDetail {
             }
             data
         });
-        Self { delivery, published_data, integration_data, record, attempts }
+        Self { delivery, published_data, integration_data, record, record_source: source, attempts }
     }
 }
 
@@ -100,10 +105,10 @@ pub async fn get(
     Path(id): Path<String>,
 ) -> ApiResult<Json<DeliveryDetail>> {
     let id: DeliveryId = path_id(&id)?;
-    let (delivery, record, attempts) =
+    let logged =
         state.store.get_delivery(&caller.org.id, &id).await?.ok_or_else(|| ApiError::not_found("delivery", &id))?;
-    let integration = state.store.get_integration(&caller.org.id, &delivery.integration_id).await?;
-    Ok(Json(DeliveryDetail::new(delivery, record, attempts, integration.as_ref().map(|i| i.type_key.as_str()))))
+    let integration = state.store.get_integration(&caller.org.id, &logged.delivery.integration_id).await?;
+    Ok(Json(DeliveryDetail::new(logged, integration.as_ref().map(|i| i.type_key.as_str()))))
 }
 
 /// Sends a finished (succeeded or dead) delivery again, with the same id and
@@ -119,8 +124,12 @@ pub async fn resend(
     Path(id): Path<String>,
 ) -> ApiResult<(StatusCode, Json<Delivery>)> {
     let id: DeliveryId = path_id(&id)?;
-    let (current, _, _) =
-        state.store.get_delivery(&caller.org.id, &id).await?.ok_or_else(|| ApiError::not_found("delivery", &id))?;
+    let current = state
+        .store
+        .get_delivery(&caller.org.id, &id)
+        .await?
+        .ok_or_else(|| ApiError::not_found("delivery", &id))?
+        .delivery;
     if !state.store.resend(&caller.org.id, &id, now_ms()).await? {
         return Err(ApiError::Conflict(format!(
             "the delivery is {}; only succeeded or dead deliveries can be resent",
@@ -128,7 +137,11 @@ pub async fn resend(
         )));
     }
     state.engine.wake();
-    let (delivery, _, _) =
-        state.store.get_delivery(&caller.org.id, &id).await?.ok_or_else(|| ApiError::not_found("delivery", &id))?;
+    let delivery = state
+        .store
+        .get_delivery(&caller.org.id, &id)
+        .await?
+        .ok_or_else(|| ApiError::not_found("delivery", &id))?
+        .delivery;
     Ok((StatusCode::ACCEPTED, Json(delivery)))
 }

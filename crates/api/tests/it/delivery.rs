@@ -309,6 +309,31 @@ async fn external_ids_resolve_through_an_ingress_integrations_mappings(backend: 
     assert_eq!(res.body, json!({"accepted": 50, "duplicates": 0, "deliveries": 50}), "{:?}", res.body);
     let got = rx.wait_for(50).await;
     assert!(got.iter().all(|r| r.json()["deviceId"] == s.device && r.json()["externalId"] == "sensor-1"));
+    let keys = app.store.list_keys(&app.org.id).await.unwrap();
+    let writer = keys.iter().find(|k| k.scope == switchyard_core::Scope::Write).unwrap();
+    let posted = app.get(&format!("/v2/deliveries/{}", got[0].header("webhook-id"))).await;
+    assert_eq!(posted.body["recordSource"], json!({"kind": "apiKey", "apiKeyId": writer.id}), "{:?}", posted.body);
+
+    // What the integration itself receives names no integration: its own mappings resolve it.
+    let source = switchyard_core::RecordSource::Integration {
+        integration_id: ingress.id.clone(),
+        message_id: Some("msg-7".into()),
+    };
+    let own: switchyard_core::RecordDraft = serde_json::from_value(
+        json!({"kind": "value", "externalId": "sensor-1", "property": "p", "timestamp": 2, "payload": 51}),
+    )
+    .unwrap();
+    let outcome = app.engine.ingest(&app.org.id, source, vec![own]).await.unwrap();
+    assert_eq!((outcome.stored, outcome.deliveries), (1, 1));
+    let got = rx.wait_for(51).await;
+    let received = got.iter().find(|r| r.json()["payload"] == 51).unwrap();
+    let detail = app.get(&format!("/v2/deliveries/{}", received.header("webhook-id"))).await;
+    assert_eq!(
+        detail.body["recordSource"],
+        json!({"kind": "integration", "integrationId": id, "messageId": "msg-7"}),
+        "{:?}",
+        detail.body
+    );
     for (record, field) in
         [(by_external("site-1", 1), "records[0].externalId"), (by_external("nobody", 1), "records[0].externalId")]
     {
@@ -431,6 +456,18 @@ async fn invalid_batches_name_the_record_and_store_nothing(backend: Backend) {
         (
             json!({"kind": "value", "externalId": "x", "integrationId": s.integration, "property": "a", "timestamp": 1, "payload": 1}),
             "records[1].integrationId",
+        ),
+        (
+            json!({"kind": "value", "deviceId": s.device, "property": "a", "timestamp": 1, "payload": 1, "receivedAt": -1}),
+            "records[1].receivedAt",
+        ),
+        (
+            json!({"kind": "value", "deviceId": s.device, "property": "a\u{0}b", "timestamp": 1, "payload": 1}),
+            "records[1].property",
+        ),
+        (
+            json!({"kind": "value", "deviceId": s.device, "property": "a", "timestamp": 1, "payload": 1, "unit": "k\u{0}W"}),
+            "records[1].unit",
         ),
     ] {
         let res = app.post("/v2/telemetry", json!({"records": [good.clone(), bad.clone()]})).await;

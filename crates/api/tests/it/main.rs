@@ -36,6 +36,7 @@ pub struct App {
     pub base: String,
     pub client: reqwest::Client,
     pub store: Arc<dyn Store>,
+    pub engine: Arc<Engine>,
     pub org: Org,
     pub write_key: String,
     pub read_key: String,
@@ -78,12 +79,12 @@ pub async fn spawn_configured(backend: Backend, configure: impl FnOnce(&mut Engi
     configure(&mut engine_config);
     let tasks = tokio_util::task::TaskTracker::new();
     let engine = Engine::start(store.clone(), engine_config, CancellationToken::new(), &tasks).await.unwrap();
-    let state = switchyard_api::AppState::new(engine);
+    let state = switchyard_api::AppState::new(engine.clone());
     let config = switchyard_api::ApiConfig::default();
     tokio::spawn(async move { switchyard_api::serve(listener, state, &config, std::future::pending()).await });
     let (org, write_key) = new_org(&*store, "Acme", false).await;
     let read_key = new_key(&*store, &org.id, Scope::Read).await;
-    App { base, client: reqwest::Client::new(), store, org, write_key, read_key, _dir: dir }
+    App { base, client: reqwest::Client::new(), store, engine, org, write_key, read_key, _dir: dir }
 }
 
 pub async fn new_org(store: &dyn Store, name: &str, custom: bool) -> (Org, String) {

@@ -2,7 +2,9 @@ use std::collections::BTreeMap;
 
 use serde_json::json;
 use switchyard_core::*;
-use switchyard_store::{Completion, IntegrationFilter, NewDelivery, NewRecord, PageRequest, StoreError};
+use switchyard_store::{
+    Completion, IntegrationFilter, LoggedDelivery, NewDelivery, NewRecord, PageRequest, StoreError,
+};
 
 use crate::Harness;
 
@@ -424,8 +426,12 @@ pub async fn writer_rounds(h: Harness) {
     let mut leased = NewDelivery::new(i.id.clone());
     leased.lease_until = now + 60_000;
     let waiting = NewDelivery::new(i.id.clone());
-    let first = NewRecord::new(record(&d.id, "power", Some("a")), vec![leased.clone()]);
-    let second = NewRecord::new(record(&d.id, "energy", None), vec![waiting.clone()]);
+    let from_broker =
+        RecordSource::Integration { integration_id: IntegrationId::new(), message_id: Some("m-1".into()) };
+    let from_key = RecordSource::ApiKey { api_key_id: ApiKeyId::new() };
+    let first =
+        NewRecord::new(record(&d.id, "power", Some("a")), vec![leased.clone()]).from_source(from_broker.clone());
+    let second = NewRecord::new(record(&d.id, "energy", None), vec![waiting.clone()]).from_source(from_key.clone());
     let out = h.store.write(&[(o.id.clone(), vec![first, second])], &[], now).await.unwrap();
     assert_eq!(out.len(), 1);
     assert_eq!((out[0].stored, out[0].duplicates, out[0].deliveries), (2, 0, 2));
@@ -436,8 +442,10 @@ pub async fn writer_rounds(h: Harness) {
     let ids: Vec<&DeliveryId> = claimed.iter().map(|c| &c.id).collect();
     assert_eq!(ids, [&waiting.id], "a delivery leased at its creation is not claimed");
     assert_eq!(claimed[0].attempts, 0);
-    let (in_flight, _, _) = h.store.get_delivery(&o.id, &leased.id).await.unwrap().unwrap();
-    assert_eq!(in_flight.next_attempt_at, Some(now + 60_000), "a leased delivery is due when its lease ends");
+    let in_flight = h.store.get_delivery(&o.id, &leased.id).await.unwrap().unwrap();
+    assert_eq!(in_flight.delivery.next_attempt_at, Some(now + 60_000), "a leased delivery is due when its lease ends");
+    assert_eq!(in_flight.source, Some(from_broker), "a record keeps its source");
+    assert_eq!(h.store.get_delivery(&o.id, &waiting.id).await.unwrap().unwrap().source, Some(from_key));
     assert!(claimed[0].body.contains("\"energy\""), "{}", claimed[0].body);
 
     // A round with a duplicate sender id and two results.
@@ -451,19 +459,21 @@ pub async fn writer_rounds(h: Harness) {
     assert_eq!((out[0].stored, out[0].duplicates, out[0].deliveries), (1, 1, 0));
     assert_eq!(out[0].skipped, [0], "the duplicate's position");
     assert!(h.store.get_delivery(&o.id, &dup.targets[0].id).await.unwrap().is_none(), "no fan-out for a duplicate");
-    let (done, _, attempts) = h.store.get_delivery(&o.id, &leased.id).await.unwrap().unwrap();
+    let LoggedDelivery { delivery: done, attempts, .. } =
+        h.store.get_delivery(&o.id, &leased.id).await.unwrap().unwrap();
     assert_eq!(done.status, DeliveryStatus::Succeeded);
     assert!(done.completed_at.is_some());
     assert_eq!(attempts.len(), 1);
     assert_eq!(attempts[0].status_code, Some(200));
-    let (retrying, _, attempts) = h.store.get_delivery(&o.id, &waiting.id).await.unwrap().unwrap();
+    let LoggedDelivery { delivery: retrying, attempts, .. } =
+        h.store.get_delivery(&o.id, &waiting.id).await.unwrap().unwrap();
     assert_eq!(retrying.status, DeliveryStatus::Retrying);
     assert_eq!(retrying.next_attempt_at, Some(now + 1_000));
     assert_eq!(retrying.last_error.as_deref(), Some("503 Service Unavailable"));
     assert_eq!(attempts[0].error.as_deref(), Some("503 Service Unavailable"));
     // Results alone (no records) are a round too; writing one again changes nothing.
     h.store.complete(&results[..1]).await.unwrap();
-    let (_, _, attempts) = h.store.get_delivery(&o.id, &leased.id).await.unwrap().unwrap();
+    let attempts = h.store.get_delivery(&o.id, &leased.id).await.unwrap().unwrap().attempts;
     assert_eq!(attempts.len(), 1);
     let due = h.store.claim_due(now + 2_000, now + 32_000, 10, &[]).await.unwrap();
     assert_eq!(due.iter().map(|c| &c.id).collect::<Vec<_>>(), [&waiting.id], "due again after its delay");
@@ -548,7 +558,7 @@ pub async fn every_attempt_is_kept_in_order(h: Harness) {
     let history = |h: &Harness| {
         let (store, org, id) = (h.store.clone(), o.id.clone(), target.id.clone());
         async move {
-            let (delivery, _, attempts) = store.get_delivery(&org, &id).await.unwrap().unwrap();
+            let LoggedDelivery { delivery, attempts, .. } = store.get_delivery(&org, &id).await.unwrap().unwrap();
             let seen: Vec<Seen> = attempts
                 .iter()
                 .map(|a| (a.number, a.status_code, a.error.clone(), a.response_excerpt.clone()))

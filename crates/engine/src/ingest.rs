@@ -1,0 +1,118 @@
+//! The one ingest path: every source (the API, ingress connectors, polled
+//! sources, scripts) hands drafts and their source to [`Engine::ingest`];
+//! here they are parsed (core), their devices resolved (by id, or by
+//! external id through an integration's resource mappings), routed and
+//! stored in a writer round. Nothing else validates records or resolves
+//! devices.
+//!
+//! [`Engine::ingest`]: crate::Engine::ingest
+use std::collections::HashMap;
+
+use switchyard_core::{
+    now_ms, DeviceId, DeviceRef, Direction, IntegrationId, OrgId, Record, RecordDraft, RecordSource, ResourcePath,
+    ValidationErrors,
+};
+use switchyard_store::{Store, StoreError};
+
+use crate::router::Router;
+
+/// The most records one ingest takes (all are stored or none).
+pub const MAX_RECORDS: usize = 1000;
+
+#[derive(Debug, thiserror::Error)]
+pub enum IngestError {
+    /// Something in the drafts is wrong; nothing was stored.
+    #[error(transparent)]
+    Invalid(#[from] ValidationErrors),
+    #[error(transparent)]
+    Store(#[from] StoreError),
+}
+
+/// Parses the drafts and resolves their devices: the records, or every
+/// problem by field (`records[i].field`).
+pub(crate) async fn resolve(
+    store: &dyn Store,
+    router: &Router,
+    org: &OrgId,
+    source: &RecordSource,
+    drafts: Vec<RecordDraft>,
+) -> Result<Vec<Record>, IngestError> {
+    if drafts.is_empty() || drafts.len() > MAX_RECORDS {
+        return Err(ValidationErrors::one("records", format!("must hold 1 to {MAX_RECORDS} records")).into());
+    }
+    let received = now_ms();
+    let mut errors = ValidationErrors::default();
+    let mut records = Vec::with_capacity(drafts.len());
+    let mut resolver = Resolver { store, router, org, integrations: HashMap::new(), mappings: HashMap::new() };
+    for (i, draft) in drafts.into_iter().enumerate() {
+        let at = |f: &str| format!("records[{i}].{f}");
+        let Some(parsed) = draft.parse(&at, source, &mut errors) else { continue };
+        if let Some(device) = resolver.device(&parsed.device, &at, &mut errors).await? {
+            records.push(parsed.into_record(device, received));
+        }
+    }
+    errors.into_result()?;
+    Ok(records)
+}
+
+/// Resolves the devices of one ingest. Integrations and external ids are
+/// looked up once, however many records repeat them; devices by id through
+/// the router's ancestry cache.
+struct Resolver<'a> {
+    store: &'a dyn Store,
+    router: &'a Router,
+    org: &'a OrgId,
+    /// Per integration: `None` when it may resolve external ids, else why not.
+    integrations: HashMap<IntegrationId, Option<String>>,
+    mappings: HashMap<(IntegrationId, String), Option<ResourcePath>>,
+}
+
+impl Resolver<'_> {
+    /// The platform device a draft names, or why it names none (pushed to `errors`).
+    async fn device(
+        &mut self,
+        device: &DeviceRef,
+        at: &(dyn Fn(&str) -> String + Sync),
+        errors: &mut ValidationErrors,
+    ) -> Result<Option<DeviceId>, StoreError> {
+        let (integration, external) = match device {
+            DeviceRef::Id(id) => {
+                // Every device is in a Place, so an empty ancestry means no such device.
+                if self.router.ancestry(self.org, id).await?.is_empty() {
+                    errors.push(at("deviceId"), format!("no device `{id}`"));
+                    return Ok(None);
+                }
+                return Ok(Some(id.clone()));
+            }
+            DeviceRef::External { integration, external_id } => (integration, external_id),
+        };
+        if !self.integrations.contains_key(integration) {
+            let problem = match self.store.get_integration(self.org, integration).await? {
+                Some(i) if i.direction == Direction::Ingress => None,
+                Some(_) => Some("must be an INGRESS integration".to_owned()),
+                None => Some(format!("no integration `{integration}`")),
+            };
+            self.integrations.insert(integration.clone(), problem);
+        }
+        if let Some(Some(problem)) = self.integrations.get(integration) {
+            errors.push(at("integrationId"), problem.clone());
+            return Ok(None);
+        }
+        let key = (integration.clone(), external.clone());
+        if !self.mappings.contains_key(&key) {
+            let found = self.store.find_mapping(self.org, integration, external).await?.map(|m| m.resource_path);
+            self.mappings.insert(key.clone(), found);
+        }
+        match &self.mappings[&key] {
+            Some(ResourcePath::Device(_, device)) => Ok(Some(device.clone())),
+            Some(_) => {
+                errors.push(at("externalId"), format!("`{external}` is mapped to a Place, not a device"));
+                Ok(None)
+            }
+            None => {
+                errors.push(at("externalId"), format!("`{external}` has no resource mapping in {integration}"));
+                Ok(None)
+            }
+        }
+    }
+}
