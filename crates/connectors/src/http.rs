@@ -121,6 +121,12 @@ impl Answer {
         self.response.headers()
     }
 
+    /// The delay the far side asked for in `Retry-After`, if it asked.
+    pub fn retry_after(&self) -> Option<Duration> {
+        let value = self.response.headers().get(header::RETRY_AFTER)?.to_str().ok()?;
+        parse_retry_after(value, std::time::SystemTime::now())
+    }
+
     /// The body's first `limit` bytes at most (whole chunks as they come, so
     /// a little more), before the deadline; whatever was read when reading
     /// failed or the deadline passed.
@@ -143,6 +149,17 @@ impl Answer {
     /// The body as text (lossy), at most `limit` bytes of it.
     pub async fn text(self, limit: usize) -> String {
         String::from_utf8_lossy(&self.bytes(limit).await).into_owned()
+    }
+}
+
+/// `Retry-After` as seconds or an HTTP date: the one parser every connector
+/// uses. How long a delay is honoured is the engine's to bound
+/// (`retry::RETRY_AFTER_MAX`), for every connector alike.
+pub fn parse_retry_after(value: &str, now: std::time::SystemTime) -> Option<Duration> {
+    let value = value.trim();
+    match value.parse::<u64>() {
+        Ok(secs) => Some(Duration::from_secs(secs)),
+        Err(_) => Some(httpdate::parse_http_date(value).ok()?.duration_since(now).unwrap_or(Duration::ZERO)),
     }
 }
 
@@ -277,6 +294,20 @@ mod tests {
     fn basic_auth_is_base64_of_user_colon_password() {
         // RFC 7617's example.
         assert_eq!(basic_auth("Aladdin", "open sesame"), "Basic QWxhZGRpbjpvcGVuIHNlc2FtZQ==");
+    }
+
+    #[test]
+    fn retry_after_forms() {
+        let now = std::time::SystemTime::UNIX_EPOCH + Duration::from_secs(1_700_000_000);
+        assert_eq!(parse_retry_after("120", now), Some(Duration::from_secs(120)));
+        assert_eq!(parse_retry_after(" 7 ", now), Some(Duration::from_secs(7)));
+        assert_eq!(parse_retry_after("999999999999", now), Some(Duration::from_secs(999_999_999_999)));
+        let date = httpdate::fmt_http_date(now + Duration::from_secs(30));
+        assert_eq!(parse_retry_after(&date, now), Some(Duration::from_secs(30)));
+        let past = httpdate::fmt_http_date(now - Duration::from_secs(30));
+        assert_eq!(parse_retry_after(&past, now), Some(Duration::ZERO));
+        assert_eq!(parse_retry_after("soon", now), None);
+        assert_eq!(parse_retry_after("-5", now), None);
     }
 
     #[test]

@@ -51,6 +51,23 @@ impl EgressPolicy {
     }
 }
 
+/// Whether every address `host` resolves to is public (a literal is judged
+/// as it is). For answers given while a request waits: what a non-public
+/// target said must not be echoed, or the API would tell which internal
+/// ports answer.
+pub async fn resolves_public(host: &str) -> bool {
+    if let Some(ip) = literal(host) {
+        return is_public(ip);
+    }
+    match tokio::net::lookup_host((host, 0)).await {
+        Ok(addrs) => {
+            let addrs: Vec<_> = addrs.collect();
+            !addrs.is_empty() && addrs.iter().all(|a| is_public(a.ip()))
+        }
+        Err(_) => false,
+    }
+}
+
 /// The address a host names literally: `10.0.0.1`, `[::1]` or `::1`.
 pub fn literal(host: &str) -> Option<IpAddr> {
     host.strip_prefix('[').and_then(|h| h.strip_suffix(']')).unwrap_or(host).parse().ok()

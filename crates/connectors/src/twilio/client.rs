@@ -64,12 +64,7 @@ impl Client {
             }
         };
         let status = response.status();
-        let retry_after = response
-            .headers()
-            .get("retry-after")
-            .and_then(|v| v.to_str().ok())
-            .and_then(|v| v.parse::<u64>().ok())
-            .map(Duration::from_secs);
+        let retry_after = response.retry_after();
         let answer: Value = serde_json::from_slice(&response.bytes(ANSWER_MAX).await).unwrap_or(Value::Null);
         if (200..300).contains(&status) {
             if let Some(sid) = answer["sid"].as_str() {

@@ -40,7 +40,15 @@ fn send_code<'a>(
         let config = TwilioConfig::from_integration(integration).map_err(|e| e.to_string())?;
         let client = Client::new(&config, ctx);
         let text = format!("Your Switchyard verification code is {code}. It expires in 10 minutes.");
-        client.message(to, &text).await.map(drop).map_err(|f| f.reason)
+        let Err(failure) = client.message(to, &text).await else { return Ok(()) };
+        // The caller waits for this answer: what a non-public target said
+        // stays in the log, or the API would tell which internal ports answer.
+        let host = url::Url::parse(&config.api).ok().and_then(|u| u.host_str().map(str::to_owned)).unwrap_or_default();
+        if crate::policy::resolves_public(&host).await {
+            return Err(failure.reason);
+        }
+        tracing::warn!(integration = %integration.id, error = %failure.reason, "sending a verification code failed");
+        Err(format!("the provider at {host}, not a public address, did not accept the message (its answer is in the server log)"))
     })
 }
 

@@ -9,7 +9,7 @@ use bytes::Bytes;
 use http::header::{self, HeaderValue};
 use switchyard_core::delivery::{excerpt, RESPONSE_EXCERPT_MAX};
 
-use super::classify::{classify_status, parse_retry_after};
+use super::classify::classify_status;
 use super::config::{Auth, WebhookConfig};
 use super::digest;
 use super::sign::signature_header;
@@ -220,12 +220,7 @@ impl WebhookEgress {
             break response;
         };
         let status = response.status();
-        let retry_after = response
-            .headers()
-            .get(header::RETRY_AFTER)
-            .and_then(|v| v.to_str().ok())
-            .and_then(|v| parse_retry_after(v, SystemTime::now()));
-        let outcome = classify_status(status, retry_after);
+        let outcome = classify_status(status, response.retry_after());
         let body = response.bytes(RESPONSE_EXCERPT_MAX).await;
         let body = (!body.is_empty()).then(|| excerpt(&String::from_utf8_lossy(&body), RESPONSE_EXCERPT_MAX));
         // The id the receiver was given (webhook-id) is the message's id in the log.

@@ -229,7 +229,9 @@ async fn phone_numbers_are_verified_by_sms(backend: Backend) {
     assert_eq!(app.post(&path, json!({"address": "ops@plant.test"})).await.fields(), ["address"], "E.164 only");
     let bad = app.post(&path, json!({"address": INVALID})).await;
     assert_problem(&bad, StatusCode::BAD_GATEWAY, "upstream_failed");
-    assert!(bad.body["detail"].as_str().unwrap().contains("21211"), "{:?}", bad.body);
+    // The provider here is on loopback (allowed, not public): its answer is not echoed.
+    let detail = bad.body["detail"].as_str().unwrap();
+    assert!(!detail.contains("21211") && detail.contains("not a public address"), "{:?}", bad.body);
     assert!(app.get(&path).await.body["data"].as_array().unwrap().is_empty(), "nothing stored when the code cannot go");
 
     let added = app.post(&path, json!({"address": RECIPIENT, "name": "On call"})).await;
@@ -291,4 +293,31 @@ async fn phone_numbers_are_verified_by_sms(backend: Backend) {
     assert!(last.body.starts_with("ALARM door = true on Meter 1 (Plant A)"), "the default template: {}", last.body);
 }
 
-on_both_stores!(sms_passes_the_connector_checks, phone_passes_the_connector_checks, phone_numbers_are_verified_by_sms);
+/// Without an allow-list, a provider at a literal loopback address is
+/// refused before any connection is made, and the answer says so: adding a
+/// recipient tells nothing about what listens there.
+async fn a_provider_at_a_non_public_literal_address_is_never_reached(backend: Backend) {
+    let app = crate::spawn_configured(backend, |c| c.egress = switchyard_connectors::EgressPolicy::default()).await;
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let port = listener.local_addr().unwrap().port();
+    for host in ["127.0.0.1", "[::ffff:127.0.0.1]"] {
+        let props = json!({"accountSid": SID, "authToken": TOKEN, "fromNumber": FROM,
+                           "apiBaseUrl": format!("http://{host}:{port}")});
+        let created = app.post("/v2/integrations", json!({"name": "sms", "type": "SMS", "properties": props})).await;
+        assert_eq!(created.status, StatusCode::CREATED, "{:?}", created.body);
+        let id = created.body["id"].as_str().unwrap();
+        let res = app.post(&format!("/v2/integrations/{id}/recipients"), json!({"address": RECIPIENT})).await;
+        assert_problem(&res, StatusCode::BAD_GATEWAY, "upstream_failed");
+        let detail = res.body["detail"].as_str().unwrap();
+        assert!(detail.contains("not a public address"), "{detail}");
+    }
+    let accepted = tokio::time::timeout(std::time::Duration::from_millis(300), listener.accept()).await;
+    assert!(accepted.is_err(), "no connection reached the listener");
+}
+
+on_both_stores!(
+    sms_passes_the_connector_checks,
+    phone_passes_the_connector_checks,
+    phone_numbers_are_verified_by_sms,
+    a_provider_at_a_non_public_literal_address_is_never_reached,
+);
