@@ -33,6 +33,13 @@ pub enum ApiError {
     PayloadTooLarge(usize),
     #[error("the request body must be JSON (Content-Type: application/json)")]
     UnsupportedMediaType,
+    #[error("this route does not take {0}; the Allow header lists what it takes")]
+    MethodNotAllowed(String),
+    #[error("the request's path and query are longer than {0} bytes")]
+    UriTooLong(usize),
+    /// An error answered below the handlers (a path that is not UTF-8, say), with its text.
+    #[error("{1}")]
+    Other(StatusCode, String),
     #[error("internal error")]
     Internal(#[source] Box<dyn std::error::Error + Send + Sync>),
 }
@@ -74,6 +81,14 @@ impl ApiError {
             Self::UnsupportedMediaType => {
                 (StatusCode::UNSUPPORTED_MEDIA_TYPE, "unsupported_media_type", "Unsupported Media Type")
             }
+            Self::MethodNotAllowed(_) => (StatusCode::METHOD_NOT_ALLOWED, "method_not_allowed", "Method Not Allowed"),
+            Self::UriTooLong(_) => (StatusCode::URI_TOO_LONG, "uri_too_long", "URI Too Long"),
+            Self::Other(status, _) => match *status {
+                StatusCode::BAD_REQUEST => (*status, "bad_request", "Bad Request"),
+                StatusCode::PAYLOAD_TOO_LARGE => (*status, "payload_too_large", "Content Too Large"),
+                s if s.is_server_error() => (s, "internal", "Internal Server Error"),
+                s => (s, "error", s.canonical_reason().unwrap_or("Error")),
+            },
             Self::Internal(_) => (StatusCode::INTERNAL_SERVER_ERROR, "internal", "Internal Server Error"),
         }
     }

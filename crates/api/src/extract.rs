@@ -99,7 +99,41 @@ impl<T: DeserializeOwned, S: Send + Sync> FromRequest<S> for ApiJson<T> {
 /// failed one is parsed again, tracking the path, to name the field (the
 /// tracking doubled the cost of reading a valid telemetry batch).
 pub(crate) fn parse_json<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
-    serde_json::from_slice(bytes).or_else(|_| parse_json_with_path(bytes))
+    let value = serde_json::from_slice(bytes).or_else(|_| parse_json_with_path(bytes))?;
+    refuse_nul(bytes)?;
+    Ok(value)
+}
+
+/// No text the API takes may hold a NUL character (PostgreSQL cannot store
+/// one; SQLite could, and the two stores must agree): a body that spells one (`\u0000`, the only way JSON
+/// can) is looked at closely, and the first string holding one is named.
+fn refuse_nul(bytes: &[u8]) -> Result<(), ApiError> {
+    if !bytes.windows(6).any(|w| w == b"\\u0000") {
+        return Ok(());
+    }
+    let value: serde_json::Value = serde_json::from_slice(bytes).unwrap_or_default();
+    match nul_at(&value, String::new()) {
+        Some(field) => Err(ApiError::invalid(field, "must not contain NUL characters")),
+        None => Ok(()),
+    }
+}
+
+/// The path of the first string (or object key) holding a NUL.
+fn nul_at(value: &serde_json::Value, path: String) -> Option<String> {
+    let join = |key: &str| if path.is_empty() { key.to_owned() } else { format!("{path}.{key}") };
+    match value {
+        serde_json::Value::String(s) if s.contains('\0') => Some(if path.is_empty() { "body".into() } else { path }),
+        serde_json::Value::Array(items) => {
+            items.iter().enumerate().find_map(|(i, v)| nul_at(v, format!("{path}[{i}]")))
+        }
+        serde_json::Value::Object(map) => map.iter().find_map(|(k, v)| {
+            if k.contains('\0') {
+                return Some(if path.is_empty() { "body".into() } else { path.clone() });
+            }
+            nul_at(v, join(k))
+        }),
+        _ => None,
+    }
 }
 
 fn parse_json_with_path<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
@@ -141,6 +175,11 @@ impl<T: DeserializeOwned, S: Send + Sync> FromRequestParts<S> for ApiQuery<T> {
 
     async fn from_request_parts(parts: &mut Parts, _state: &S) -> Result<Self, Self::Rejection> {
         let query = parts.uri.query().unwrap_or_default();
+        if let Some((name, _)) =
+            form_urlencoded::parse(query.as_bytes()).find(|(k, v)| k.contains('\0') || v.contains('\0'))
+        {
+            return Err(ApiError::invalid(name.replace('\0', ""), "must not contain NUL characters"));
+        }
         let deserializer = serde_urlencoded::Deserializer::new(form_urlencoded::parse(query.as_bytes()));
         serde_path_to_error::deserialize(deserializer).map(ApiQuery).map_err(|e| {
             let path = e.path().to_string();

@@ -51,9 +51,9 @@ pub fn router(state: AppState, config: &ApiConfig) -> Router {
     .route("/metrics", get(metrics))
     .route("/readyz", get(ready))
     .fallback(|| async { ApiError::NotFound("no such route".into()) })
-    .method_not_allowed_fallback(|| async { ApiError::BadRequest("method not allowed on this route".into()) })
     .layer(DefaultBodyLimit::max(config.body_limit))
     .layer(Extension(extract::BodyLimit(config.body_limit)))
+    .layer(axum::middleware::from_fn(problem_responses))
     .layer(axum::middleware::from_fn(log_request))
     .with_state(state)
 }
@@ -71,6 +71,44 @@ async fn ready(State(state): State<AppState>) -> Response {
 async fn metrics(State(state): State<AppState>) -> Result<Response, ApiError> {
     let text = state.engine.render_metrics().await?;
     Ok(([(header::CONTENT_TYPE, "application/openmetrics-text; version=1.0.0; charset=utf-8")], text).into_response())
+}
+
+/// The longest path and query served; longer is a 414 (hyper's own limit is
+/// far higher, and its answer would not be problem+json).
+pub const URI_MAX: usize = 8 * 1024;
+
+/// Every error is `application/problem+json`, also those answered below the
+/// handlers: a 405 (which keeps axum's `Allow` header), a path that is not
+/// UTF-8, a body too large for an extractor of axum's own.
+async fn problem_responses(request: Request, next: Next) -> Response {
+    if request.uri().path_and_query().map_or(0, |p| p.as_str().len()) > URI_MAX {
+        return ApiError::UriTooLong(URI_MAX).into_response();
+    }
+    let method = request.method().clone();
+    let response = next.run(request).await;
+    let status = response.status();
+    let is_problem = response
+        .headers()
+        .get(header::CONTENT_TYPE)
+        .is_some_and(|v| v.as_bytes().starts_with(b"application/problem+json"));
+    if !(status.is_client_error() || status.is_server_error()) || is_problem {
+        return response;
+    }
+    let (parts, body) = response.into_parts();
+    let error = if status == axum::http::StatusCode::METHOD_NOT_ALLOWED {
+        ApiError::MethodNotAllowed(method.to_string())
+    } else {
+        let text = axum::body::to_bytes(body, 4096).await.unwrap_or_default();
+        let text = String::from_utf8_lossy(&text).trim().to_owned();
+        ApiError::Other(status, if text.is_empty() { status.to_string() } else { text })
+    };
+    let mut problem = error.into_response();
+    for name in [header::ALLOW, header::RETRY_AFTER] {
+        if let Some(value) = parts.headers.get(&name) {
+            problem.headers_mut().insert(name, value.clone());
+        }
+    }
+    problem
 }
 
 /// One line per request: method, path (no query: it may carry search terms), status, time.

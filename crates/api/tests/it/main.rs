@@ -26,6 +26,7 @@ mod auth;
 mod catalog;
 mod connectors;
 mod delivery;
+mod errors;
 mod integrations;
 mod openapi;
 mod ops;
