@@ -147,8 +147,10 @@ fn parse_json_with_path<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError
         let field = match (path.as_str(), unknown_field(&message)) {
             (".", Some(name)) => name,
             (".", None) => "body".to_owned(),
-            // A missing field is reported at its parent's path.
-            (_, Some(name)) if message.starts_with("missing") => format!("{path}.{name}"),
+            // A missing or repeated field is reported at its parent's path.
+            (_, Some(name)) if message.starts_with("missing") || message.starts_with("duplicate") => {
+                format!("{path}.{name}")
+            }
             _ => path,
         };
         ApiError::invalid(field, message)
@@ -157,9 +159,11 @@ fn parse_json_with_path<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError
     Ok(value)
 }
 
-/// serde reports unknown and missing fields at the parent's path; name the field itself.
+/// serde reports unknown, missing and repeated fields at the parent's path; name the field itself.
 fn unknown_field(message: &str) -> Option<String> {
-    let rest = message.strip_prefix("unknown field `").or_else(|| message.strip_prefix("missing field `"))?;
+    let rest = ["unknown field `", "missing field `", "duplicate field `"]
+        .into_iter()
+        .find_map(|prefix| message.strip_prefix(prefix))?;
     Some(rest[..rest.find('`')?].to_owned())
 }
 

@@ -125,8 +125,7 @@ impl Template {
         globals: &Metadata,
         undefined: minijinja::UndefinedBehavior,
     ) -> Result<Self, BuildError> {
-        let mut env = minijinja::Environment::new();
-        env.set_undefined_behavior(undefined);
+        let mut env = switchyard_core::template::environment(undefined);
         env.add_template_owned(property, source.to_owned())
             .map_err(|e| BuildError::Config(format!("{property}: {e}")))?;
         Ok(Self { env, globals: minijinja::Value::from_serialize(globals), property })
@@ -139,7 +138,8 @@ impl Template {
             extra.iter().map(|(k, v)| (*k, v.clone())).collect();
         ctx.insert("record", minijinja::Value::from_serialize(record));
         ctx.insert("globals", self.globals.clone());
-        template.render(ctx).map_err(|e| format!("{} could not be rendered: {e}", self.property))
+        switchyard_core::template::render(&template, ctx)
+            .map_err(|e| format!("{} could not be rendered: {e}", self.property))
     }
 }
 

@@ -123,8 +123,9 @@ pub struct ParsedDraft {
     draft: RecordDraft,
 }
 
-/// Refuses what no text field of a record may hold.
-fn check_text(field: impl FnOnce() -> String, value: Option<&str>, required: bool, errors: &mut ValidationErrors) {
+/// Refuses what no text field of a record may hold: blank when required,
+/// longer than [`RECORD_TEXT_MAX`], or holding a NUL.
+pub fn check_text(field: impl FnOnce() -> String, value: Option<&str>, required: bool, errors: &mut ValidationErrors) {
     match value {
         None if required => errors.push(field(), "is required"),
         Some(v) if required && v.trim().is_empty() => errors.push(field(), "must not be empty"),

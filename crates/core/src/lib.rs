@@ -12,6 +12,7 @@ pub mod recipient;
 pub mod record;
 pub mod secret;
 pub mod spec;
+pub mod template;
 
 pub use delivery::{Action, ActionStatus, Attempt, AttemptOutcome, Delivery, DeliveryStatus};
 pub use draft::{DeviceRef, ParsedDraft, RecordDraft, RecordSource};

@@ -189,11 +189,12 @@ pub fn validate_metadata(field: &str, metadata: &Metadata, errors: &mut Validati
     if metadata.len() > METADATA_MAX_ENTRIES {
         errors.push(field, format!("must have at most {METADATA_MAX_ENTRIES} entries"));
     }
-    for (k, v) in metadata {
+    for (i, (k, v)) in metadata.iter().enumerate() {
+        // An invalid key is named by its position: echoing it (in the field
+        // and again in the detail) would return whatever was sent.
         if k.is_empty() || k.chars().count() > METADATA_MAX_KEY {
-            errors.push(format!("{field}.{k}"), format!("keys must be 1 to {METADATA_MAX_KEY} characters"));
-        }
-        if v.chars().count() > METADATA_MAX_VALUE {
+            errors.push(field, format!("key {} (in key order) must be 1 to {METADATA_MAX_KEY} characters", i + 1));
+        } else if v.chars().count() > METADATA_MAX_VALUE {
             errors.push(format!("{field}.{k}"), format!("values must be at most {METADATA_MAX_VALUE} characters"));
         }
     }
@@ -214,6 +215,12 @@ mod tests {
         let mut errors = ValidationErrors::default();
         validate_metadata("metadata", &many, &mut errors);
         assert_eq!(errors.0[0].field, "metadata");
+        let long_key: Metadata = [("k".repeat(METADATA_MAX_KEY + 1), "x".repeat(METADATA_MAX_VALUE + 1))].into();
+        let mut errors = ValidationErrors::default();
+        validate_metadata("metadata", &long_key, &mut errors);
+        assert_eq!(errors.0.len(), 1, "one error for the entry");
+        assert_eq!(errors.0[0].field, "metadata");
+        assert!(!errors.to_string().contains(&"k".repeat(METADATA_MAX_KEY + 1)), "the key is not echoed");
     }
 
     #[test]

@@ -10,8 +10,36 @@ pub enum ResourcePath {
     Device(PlaceId, DeviceId),
 }
 
+/// The most resource paths one list (an integration's, a trigger's scope) holds.
+pub const PATHS_MAX: usize = 100;
+
 impl ResourcePath {
     pub const FORMS: &'static str = "`/`, `/places/{placeId}` or `/places/{placeId}/devices/{deviceId}`";
+
+    /// A list of paths to Places or devices (not the root), each with its
+    /// field (`scope[2]`); bad ones are pushed to `errors` with `root_hint`
+    /// saying what to do instead of naming the root.
+    pub fn parse_list(
+        field: &str,
+        raw: &[String],
+        root_hint: &str,
+        errors: &mut crate::ValidationErrors,
+    ) -> Vec<(String, ResourcePath)> {
+        if raw.len() > PATHS_MAX {
+            errors.push(field, format!("must have at most {PATHS_MAX} paths"));
+            return vec![];
+        }
+        let mut out = Vec::with_capacity(raw.len());
+        for (i, p) in raw.iter().enumerate() {
+            let at = format!("{field}[{i}]");
+            match ResourcePath::parse(p) {
+                Ok(ResourcePath::Root) => errors.push(at, format!("must name a Place or a device{root_hint}")),
+                Ok(path) => out.push((at, path)),
+                Err(e) => errors.push(at, e),
+            }
+        }
+        out
+    }
 
     pub fn parse(s: &str) -> Result<Self, String> {
         let bad = || format!("`{s}` is not a resource path; expected {}", Self::FORMS);

@@ -261,9 +261,7 @@ fn check_value(spec: &PropertySpec, kind: PropertyKind, value: &Value) -> Result
         PropertyKind::Secret => bounded(text()?, SECRET_MAX),
         PropertyKind::Template => {
             let s = text()?;
-            let mut env = minijinja::Environment::new();
-            env.add_template("t", s)
-                .map_err(|e| format!("is not a valid template: {}", e.detail().unwrap_or("syntax error")))?;
+            crate::template::check(s, &crate::template::sample_context())?;
             bounded(s, SECRET_MAX)
         }
         PropertyKind::Number => {

@@ -44,8 +44,15 @@ pub enum ActionError {
 }
 
 enum Plan {
-    TestSend { record: Box<Record> },
-    Backfill { from: i64, to: i64 },
+    /// `device_given`: the caller named the device, which must then exist.
+    TestSend {
+        record: Box<Record>,
+        device_given: bool,
+    },
+    Backfill {
+        from: i64,
+        to: i64,
+    },
 }
 
 fn plan(kind: &str, params: &Map<String, Value>) -> Result<Plan, ActionError> {
@@ -59,12 +66,17 @@ fn plan(kind: &str, params: &Map<String, Value>) -> Result<Plan, ActionError> {
         errors.push(key.clone(), format!("unknown parameter; {kind} takes: {}", known.join(", ")));
     }
     let plan = if kind == TEST_SEND {
-        let device = match params.get("deviceId").and_then(Value::as_str) {
-            Some(raw) => DeviceId::parse(raw).unwrap_or_else(|e| {
+        let placeholder = || DeviceId::from_stored(format!("{}{}", "dev_", "0".repeat(26)));
+        let device = match params.get("deviceId") {
+            Some(Value::String(raw)) => DeviceId::parse(raw).unwrap_or_else(|e| {
                 errors.push("deviceId", e.to_string());
-                DeviceId::from_stored(raw.to_owned())
+                placeholder()
             }),
-            None => DeviceId::from_stored(format!("{}{}", "dev_", "0".repeat(26))),
+            Some(_) => {
+                errors.push("deviceId", "must be a device id (a string)");
+                placeholder()
+            }
+            None => placeholder(),
         };
         let record_kind = match params.get("kind").and_then(Value::as_str) {
             Some(k) => RecordKind::parse(k).unwrap_or_else(|| {
@@ -74,14 +86,24 @@ fn plan(kind: &str, params: &Map<String, Value>) -> Result<Plan, ActionError> {
             None => RecordKind::Value,
         };
         let now = now_ms();
-        let property = params.get("property").and_then(Value::as_str).unwrap_or("switchyard_test").to_owned();
+        let property = match params.get("property") {
+            None => "switchyard_test".to_owned(),
+            Some(Value::String(p)) => {
+                switchyard_core::draft::check_text(|| "property".into(), Some(p), true, &mut errors);
+                p.clone()
+            }
+            Some(_) => {
+                errors.push("property", "must be a string");
+                String::new()
+            }
+        };
         let payload = params.get("payload").cloned().unwrap_or_else(|| json!({"test": true}));
         let record = Record {
             name: Some("Switchyard test send".into()),
             tags: [("switchyard".to_owned(), "test-send".to_owned())].into(),
             ..Record::new(record_kind, device, property, now, payload)
         };
-        Plan::TestSend { record: Box::new(record) }
+        Plan::TestSend { record: Box::new(record), device_given: params.contains_key("deviceId") }
     } else {
         let time = |name: &str, errors: &mut ValidationErrors| match params.get(name) {
             Some(v) => v.as_i64().filter(|t| *t >= 0).or_else(|| {
@@ -119,6 +141,13 @@ impl Engine {
             return Err(ActionError::Unknown(kind.to_owned()));
         }
         let plan = plan(kind, &params)?;
+        if let Plan::TestSend { record, device_given: true } = &plan {
+            // Another organization's device (or none) is not found here.
+            if self.router.ancestry(&integration.org_id, &record.device_id).await?.is_empty() {
+                let errors = ValidationErrors::one("deviceId", format!("no device `{}`", record.device_id));
+                return Err(ActionError::Invalid(errors));
+            }
+        }
         let now = now_ms();
         let action = Action {
             id: ActionId::new(),
@@ -141,7 +170,7 @@ impl Engine {
             action.status = ActionStatus::Running;
             let outcome = match engine.store.update_action(&org, &action).await {
                 Ok(()) => match plan {
-                    Plan::TestSend { record } => engine.test_send(&integration, &mut action, *record).await,
+                    Plan::TestSend { record, .. } => engine.test_send(&integration, &mut action, *record).await,
                     Plan::Backfill { from, to } => engine.backfill(&integration, &mut action, from, to).await,
                 },
                 Err(e) => Err(e),

@@ -189,18 +189,6 @@ fn find_type(org: &Org, key: &str, errors: &mut ValidationErrors) -> Option<&'st
     found
 }
 
-fn parse_paths(raw: &[String], errors: &mut ValidationErrors) -> Vec<(String, ResourcePath)> {
-    let mut paths = Vec::new();
-    for (i, p) in raw.iter().enumerate() {
-        match ResourcePath::parse(p) {
-            Ok(ResourcePath::Root) => errors.push(format!("resourcePaths[{i}]"), "must name a Place or a device"),
-            Ok(path) => paths.push((format!("resourcePaths[{i}]"), path)),
-            Err(e) => errors.push(format!("resourcePaths[{i}]"), e),
-        }
-    }
-    paths
-}
-
 /// Creates an integration (wizard step two). Secret properties are stored
 /// encrypted and never returned.
 #[utoipa::path(post, operation_id = "createIntegration", path = "/v2/integrations", tag = "integrations", request_body = CreateIntegration,
@@ -229,7 +217,7 @@ pub async fn create(
         }
         None => Resolved::default(),
     };
-    let paths = parse_paths(&body.resource_paths, &mut errors);
+    let paths = ResourcePath::parse_list("resourcePaths", &body.resource_paths, "", &mut errors);
     errors.into_result()?;
     let (t, d) = support.expect("validated above");
     check_resources(&state, &caller.org.id, &paths, &resolved.resources).await?;
@@ -340,7 +328,8 @@ pub async fn update(
             Resolved::default()
         }
     };
-    let paths = body.resource_paths.as_deref().map(|raw| parse_paths(raw, &mut errors));
+    let paths =
+        body.resource_paths.as_deref().map(|raw| ResourcePath::parse_list("resourcePaths", raw, "", &mut errors));
     errors.into_result()?;
     let changed_refs: Vec<_> = if body.properties.is_some() { resolved.resources.clone() } else { vec![] };
     check_resources(&state, &caller.org.id, paths.as_deref().unwrap_or_default(), &changed_refs).await?;

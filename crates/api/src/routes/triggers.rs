@@ -87,6 +87,9 @@ async fn egress(state: &AppState, caller_org: &switchyard_core::Org, raw: &str) 
     Ok(integration)
 }
 
+/// What to do instead of naming the root in a scope.
+const SCOPE_HINT: &str = " (leave scope empty for everywhere)";
+
 fn check_kinds(kinds: &[RecordKind], errors: &mut ValidationErrors) -> Vec<RecordKind> {
     if kinds.is_empty() {
         errors.push("kinds", "must name at least one of value, event, alarm");
@@ -109,20 +112,6 @@ fn check_objects(objects: &[String], errors: &mut ValidationErrors) -> Vec<Strin
     objects.iter().map(|o| o.trim().to_owned()).collect()
 }
 
-fn parse_scope(scope: &[String], errors: &mut ValidationErrors) -> Vec<(String, ResourcePath)> {
-    let mut out = Vec::new();
-    for (i, p) in scope.iter().enumerate() {
-        match ResourcePath::parse(p) {
-            Ok(ResourcePath::Root) => {
-                errors.push(format!("scope[{i}]"), "must name a Place or a device (leave scope empty for everywhere)")
-            }
-            Ok(path) => out.push((format!("scope[{i}]"), path)),
-            Err(e) => errors.push(format!("scope[{i}]"), e),
-        }
-    }
-    out
-}
-
 #[utoipa::path(post, operation_id = "createTrigger", path = "/v2/integrations/{integrationId}/triggers", tag = "triggers",
     request_body = CreateTrigger, params(("integrationId" = String, Path, description = "`int_` id")),
     responses((status = 201, body = TriggerView), (status = 401, body = crate::Problem), (status = 403, body = crate::Problem),
@@ -141,7 +130,7 @@ pub async fn create(
     }
     let kinds = check_kinds(&body.kinds, &mut errors);
     let objects = check_objects(&body.objects, &mut errors);
-    let scope = parse_scope(&body.scope, &mut errors);
+    let scope = ResourcePath::parse_list("scope", &body.scope, SCOPE_HINT, &mut errors);
     errors.into_result()?;
     check_resources(&state, &caller.org.id, &scope, &[]).await?;
     let now = now_ms();
@@ -215,7 +204,7 @@ pub async fn update(
     let mut errors = ValidationErrors::default();
     let kinds = body.kinds.as_deref().map(|k| check_kinds(k, &mut errors));
     let objects = body.objects.as_deref().map(|o| check_objects(o, &mut errors));
-    let scope = body.scope.as_deref().map(|s| parse_scope(s, &mut errors));
+    let scope = body.scope.as_deref().map(|s| ResourcePath::parse_list("scope", s, SCOPE_HINT, &mut errors));
     if body.name.as_ref().is_some_and(|n| n.len() > switchyard_core::NAME_MAX) {
         errors.push("name", format!("must be at most {} characters", switchyard_core::NAME_MAX));
     }

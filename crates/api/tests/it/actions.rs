@@ -125,6 +125,28 @@ async fn actions_validate_their_parameters() {
         assert_eq!(res.fields(), [field], "{body}");
     }
     assert_eq!(app.post(&path("test-send"), json!({"kind": "reading"})).await.fields(), ["kind"]);
+    // Another organization's device is not one of ours; a property has the bounds of any record's.
+    let (other_org, other_key) = crate::new_org(&*app.store, "Other", false).await;
+    let place = app.call(Method::POST, "/v2/places", Some(&other_key), Some(json!({"name": "Theirs"}))).await;
+    let theirs = app
+        .call(
+            Method::POST,
+            "/v2/devices",
+            Some(&other_key),
+            Some(json!({"name": "d", "placeId": place.body["id"], "deviceType": "meter"})),
+        )
+        .await;
+    assert_eq!(theirs.status, StatusCode::CREATED, "{:?} in {}", theirs.body, other_org.id);
+    for (body, field) in [
+        (json!({"deviceId": theirs.body["id"]}), "deviceId"),
+        (json!({"deviceId": 5}), "deviceId"),
+        (json!({"property": "p".repeat(10_000)}), "property"),
+        (json!({"property": ""}), "property"),
+    ] {
+        let res = app.post(&path("test-send"), body.clone()).await;
+        assert_problem(&res, StatusCode::UNPROCESSABLE_ENTITY, "validation_failed");
+        assert_eq!(res.fields(), [field], "{body}");
+    }
     let text = app
         .client
         .post(format!("{}{}", app.base, path("test-send")))

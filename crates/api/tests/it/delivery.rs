@@ -535,6 +535,7 @@ async fn triggers_select_by_kind_object_and_scope(backend: Backend) {
         (json!({"kinds": []}), "kinds"),
         (json!({"kinds": ["reading"]}), "kinds[0]"),
         (json!({"scope": ["/nowhere"]}), "scope[0]"),
+        (json!({"scope": vec![format!("/places/{}", s.place); 10_000]}), "scope"),
         (json!({"objects": [""]}), "objects[0]"),
     ] {
         let res = app.put(&trigger_path, body.clone()).await;

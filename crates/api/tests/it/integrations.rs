@@ -141,6 +141,31 @@ async fn invalid_creates_name_each_field_and_store_nothing() {
             vec!["resourcePaths[0]"],
         ),
         (json!({"name": "x", "type": "WEBHOOK", "properties": url, "colour": "red"}), vec!["colour"]),
+        (
+            json!({"name": "x", "type": "WEBHOOK", "properties": {"url": "https://x.test", "valuesRoute": "/v\r\nX-Injected: 1",
+                   "eventsRoute": "/e?x=1", "alarmsRoute": "/alarms"}}),
+            vec!["properties.eventsRoute", "properties.valuesRoute"],
+        ),
+        // A short template that would render for minutes (and hundreds of MB) is refused at create.
+        (
+            json!({"name": "x", "type": "WEBHOOK", "properties": {"url": "https://x.test",
+                   "bodyTemplate": "{% for a in range(1000) %}{% for b in range(1000) %}{{ record }}{% endfor %}{% endfor %}"}}),
+            vec!["properties.bodyTemplate"],
+        ),
+        (
+            json!({"name": "x", "type": "MQTT", "direction": "EGRESS", "properties": {"host": "broker.test",
+                   "topicTemplate": "{{ 'x' * 20000000 }}"}}),
+            vec!["properties.topicTemplate"],
+        ),
+        (
+            json!({"name": "x", "type": "WEBHOOK", "properties": url,
+                   "resourcePaths": vec!["/places/plc_01m81heykw99vxnkrsn2930z34"; 10_000]}),
+            vec!["resourcePaths"],
+        ),
+        (
+            json!({"name": "x", "type": "WEBHOOK", "properties": url, "metadata": {"k".repeat(200): "v"}}),
+            vec!["metadata"],
+        ),
         (json!({"name": "x".repeat(201), "type": "WEBHOOK", "properties": url}), vec!["name"]),
     ];
     for (body, expected) in cases {
@@ -150,6 +175,19 @@ async fn invalid_creates_name_each_field_and_store_nothing() {
         fields.sort();
         assert_eq!(fields, expected, "{body} -> {:?}", res.body);
     }
+    // A repeated key is reported on that key.
+    let res = app
+        .client
+        .post(format!("{}/v2/integrations", app.base))
+        .header("x-api-key", &app.write_key)
+        .header("content-type", "application/json")
+        .body(r#"{"name": "x", "type": "WEBHOOK", "name": "y", "properties": {"url": "https://x.test"}}"#)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), StatusCode::UNPROCESSABLE_ENTITY);
+    let body: Value = res.json().await.unwrap();
+    assert_eq!(body["errors"][0]["field"], "name", "{body}");
     assert_eq!(app.get("/v2/integrations").await.body["data"], json!([]), "nothing half-written is stored");
 }
 

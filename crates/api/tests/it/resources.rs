@@ -76,7 +76,7 @@ async fn devices_live_in_places() {
         (json!({"name": "d", "deviceType": "meter"}), "placeId"),
         (json!({"name": "d", "placeId": place, "deviceType": ""}), "deviceType"),
         (json!({"name": "d", "placeId": "plc_01m81heykw99vxnkrsn2930z34", "deviceType": "meter"}), "placeId"),
-        (json!({"name": "d", "placeId": place, "deviceType": "meter", "externalIds": {"": "x"}}), "externalIds."),
+        (json!({"name": "d", "placeId": place, "deviceType": "meter", "externalIds": {"": "x"}}), "externalIds"),
     ] {
         let res = app.post("/v2/devices", body.clone()).await;
         assert_problem(&res, StatusCode::UNPROCESSABLE_ENTITY, "validation_failed");

@@ -147,6 +147,14 @@ pub fn check(resolved: &Resolved) -> Result<(), ValidationErrors> {
             errors.push(format!("properties.headers[{i}]"), e);
         }
     }
+    for name in ["valuesRoute", "eventsRoute", "alarmsRoute"] {
+        let Some(route) = resolved.properties.get(name).and_then(Value::as_str) else { continue };
+        if route.chars().any(|c| c.is_control() || c.is_whitespace()) {
+            errors.push(format!("properties.{name}"), "must be a path, without spaces or control characters (CR, LF…)");
+        } else if route.contains(['?', '#']) {
+            errors.push(format!("properties.{name}"), "must be a path only (no query or fragment)");
+        }
+    }
     for name in ["batchSize", "batchLingerMs"] {
         if resolved.properties.get(name).and_then(Value::as_f64).is_some_and(|n| n.fract() != 0.0) {
             errors.push(format!("properties.{name}"), "must be a whole number");

@@ -16,6 +16,7 @@ use super::sign::signature_header;
 use crate::egress::{BuildError, Egress, EgressContext, Outbound, Outcome, Response, SendResult};
 use crate::http::{basic_auth, HttpClient};
 use crate::policy::EgressPolicy;
+use crate::shared::Template;
 use sha2::Digest as _;
 use switchyard_core::{Metadata, RecordKind};
 
@@ -23,8 +24,8 @@ pub struct WebhookEgress {
     http: HttpClient,
     policy: EgressPolicy,
     config: WebhookConfig,
-    /// The compiled body template, if any, and the globals it may use.
-    template: Option<(minijinja::Environment<'static>, minijinja::Value)>,
+    /// The compiled body template, if any.
+    template: Option<Template>,
     /// Per record kind: the target, parsed once (or why it cannot be).
     targets: Vec<(RecordKind, String, Result<http::Uri, String>)>,
     /// The last Digest challenge, reused (with a growing nonce count) until refused.
@@ -35,12 +36,7 @@ pub struct WebhookEgress {
 impl WebhookEgress {
     pub fn new(config: WebhookConfig, globals: &Metadata, ctx: &EgressContext) -> Result<Self, BuildError> {
         let template = match &config.body_template {
-            Some(source) => {
-                let mut env = minijinja::Environment::new();
-                env.add_template_owned("body", source.clone())
-                    .map_err(|e| BuildError::Config(format!("bodyTemplate: {e}")))?;
-                Some((env, minijinja::Value::from_serialize(globals)))
-            }
+            Some(source) => Some(Template::lenient("bodyTemplate", source, globals)?),
             None => None,
         };
         let targets = RecordKind::ALL
@@ -67,13 +63,8 @@ impl WebhookEgress {
 
     /// The request body: the record's JSON, or the template rendered from it.
     fn body<'m>(&self, message: &'m Outbound<'_>) -> Result<std::borrow::Cow<'m, str>, String> {
-        let Some((env, globals)) = &self.template else { return Ok(std::borrow::Cow::Borrowed(message.body)) };
-        let template = env.get_template("body").map_err(|e| e.to_string())?;
-        let record = minijinja::Value::from_serialize(message.record);
-        template
-            .render(minijinja::context! { record => record, globals => globals.clone() })
-            .map(std::borrow::Cow::Owned)
-            .map_err(|e| format!("bodyTemplate could not be rendered: {e}"))
+        let Some(template) = &self.template else { return Ok(std::borrow::Cow::Borrowed(message.body)) };
+        template.render(message.record, &[]).map(std::borrow::Cow::Owned)
     }
 
     fn request(
