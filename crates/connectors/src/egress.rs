@@ -47,6 +47,18 @@ pub struct SendResult {
     pub response: Response,
     /// Where it went (URL, topic, ARN…).
     pub target: String,
+    /// What was sent, when it is not the record (webhooks) or the published
+    /// message (the others) that the delivery log rebuilds from the record:
+    /// a rendered body template, a batch, a notification's text.
+    pub sent: Option<String>,
+}
+
+impl SendResult {
+    /// Says what was sent (kept bounded, as a response excerpt is).
+    pub fn with_sent(mut self, sent: &str) -> Self {
+        self.sent = Some(switchyard_core::delivery::excerpt(sent, switchyard_core::delivery::RESPONSE_EXCERPT_MAX));
+        self
+    }
 }
 
 #[async_trait]

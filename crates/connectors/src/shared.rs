@@ -182,7 +182,7 @@ pub fn is_certificate_error(error: &(dyn std::error::Error + 'static)) -> bool {
 
 /// A result with no response from the far side.
 pub fn failed(target: &str, outcome: Outcome) -> SendResult {
-    SendResult { outcome, response: Response::default(), target: target.to_owned() }
+    SendResult { sent: None, outcome, response: Response::default(), target: target.to_owned() }
 }
 
 pub fn retry(target: &str, reason: impl Into<String>) -> SendResult {
@@ -195,6 +195,7 @@ pub fn reject(target: &str, reason: impl Into<String>) -> SendResult {
 
 pub fn delivered(target: &str, remote_id: Option<String>) -> SendResult {
     SendResult {
+        sent: None,
         outcome: Outcome::Delivered,
         response: Response { status: None, remote_id, excerpt: None },
         target: target.to_owned(),

@@ -61,6 +61,8 @@ pub struct Delivery {
     pub integration_id: IntegrationId,
     pub record_id: RecordId,
     pub status: DeliveryStatus,
+    /// Whether the record reached the far side: `status` is `succeeded`.
+    pub success: bool,
     /// Attempts made so far.
     pub attempt_count: u32,
     /// When the next attempt is due (pending and retrying only); for a
@@ -90,6 +92,11 @@ pub struct Attempt {
     /// The start of the far side's answer (at most 4 KiB).
     pub response_excerpt: Option<String>,
     pub target: Option<String>,
+    /// What was sent (at most 4 KiB), when it is not the record or the
+    /// published message as the log rebuilds them: a rendered template, a
+    /// batch, a notification's text. The log shows it as `publishedData`.
+    #[serde(skip)]
+    pub sent: Option<String>,
 }
 
 /// Largest response excerpt kept per attempt.

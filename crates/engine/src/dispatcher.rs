@@ -678,6 +678,7 @@ pub(crate) async fn attempt_unit(
             Ok(record) => readable.push((i, delivery, record)),
             Err(e) => {
                 let result = SendResult {
+                    sent: None,
                     outcome: Outcome::Reject {
                         reason: format!("the stored record cannot be read: {e}"),
                         deactivate: false,
@@ -740,6 +741,7 @@ fn decide(delivery: &Claimed, result: &SendResult, started_at: i64, duration_ms:
             error: error.map(|e| excerpt(&e, RESPONSE_EXCERPT_MAX)),
             response_excerpt: result.response.excerpt.clone(),
             target: (!result.target.is_empty()).then(|| result.target.clone()),
+            sent: result.sent.clone(),
         },
         status,
         next_attempt_at: next,

@@ -87,6 +87,7 @@ async fn main() {
                     error: None,
                     response_excerpt: None,
                     target: Some("http://127.0.0.1:9000/in".into()),
+                    sent: None,
                 },
                 status: DeliveryStatus::Succeeded,
                 next_attempt_at: None,

@@ -26,6 +26,7 @@ fn delivery_from(row: &Row) -> Result<Delivery> {
         id: DeliveryId::from_stored(row.get("id")?),
         integration_id: IntegrationId::from_stored(row.get("integration_id")?),
         record_id: RecordId::from_stored(row.get("record_id")?),
+        success: status == DeliveryStatus::Succeeded,
         status,
         attempt_count: row.get::<i64>("attempts")? as u32,
         next_attempt_at: if due { Some(row.get("next_attempt_at")?) } else { None },
@@ -52,11 +53,13 @@ fn attempt_from(row: &Row) -> Result<Attempt> {
         error: row.get("error")?,
         response_excerpt: row.get("response_excerpt")?,
         target: row.get("target")?,
+        sent: row.get("sent")?,
     })
 }
 
 /// The latest attempt's columns on a delivery's row (besides `target` and `last_error`).
-const LATEST: &str = "last_started_at, last_duration_ms, last_outcome, last_status_code, last_remote_id, last_excerpt";
+const LATEST: &str =
+    "last_started_at, last_duration_ms, last_outcome, last_status_code, last_remote_id, last_excerpt, last_sent";
 
 /// The attempt kept on a delivery's row, if it holds one (rows written
 /// before migration 7 keep all theirs in `delivery_attempts`).
@@ -72,6 +75,7 @@ fn latest_attempt(row: &Row) -> Result<Option<Attempt>> {
         error: row.get("last_error")?,
         response_excerpt: row.get("last_excerpt")?,
         target: row.get("target")?,
+        sent: row.get("last_sent")?,
     }))
 }
 
@@ -100,8 +104,9 @@ pub(crate) fn new_state(c: &Completion) -> NewState<'_> {
 /// Copies deliveries' latest attempts (kept on their rows) into
 /// `delivery_attempts`; the caller says which rows, then adds `MOVE_GUARD`.
 pub(crate) const MOVE_LATEST: &str = "INSERT INTO delivery_attempts (delivery_id, number, started_at, duration_ms, \
-     outcome, status_code, remote_id, error, response_excerpt, target) SELECT id, attempts, last_started_at, \
-     last_duration_ms, last_outcome, last_status_code, last_remote_id, last_error, last_excerpt, target FROM deliveries";
+     outcome, status_code, remote_id, error, response_excerpt, target, sent) SELECT id, attempts, last_started_at, \
+     last_duration_ms, last_outcome, last_status_code, last_remote_id, last_error, last_excerpt, target, last_sent \
+     FROM deliveries";
 /// Only a row holding an attempt moves it, once.
 pub(crate) const MOVE_GUARD: &str = "AND last_outcome IS NOT NULL ON CONFLICT (delivery_id, number) DO NOTHING";
 
@@ -122,7 +127,7 @@ pub(crate) async fn write_completions(conn: &mut Conn<'_>, results: &[Completion
             conn.execute(moves).await?;
         }
         let mut states = q("WITH v (id, status, attempts, next_attempt_at, updated_at, completed_at, target, \
-             last_error, started_at, duration_ms, outcome, status_code, remote_id, excerpt) AS (VALUES ");
+             last_error, started_at, duration_ms, outcome, status_code, remote_id, excerpt, sent) AS (VALUES ");
         for c in chunk {
             let a = &c.attempt;
             let state = new_state(c);
@@ -143,6 +148,7 @@ pub(crate) async fn write_completions(conn: &mut Conn<'_>, results: &[Completion
                     a.status_code.map(i64::from).into(),
                     a.remote_id.clone().into(),
                     a.response_excerpt.clone().into(),
+                    a.sent.clone().into(),
                 ],
             );
         }
@@ -151,7 +157,7 @@ pub(crate) async fn write_completions(conn: &mut Conn<'_>, results: &[Completion
              lease_until = 0, updated_at = v.updated_at, completed_at = v.completed_at, target = v.target, \
              last_error = v.last_error, last_started_at = v.started_at, last_duration_ms = v.duration_ms, \
              last_outcome = v.outcome, last_status_code = v.status_code, last_remote_id = v.remote_id, \
-             last_excerpt = v.excerpt FROM v WHERE deliveries.id = v.id AND deliveries.attempts <= v.attempts",
+             last_excerpt = v.excerpt, last_sent = v.sent FROM v WHERE deliveries.id = v.id AND deliveries.attempts <= v.attempts",
         );
         conn.execute(states).await?;
     }

@@ -15,6 +15,7 @@ const MIGRATIONS: &[(i64, &str, &str)] = &[
     (7, "latest attempt", include_str!("../migrations/0007_latest_attempt.sql")),
     (8, "delivery log index", include_str!("../migrations/0008_delivery_log_index.sql")),
     (9, "record source", include_str!("../migrations/0009_record_source.sql")),
+    (10, "sent", include_str!("../migrations/0010_sent.sql")),
 ];
 
 const LOCK_KEY: i64 = 0x5357_5944; // "SWYD"

@@ -141,7 +141,7 @@ fn statements(
             "UPDATE deliveries SET status = ?2, attempts = ?3, next_attempt_at = ?4, lease_until = 0, \
              updated_at = ?5, completed_at = ?6, target = ?7, last_error = ?8, last_started_at = ?9, \
              last_duration_ms = ?10, last_outcome = ?11, last_status_code = ?12, last_remote_id = ?13, \
-             last_excerpt = ?14 WHERE id = ?1 AND attempts <= ?3",
+             last_excerpt = ?14, last_sent = ?15 WHERE id = ?1 AND attempts <= ?3",
         )?;
         for c in completions {
             let a = &c.attempt;
@@ -165,6 +165,7 @@ fn statements(
                 a.status_code,
                 a.remote_id,
                 a.response_excerpt,
+                a.sent,
             ])?;
         }
     }

@@ -34,7 +34,10 @@ pub struct DeliveryDetail {
     pub delivery: Delivery,
     /// What was sent: the record (webhooks), or the published-data message of
     /// cloud and broker types (`published_at`, `device_id`, `data`,
-    /// `integration_id`, `sampled_at`, `object` and the record's other fields).
+    /// `integration_id`, `sampled_at`, `object` and the record's other fields);
+    /// what the last attempt sent where that was something else: a rendered
+    /// body template or a batch (as JSON when it is JSON, else as text, at most
+    /// 4 KiB), a notification's text.
     #[schema(value_type = Object)]
     pub published_data: Value,
     /// What the far side said about the last attempt: `device` and
@@ -54,9 +57,14 @@ pub struct DeliveryDetail {
 impl DeliveryDetail {
     pub fn new(logged: LoggedDelivery, type_key: Option<&str>) -> Self {
         let LoggedDelivery { delivery, record, source, attempts } = logged;
-        let published_data = match type_key.and_then(switchyard_connectors::find) {
-            Some(kind) => kind.published_data(&record, &delivery.integration_id, delivery.id.as_str()),
-            None => serde_json::to_value(&record).unwrap_or_default(),
+        // What the last attempt sent, when it said (a template, a batch, a
+        // notification's text); else the record or the published message,
+        // which the record rebuilds exactly.
+        let sent = attempts.last().and_then(|a| a.sent.as_deref());
+        let published_data = match (sent, type_key.and_then(switchyard_connectors::find)) {
+            (Some(text), _) => serde_json::from_str(text).unwrap_or_else(|_| Value::String(text.to_owned())),
+            (None, Some(kind)) => kind.published_data(&record, &delivery.integration_id, delivery.id.as_str()),
+            (None, None) => serde_json::to_value(&record).unwrap_or_default(),
         };
         let integration_data = attempts.last().map(|a| {
             let mut data = json!({ "device": record.device_id });

@@ -166,6 +166,7 @@ async fn a_value_is_delivered_signed_and_logged(backend: Backend) {
     let delivery = wait_status(&app, &s.integration, "succeeded").await;
     assert_eq!(delivery["id"], r.header("webhook-id"), "the webhook-id is the delivery id");
     assert_eq!(delivery["attemptCount"], 1);
+    assert_eq!((delivery["status"].as_str(), delivery["success"].as_bool()), (Some("succeeded"), Some(true)));
     assert_eq!(delivery["publishedData"]["property"], "power");
     let attempt = &delivery["attempts"][0];
     assert_eq!((attempt["outcome"].as_str(), attempt["statusCode"].as_u64()), (Some("delivered"), Some(200)));
@@ -208,6 +209,8 @@ async fn a_body_template_renders_the_record_and_globals(backend: Backend) {
     let got = rx.wait_for(1).await;
     assert_eq!(got[0].json(), json!({"site": "north", "object": "power", "value": {"kw": 12.5}}));
     assert!(verify(&s.secret, &got[0]), "the signature covers the rendered body");
+    let logged = wait_status(&app, &s.integration, "succeeded").await;
+    assert_eq!(logged["publishedData"], got[0].json(), "the log shows the rendered body that was sent");
     let bad = app.put("/v2/globals", json!({"globals": {"k": "v".repeat(2000)}})).await;
     assert_problem(&bad, StatusCode::UNPROCESSABLE_ENTITY, "validation_failed");
     assert_eq!(bad.fields(), ["globals.k"]);
@@ -264,6 +267,14 @@ async fn batches_carry_several_records_per_request(backend: Backend) {
     for _ in 0..300 {
         let ok = app.get(&format!("/v2/integrations/{}/deliveries?status=succeeded&limit=50", s.integration)).await;
         if ok.body["data"].as_array().unwrap().len() == 12 {
+            // The log shows the batch each delivery went in, as it was sent.
+            let one = app.get(&format!("/v2/deliveries/{}", ok.body["data"][0]["id"].as_str().unwrap())).await;
+            let sent = rx
+                .received()
+                .into_iter()
+                .find(|r| r.header("switchyard-delivery-ids").contains(ok.body["data"][0]["id"].as_str().unwrap()))
+                .unwrap();
+            assert_eq!(one.body["publishedData"], sent.json());
             return;
         }
         tokio::time::sleep(Duration::from_millis(10)).await;

@@ -126,7 +126,7 @@ impl Aws {
         } else {
             classify(status, AwsError::parse(&text).as_ref())
         };
-        SendResult { outcome, response: answer, target: target.to_owned() }
+        SendResult { sent: None, outcome, response: answer, target: target.to_owned() }
     }
 }
 

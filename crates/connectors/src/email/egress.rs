@@ -78,10 +78,12 @@ impl EmailEgress {
         })
     }
 
-    fn message(&self, message: &Outbound<'_>, scope: &Scope) -> Result<Message, String> {
+    /// The e-mail, and its text (what the delivery log shows as sent).
+    fn message(&self, message: &Outbound<'_>, scope: &Scope) -> Result<(Message, String), String> {
         let record = message.record;
         let subject = scope.render(&self.subject, record)?;
         let text = scope.render(&self.body, record)?;
+        let sent = text.clone();
         let from: lettre::Address = self.config.from.parse().map_err(|e| format!("from: {e}"))?;
         let mut builder = Message::builder()
             .from(Mailbox::new(Some(self.config.from_name.clone()), from))
@@ -106,7 +108,7 @@ impl EmailEgress {
             }
             None => builder.singlepart(text_part),
         };
-        built.map_err(|e| e.to_string())
+        built.map(|m| (m, sent)).map_err(|e| e.to_string())
     }
 }
 
@@ -118,15 +120,16 @@ impl Egress for EmailEgress {
             return reject(target, "nothing sent: the integration has no active recipients");
         }
         let scope = Scope::of(&self.ctx, &self.org, &self.integration, message.record, message.delivery_id).await;
-        let email = match self.message(message, &scope) {
+        let (email, sent) = match self.message(message, &scope) {
             Ok(m) => m,
             Err(e) => return reject(target, e),
         };
         if let Err(e) = resolve_allowed(&self.ctx.policy, &self.config.host, self.config.port).await {
             return reject(target, e);
         }
-        match self.transport.send(email).await {
+        let result = match self.transport.send(email).await {
             Ok(answer) => SendResult {
+                sent: None,
                 outcome: Outcome::Delivered,
                 response: Response {
                     status: Some(u16::from(answer.code())),
@@ -143,12 +146,14 @@ impl Egress for EmailEgress {
                     Outcome::Retry { after: None, reason }
                 };
                 SendResult {
+                    sent: None,
                     outcome,
                     response: Response { status: e.status().map(u16::from), remote_id: None, excerpt: None },
                     target: target.clone(),
                 }
             }
-        }
+        };
+        result.with_sent(&sent)
     }
 
     fn rate_limit(&self) -> Option<f64> {

@@ -89,7 +89,7 @@ impl Egress for PubSubEgress {
             }
             _ => classify(status, &answer),
         };
-        SendResult { outcome, response: result, target: self.topic.clone() }
+        SendResult { sent: None, outcome, response: result, target: self.topic.clone() }
     }
 
     fn rate_limit(&self) -> Option<f64> {

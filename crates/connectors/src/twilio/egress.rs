@@ -99,7 +99,7 @@ impl Egress for TwilioEgress {
                 None => Outcome::Reject { reason, deactivate: false },
             }
         };
-        SendResult { outcome, response, target: self.target.clone() }
+        SendResult { sent: None, outcome, response, target: self.target.clone() }.with_sent(&text)
     }
 
     fn rate_limit(&self) -> Option<f64> {

@@ -1,5 +1,4 @@
 //! Sending one record to the webhook endpoint.
-use std::net::IpAddr;
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::Mutex;
 use std::time::SystemTime;
@@ -158,15 +157,18 @@ impl WebhookEgress {
         body: Result<std::borrow::Cow<'_, str>, String>,
     ) -> SendResult {
         let (_, target, url) = self.targets.iter().find(|(k, _, _)| *k == kind).expect("a target for every kind");
-        let fail = |outcome: Outcome| SendResult { outcome, response: Response::default(), target: target.clone() };
+        let fail = |outcome: Outcome| SendResult {
+            sent: None,
+            outcome,
+            response: Response::default(),
+            target: target.clone(),
+        };
         let url = match url {
             Ok(u) => u.clone(),
             Err(e) => return fail(Outcome::Reject { reason: e.clone(), deactivate: false }),
         };
-        // Names are checked by the resolver; literal addresses never reach it.
-        let literal =
-            url.host().map(|h| h.trim_start_matches('[').trim_end_matches(']')).and_then(|h| h.parse::<IpAddr>().ok());
-        if let Some(Err(blocked)) = literal.map(|ip| self.policy.check(ip)) {
+        // Refused before any signing work (the connector refuses it again at connect time).
+        if let Err(blocked) = self.policy.check_host(url.host().unwrap_or_default()) {
             return fail(Outcome::Reject { reason: blocked.to_string(), deactivate: false });
         }
         let body = match body {
@@ -210,16 +212,23 @@ impl WebhookEgress {
             }
             break response;
         };
+        let sent = body;
         let status = response.status();
         let outcome = classify_status(status, response.retry_after());
         let body = response.bytes(RESPONSE_EXCERPT_MAX).await;
         let body = (!body.is_empty()).then(|| excerpt(&String::from_utf8_lossy(&body), RESPONSE_EXCERPT_MAX));
         // The id the receiver was given (webhook-id) is the message's id in the log.
         let remote_id = (outcome == Outcome::Delivered).then(|| webhook_id.to_owned());
-        SendResult {
+        let result = SendResult {
+            sent: None,
             outcome,
             response: Response { status: Some(status), remote_id, excerpt: body },
             target: target.clone(),
+        };
+        // A rendered template or a batch is not the record the log would show.
+        match sent {
+            std::borrow::Cow::Owned(rendered) => result.with_sent(&rendered),
+            std::borrow::Cow::Borrowed(_) => result,
         }
     }
 }

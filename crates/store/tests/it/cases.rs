@@ -398,6 +398,7 @@ fn completion(id: &DeliveryId, status: DeliveryStatus, next: Option<i64>, error:
             error: error.map(str::to_owned),
             response_excerpt: Some("ok".into()),
             target: Some("https://example.test/in".into()),
+            sent: Some(format!("sent at attempt 1 ({})", status.as_str())),
         },
         status,
         next_attempt_at: next,
@@ -478,6 +479,15 @@ pub async fn writer_rounds(h: Harness) {
     let due = h.store.claim_due(now + 2_000, now + 32_000, 10, &[]).await.unwrap();
     assert_eq!(due.iter().map(|c| &c.id).collect::<Vec<_>>(), [&waiting.id], "due again after its delay");
     assert_eq!(due[0].attempts, 1);
+    assert_eq!(attempts[0].sent.as_deref(), Some("sent at attempt 1 (succeeded)"), "what was sent is kept");
+    // A second attempt moves the first to the attempts table, with what it sent.
+    let mut second = completion(&waiting.id, DeliveryStatus::Retrying, Some(now + 60_000), Some("503 again"));
+    second.attempt.number = 2;
+    second.attempt.sent = Some("sent at attempt 2".into());
+    h.store.complete(&[second]).await.unwrap();
+    let sent: Vec<Option<String>> =
+        h.store.get_delivery(&o.id, &waiting.id).await.unwrap().unwrap().attempts.into_iter().map(|a| a.sent).collect();
+    assert_eq!(sent, [Some("sent at attempt 1 (retrying)".into()), Some("sent at attempt 2".into())]);
 
     // Retention: finished deliveries made before the bound, then records no delivery needs.
     assert_eq!(h.store.purge(now - 60_000, 100).await.unwrap(), (0, 0), "nothing is that old");
