@@ -195,22 +195,13 @@ impl Engine {
         action: &mut Action,
         record: Record,
     ) -> Result<(), StoreError> {
-        let kind = switchyard_connectors::find(&integration.type_key);
         let globals = self.store.get_globals(&integration.org_id).await?;
-        let recipients = match kind.and_then(|k| k.recipients) {
-            Some(_) => self.store.active_recipients(&integration.org_id, &integration.id).await?,
-            None => vec![],
-        };
-        let egress = match kind.map(|k| k.build_egress(integration, &globals, &recipients, &self.egress)) {
-            Some(Ok(e)) => e,
-            Some(Err(e)) => {
+        let egress = match crate::dispatcher::build_sender(&*self.store, &self.egress, integration, &globals).await {
+            Ok(e) => e,
+            Err(crate::dispatcher::SenderError::Store(e)) => return Err(e),
+            Err(e) => {
                 action.status = ActionStatus::Failed;
                 action.error = Some(e.to_string());
-                return Ok(());
-            }
-            None => {
-                action.status = ActionStatus::Failed;
-                action.error = Some(format!("{} cannot send", integration.type_key));
                 return Ok(());
             }
         };

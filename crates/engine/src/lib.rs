@@ -198,6 +198,12 @@ impl Engine {
     /// within seconds).
     pub fn integration_changed(&self, org: &OrgId, id: &IntegrationId) {
         self.router.invalidate(org);
-        self.changes.bump(id);
+        self.changes.integration(id);
+    }
+
+    /// The organization's globals changed: every sender of it is rebuilt
+    /// before its next send on this node (other nodes within seconds).
+    pub fn globals_changed(&self, org: &OrgId) {
+        self.changes.globals(org);
     }
 }

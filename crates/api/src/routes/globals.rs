@@ -37,5 +37,6 @@ pub async fn put(
     validate_metadata("globals", &body.globals, &mut errors);
     errors.into_result()?;
     state.store.set_globals(&caller.org.id, &body.globals).await?;
+    state.engine.globals_changed(&caller.org.id);
     Ok(Json(body))
 }

@@ -211,6 +211,10 @@ async fn a_body_template_renders_the_record_and_globals(backend: Backend) {
     assert!(verify(&s.secret, &got[0]), "the signature covers the rendered body");
     let logged = wait_status(&app, &s.integration, "succeeded").await;
     assert_eq!(logged["publishedData"], got[0].json(), "the log shows the rendered body that was sent");
+    // New globals reach the running sender at once, not at its next periodic check.
+    app.put("/v2/globals", json!({"globals": {"site": "south"}})).await;
+    app.post("/v2/telemetry", json!({"records": [value(&s.device, "power", json!(1))]})).await;
+    assert_eq!(rx.wait_for(2).await[1].json()["site"], "south");
     let bad = app.put("/v2/globals", json!({"globals": {"k": "v".repeat(2000)}})).await;
     assert_problem(&bad, StatusCode::UNPROCESSABLE_ENTITY, "validation_failed");
     assert_eq!(bad.fields(), ["globals.k"]);
