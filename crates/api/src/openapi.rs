@@ -43,6 +43,58 @@ impl Modify for Security {
     }
 }
 
+/// The errors every operation of a kind can answer, because the extractors
+/// and the middleware answer them alike (a body: 400 malformed, 413, 415,
+/// 422; a query: 422; a path id: 400 not UTF-8, 404; a key: 401, and 403
+/// for writes; any: 414), added where a handler's annotation leaves them out,
+/// so the document lists every status the server sends.
+fn standard_errors(openapi: &mut utoipa::openapi::OpenApi) {
+    use utoipa::openapi::path::ParameterIn;
+    use utoipa::openapi::{ContentBuilder, Ref, ResponseBuilder};
+    for item in openapi.paths.paths.values_mut() {
+        let operations = [
+            (&mut item.get, false),
+            (&mut item.put, true),
+            (&mut item.post, true),
+            (&mut item.delete, true),
+            (&mut item.patch, true),
+        ];
+        for (op, writes) in operations {
+            let Some(op) = op.as_mut() else { continue };
+            let params = op.parameters.as_deref().unwrap_or_default();
+            let has = |place: ParameterIn| params.iter().any(|p| p.parameter_in == place);
+            let (query, path) = (has(ParameterIn::Query), has(ParameterIn::Path));
+            let secured = op.security.as_ref().is_some_and(|s| !s.is_empty());
+            let body = op.request_body.is_some();
+            let statuses = [
+                (400, body || path),
+                (401, secured),
+                (403, secured && writes),
+                (404, path),
+                (413, body),
+                (414, true),
+                (415, body),
+                (422, body || query),
+            ];
+            for (status, applies) in statuses {
+                let code = status.to_string();
+                if !applies || op.responses.responses.contains_key(&code) {
+                    continue;
+                }
+                let reason = axum::http::StatusCode::from_u16(status).ok().and_then(|s| s.canonical_reason());
+                let response = ResponseBuilder::new()
+                    .description(reason.unwrap_or("Error"))
+                    .content(
+                        "application/json",
+                        ContentBuilder::new().schema(Some(Ref::from_schema_name("Problem"))).build(),
+                    )
+                    .build();
+                op.responses.responses.insert(code, response.into());
+            }
+        }
+    }
+}
+
 /// Errors are sent as `application/problem+json`; say so in the document.
 fn problem_media_type(openapi: &mut utoipa::openapi::OpenApi) {
     for item in openapi.paths.paths.values_mut() {
@@ -93,6 +145,7 @@ pub(crate) fn build() -> (axum::Router<AppState>, utoipa::openapi::OpenApi) {
         .routes(routes!(recipients::verify))
         .routes(routes!(recipients::send_new_code))
         .split_for_parts();
+    standard_errors(&mut document);
     problem_media_type(&mut document);
     (router, document)
 }

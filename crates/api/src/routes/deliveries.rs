@@ -22,7 +22,11 @@ pub struct DeliveryQuery {
     pub from: Option<i64>,
     /// Created before (ms since the epoch).
     pub to: Option<i64>,
+    /// Items per page, 1 to 200 (default 50).
+    #[param(minimum = 1, maximum = 200)]
     pub limit: Option<usize>,
+    /// The `nextCursor` of the previous page.
+    #[param(pattern = "^[0-9A-Za-z_]{1,64}$")]
     pub cursor: Option<String>,
 }
 

@@ -46,7 +46,11 @@ pub struct UpdateDevice {
 pub struct DeviceQuery {
     /// Only devices in this Place.
     pub place: Option<String>,
+    /// Items per page, 1 to 200 (default 50).
+    #[param(minimum = 1, maximum = 200)]
     pub limit: Option<usize>,
+    /// The `nextCursor` of the previous page.
+    #[param(pattern = "^[0-9A-Za-z_]{1,64}$")]
     pub cursor: Option<String>,
 }
 

@@ -147,8 +147,11 @@ pub struct ListQuery {
     pub enabled: Option<bool>,
     /// Case-insensitive substring of the name.
     pub q: Option<String>,
-    /// 1 to 200; 50 when absent.
+    /// Items per page, 1 to 200 (default 50).
+    #[param(minimum = 1, maximum = 200)]
     pub limit: Option<usize>,
+    /// The `nextCursor` of the previous page.
+    #[param(pattern = "^[0-9A-Za-z_]{1,64}$")]
     pub cursor: Option<String>,
 }
 

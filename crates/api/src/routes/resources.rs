@@ -84,7 +84,11 @@ pub async fn validate_path(
 pub struct ResourcesQuery {
     /// `/` (root Places, the default) or a Place's path.
     pub path: Option<String>,
+    /// Items per page, 1 to 200 (default 50).
+    #[param(minimum = 1, maximum = 200)]
     pub limit: Option<usize>,
+    /// The `nextCursor` of the previous page.
+    #[param(pattern = "^[0-9A-Za-z_]{1,64}$")]
     pub cursor: Option<String>,
 }
 
