@@ -53,6 +53,16 @@ pub struct SendResult {
     pub sent: Option<String>,
 }
 
+/// The reason, as a connection's status keeps it.
+impl std::fmt::Display for SendResult {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match &self.outcome {
+            Outcome::Delivered => f.write_str("delivered"),
+            Outcome::Retry { reason, .. } | Outcome::Reject { reason, .. } => f.write_str(reason),
+        }
+    }
+}
+
 impl SendResult {
     /// Says what was sent (kept bounded, as a response excerpt is).
     pub fn with_sent(mut self, sent: &str) -> Self {

@@ -10,6 +10,7 @@ pub mod amqp;
 mod aws;
 pub mod aws_sns;
 pub mod aws_sqs;
+pub mod connection;
 pub mod egress;
 pub mod email;
 pub mod event_hubs;

@@ -1,11 +1,11 @@
 //! Publishing to the exchange over one connection and one confirming
 //! channel per integration, opened on first use and again after a failure.
+use crate::connection::Held;
 use async_trait::async_trait;
 use lapin::options::{BasicPublishOptions, ConfirmSelectOptions};
 use lapin::types::{AMQPValue, FieldTable, ShortString};
 use lapin::{BasicProperties, Channel, Confirmation, Connection, ConnectionProperties};
 use switchyard_core::{Integration, IntegrationId, Metadata};
-use tokio::sync::Mutex;
 
 use super::classify::{classify, describe};
 use super::config::AmqpConfig;
@@ -20,7 +20,7 @@ pub struct AmqpEgress {
     policy: EgressPolicy,
     /// Where messages go, as the delivery log shows it: `url/exchange`.
     target: String,
-    link: Mutex<Option<(Connection, Channel)>>,
+    link: Held<(Connection, Channel)>,
 }
 
 impl AmqpEgress {
@@ -38,19 +38,17 @@ impl AmqpEgress {
             routing_key,
             policy: ctx.policy.clone(),
             target,
-            link: Mutex::new(None),
+            link: Held::default(),
         })
     }
 
     /// The open channel, connecting first if there is none.
     async fn channel(&self) -> Result<Channel, SendResult> {
-        let mut link = self.link.lock().await;
-        if let Some((conn, channel)) = link.as_ref() {
-            if conn.status().connected() && channel.status().connected() {
-                return Ok(channel.clone());
-            }
-        }
-        *link = None;
+        let open = |(conn, channel): &(Connection, Channel)| conn.status().connected() && channel.status().connected();
+        self.link.lock().await.open(open, || self.connect()).await.map(|(_, channel)| channel.clone())
+    }
+
+    async fn connect(&self) -> Result<(Connection, Channel), SendResult> {
         let url = self.config.connect_url().map_err(|e| reject(&self.target, e))?;
         let host = url.host_str().unwrap_or_default().to_owned();
         let port = url.port().unwrap_or(if url.scheme() == "amqps" { 5671 } else { 5672 });
@@ -62,18 +60,15 @@ impl AmqpEgress {
             Ok::<_, lapin::Error>((conn, channel))
         };
         match tokio::time::timeout(std::time::Duration::from_secs(15), open).await {
-            Ok(Ok((conn, channel))) => {
-                *link = Some((conn, channel.clone()));
-                Ok(channel)
-            }
+            Ok(Ok(link)) => Ok(link),
             Ok(Err(e)) => Err(failed(&self.target, classify(&e))),
             Err(_) => Err(retry(&self.target, "connecting to the broker timed out")),
         }
     }
 
-    /// Forgets the channel so the next send opens a fresh one.
-    async fn reset(&self) {
-        if let Some((conn, _)) = self.link.lock().await.take() {
+    /// Forgets the channel after `reason` so the next send opens a fresh one.
+    async fn reset(&self, reason: &str) {
+        if let Some((conn, _)) = self.link.failed(reason).await {
             let _ = conn.close(200, ShortString::from("reset")).await;
         }
     }
@@ -116,12 +111,13 @@ impl Egress for AmqpEgress {
             Ok(Ok(c)) => c,
             Ok(Err(e)) => {
                 // A channel error (a missing exchange, say) closes the channel: start afresh next time.
-                self.reset().await;
                 tracing::debug!(integration = %self.integration, error = %describe(&e), "publish failed");
-                return failed(&self.target, classify(&e));
+                let result = failed(&self.target, classify(&e));
+                self.reset(&result.to_string()).await;
+                return result;
             }
             Err(_) => {
-                self.reset().await;
+                self.reset("the broker did not confirm within 15 s").await;
                 return retry(&self.target, "the broker did not confirm within 15 s");
             }
         };

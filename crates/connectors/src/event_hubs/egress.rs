@@ -16,10 +16,10 @@ use fe2o3_amqp::{Connection, Sender, Session};
 use fe2o3_amqp_cbs::client::CbsClient;
 use fe2o3_amqp_cbs::token::CbsToken;
 use switchyard_core::{Integration, IntegrationId, Metadata};
-use tokio::sync::Mutex;
 
 use super::config::{EventHubsConfig, Namespace};
 use super::sas;
+use crate::connection::Held;
 use crate::egress::{BuildError, Egress, EgressContext, Outbound, Outcome, SendResult};
 use crate::policy::EgressPolicy;
 use crate::shared::{delivered, failed, published, reject, resolve_allowed, retry, Template};
@@ -39,7 +39,7 @@ pub struct EventHubsEgress {
     partition_key: Option<Template>,
     policy: EgressPolicy,
     target: String,
-    link: Mutex<Option<Link>>,
+    link: Held<Link>,
 }
 
 /// Conditions retrying cannot fix, as they appear in an error's text either
@@ -101,7 +101,7 @@ impl EventHubsEgress {
             integration: integration.id.clone(),
             partition_key,
             policy: ctx.policy.clone(),
-            link: Mutex::new(None),
+            link: Held::default(),
         })
     }
 
@@ -191,25 +191,34 @@ impl Egress for EventHubsEgress {
             .data(Data(Binary::from(body.into_bytes())))
             .build();
         let mut slot = self.link.lock().await;
-        if slot.is_none() {
-            match tokio::time::timeout(TIMEOUT, self.open()).await {
-                Ok(Ok(link)) => *slot = Some(link),
-                Ok(Err(outcome)) => return failed(&self.target, outcome),
-                Err(_) => return retry(&self.target, "connecting to the event hub timed out"),
-            }
-        }
-        let link = slot.as_mut().expect("opened above");
+        let opened = slot
+            .open(
+                |_| true,
+                || async {
+                    match tokio::time::timeout(TIMEOUT, self.open()).await {
+                        Ok(Ok(link)) => Ok(link),
+                        Ok(Err(outcome)) => Err(failed(&self.target, outcome)),
+                        Err(_) => Err(retry(&self.target, "connecting to the event hub timed out")),
+                    }
+                },
+            )
+            .await;
+        let link = match opened {
+            Ok(link) => link,
+            Err(result) => return result,
+        };
         let sent = tokio::time::timeout(TIMEOUT, link.sender.send(amqp)).await;
         match sent {
             Ok(Ok(Disposition::Accepted(_))) => delivered(&self.target, Some(message.delivery_id.to_owned())),
             Ok(Ok(Disposition::Rejected(r))) => failed(&self.target, rejected(r.error)),
             Ok(Ok(other)) => retry(&self.target, format!("not accepted: {other:?}")),
             Ok(Err(e)) => {
-                *slot = None;
-                failed(&self.target, classify(format!("sending failed: {e}")))
+                let result = failed(&self.target, classify(format!("sending failed: {e}")));
+                slot.failed(&result.to_string());
+                result
             }
             Err(_) => {
-                *slot = None;
+                slot.failed("no disposition within 15 s");
                 retry(&self.target, "no disposition within 15 s")
             }
         }

@@ -1,11 +1,11 @@
 //! One idempotent producer per integration, created on the first send.
 use std::time::Duration;
 
+use crate::connection::Held;
 use async_trait::async_trait;
 use rdkafka::message::{Header, OwnedHeaders};
 use rdkafka::producer::{FutureProducer, FutureRecord};
 use switchyard_core::{Integration, IntegrationId, Metadata};
-use tokio::sync::Mutex;
 
 use super::classify::classify;
 use super::config::KafkaConfig;
@@ -19,7 +19,7 @@ pub struct KafkaEgress {
     key: Option<Template>,
     policy: EgressPolicy,
     target: String,
-    producer: Mutex<Option<FutureProducer>>,
+    producer: Held<FutureProducer>,
 }
 
 impl KafkaEgress {
@@ -36,27 +36,25 @@ impl KafkaEgress {
             integration: integration.id.clone(),
             key,
             policy: ctx.policy.clone(),
-            producer: Mutex::new(None),
+            producer: Held::default(),
         })
     }
 
+    /// The producer (librdkafka keeps its own broker connections), made on first use.
     async fn producer(&self) -> Result<FutureProducer, SendResult> {
-        let mut slot = self.producer.lock().await;
-        if let Some(p) = slot.as_ref() {
-            return Ok(p.clone());
-        }
+        self.producer.get(|_| true, || self.make_producer()).await
+    }
+
+    async fn make_producer(&self) -> Result<FutureProducer, SendResult> {
         for server in &self.config.servers {
             let (host, port) = server.rsplit_once(':').unwrap_or((server, "9092"));
             let port = port.parse().unwrap_or(9092);
             resolve_allowed(&self.policy, host, port).await.map_err(|e| reject(&self.target, e))?;
         }
-        let producer: FutureProducer = self
-            .config
+        self.config
             .client_config(&format!("switchyard-{}", self.integration))
             .create()
-            .map_err(|e| reject(&self.target, format!("the producer could not be made: {e}")))?;
-        *slot = Some(producer.clone());
-        Ok(producer)
+            .map_err(|e| reject(&self.target, format!("the producer could not be made: {e}")))
     }
 }
 

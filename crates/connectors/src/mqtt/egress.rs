@@ -2,9 +2,9 @@
 //! the message and wait for the broker's acknowledgement.
 use std::time::Duration;
 
+use crate::connection::Held;
 use async_trait::async_trait;
 use switchyard_core::{Integration, IntegrationId, Metadata};
-use tokio::sync::Mutex;
 
 use super::config::MqttConfig;
 use super::link::Link;
@@ -21,7 +21,7 @@ pub struct MqttEgress {
     topic: Template,
     policy: EgressPolicy,
     target: String,
-    link: Mutex<Option<std::sync::Arc<Link>>>,
+    link: Held<std::sync::Arc<Link>>,
 }
 
 impl MqttEgress {
@@ -40,19 +40,23 @@ impl MqttEgress {
             client_id,
             topic,
             policy: ctx.policy.clone(),
-            link: Mutex::new(None),
+            link: Held::default(),
         })
     }
 
+    /// The live link, opening one first if there is none.
     async fn link(&self, target: &str) -> Result<std::sync::Arc<Link>, SendResult> {
-        let mut slot = self.link.lock().await;
-        if let Some(link) = slot.as_ref().filter(|l| l.is_alive()) {
-            return Ok(link.clone());
-        }
-        resolve_allowed(&self.policy, &self.config.host, self.config.port).await.map_err(|e| reject(target, e))?;
-        let link = std::sync::Arc::new(Link::open(&self.config, &self.client_id).map_err(|e| reject(target, e))?);
-        *slot = Some(link.clone());
-        Ok(link)
+        self.link
+            .get(
+                |l| l.is_alive(),
+                || async {
+                    resolve_allowed(&self.policy, &self.config.host, self.config.port)
+                        .await
+                        .map_err(|e| reject(target, e))?;
+                    Ok(std::sync::Arc::new(Link::open(&self.config, &self.client_id).map_err(|e| reject(target, e))?))
+                },
+            )
+            .await
     }
 }
 

@@ -4,10 +4,10 @@ use std::time::Duration;
 use async_nats::jetstream;
 use async_trait::async_trait;
 use switchyard_core::{Integration, IntegrationId, Metadata};
-use tokio::sync::Mutex;
 
 use super::classify;
 use super::config::{Auth, NatsConfig};
+use crate::connection::Held;
 use crate::egress::{BuildError, Egress, EgressContext, Outbound, SendResult};
 use crate::policy::EgressPolicy;
 use crate::shared::{delivered, failed, published, reject, resolve_allowed, retry, Template};
@@ -19,7 +19,7 @@ pub struct NatsEgress {
     integration: IntegrationId,
     subject: Template,
     policy: EgressPolicy,
-    client: Mutex<Option<async_nats::Client>>,
+    client: Held<async_nats::Client>,
 }
 
 impl NatsEgress {
@@ -35,7 +35,7 @@ impl NatsEgress {
             integration: integration.id.clone(),
             subject,
             policy: ctx.policy.clone(),
-            client: Mutex::new(None),
+            client: Held::default(),
         })
     }
 
@@ -43,11 +43,12 @@ impl NatsEgress {
         self.config.servers.join(",")
     }
 
+    /// The client (it reconnects by itself once connected), connecting first if there is none.
     async fn client(&self, target: &str) -> Result<async_nats::Client, SendResult> {
-        let mut slot = self.client.lock().await;
-        if let Some(client) = slot.as_ref() {
-            return Ok(client.clone());
-        }
+        self.client.get(|_| true, || self.connect(target)).await
+    }
+
+    async fn connect(&self, target: &str) -> Result<async_nats::Client, SendResult> {
         let mut addrs = Vec::new();
         for server in &self.config.servers {
             let url = url::Url::parse(server).map_err(|e| reject(target, format!("{server}: {e}")))?;
@@ -67,13 +68,7 @@ impl NatsEgress {
                 options.credentials(c.expose()).map_err(|e| reject(target, format!("credentials: {e}")))?
             }
         };
-        match options.connect(addrs.as_slice()).await {
-            Ok(client) => {
-                *slot = Some(client.clone());
-                Ok(client)
-            }
-            Err(e) => Err(failed(target, classify::connect(&e))),
-        }
+        options.connect(addrs.as_slice()).await.map_err(|e| failed(target, classify::connect(&e)))
     }
 }
 
