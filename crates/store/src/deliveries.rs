@@ -5,6 +5,7 @@ use switchyard_core::{
 };
 
 use crate::db::{q, Conn, Durability, Pool, Row};
+use crate::statements::{state_values, states_head, states_tail};
 use crate::telemetry::{insert_records, push_row};
 use crate::{
     from_json, page_clause, paged, Claimed, Completion, DeliveryFilter, DeliveryStore, IngestOutcome, LoggedDelivery,
@@ -126,39 +127,11 @@ pub(crate) async fn write_completions(conn: &mut Conn<'_>, results: &[Completion
                 .push_sql(&format!(") {MOVE_LATEST} JOIN v ON id = v.delivery WHERE attempts < v.number {MOVE_GUARD}"));
             conn.execute(moves).await?;
         }
-        let mut states = q("WITH v (id, status, attempts, next_attempt_at, updated_at, completed_at, target, \
-             last_error, started_at, duration_ms, outcome, status_code, remote_id, excerpt, sent) AS (VALUES ");
+        let mut states = q(states_head());
         for c in chunk {
-            let a = &c.attempt;
-            let state = new_state(c);
-            push_row(
-                &mut states,
-                vec![
-                    (&c.id).into(),
-                    c.status.as_str().into(),
-                    (a.number as i64).into(),
-                    state.next_attempt_at.into(),
-                    state.now.into(),
-                    state.completed_at.into(),
-                    a.target.clone().into(),
-                    state.last_error.into(),
-                    a.started_at.into(),
-                    a.duration_ms.into(),
-                    a.outcome.as_str().into(),
-                    a.status_code.map(i64::from).into(),
-                    a.remote_id.clone().into(),
-                    a.response_excerpt.clone().into(),
-                    a.sent.clone().into(),
-                ],
-            );
+            push_row(&mut states, state_values(c));
         }
-        states.push_sql(
-            ") UPDATE deliveries SET status = v.status, attempts = v.attempts, next_attempt_at = v.next_attempt_at, \
-             lease_until = 0, updated_at = v.updated_at, completed_at = v.completed_at, target = v.target, \
-             last_error = v.last_error, last_started_at = v.started_at, last_duration_ms = v.duration_ms, \
-             last_outcome = v.outcome, last_status_code = v.status_code, last_remote_id = v.remote_id, \
-             last_excerpt = v.excerpt, last_sent = v.sent FROM v WHERE deliveries.id = v.id AND deliveries.attempts <= v.attempts",
-        );
+        states.push_sql(states_tail());
         conn.execute(states).await?;
     }
     Ok(())

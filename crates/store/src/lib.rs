@@ -26,6 +26,7 @@ mod postgres;
 mod recipients;
 mod sqlite;
 mod sqlite_round;
+mod statements;
 mod telemetry;
 #[cfg(feature = "testing")]
 pub mod testing;

@@ -11,10 +11,11 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use rusqlite::{params, OpenFlags};
-use switchyard_core::{DeliveryId, DeliveryStatus, IntegrationId, OrgId};
+use switchyard_core::{DeliveryId, IntegrationId, OrgId};
 
 use crate::db::Durability;
-use crate::deliveries::{new_state, MOVE_GUARD, MOVE_LATEST};
+use crate::deliveries::{MOVE_GUARD, MOVE_LATEST};
+use crate::statements::{delivery_params, record_params, state_params, states_one_row, DELIVERIES, RECORDS};
 use crate::{Claimed, Completion, IngestOutcome, NewRecord, Result, StoreError};
 
 pub(crate) struct RoundConnection {
@@ -89,30 +90,11 @@ fn statements(
 ) -> Result<Vec<IngestOutcome>> {
     let mut outcomes = vec![IngestOutcome::default(); batches.len()];
     if !batches.is_empty() {
-        let mut records = db.prepare_cached(
-            "INSERT INTO records (id, org_id, client_id, device_id, kind, property, ts, received_at, body, source, \
-             source_message_id) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11) \
-             ON CONFLICT (org_id, client_id) DO NOTHING",
-        )?;
-        let mut deliveries = db.prepare_cached(
-            "INSERT INTO deliveries (id, org_id, integration_id, record_id, status, attempts, retry_from, \
-             next_attempt_at, lease_until, created_at, updated_at) VALUES (?1, ?2, ?3, ?4, ?5, 0, 0, ?8, ?7, ?6, ?6)",
-        )?;
+        let mut records = db.prepare_cached(RECORDS.one_row())?;
+        let mut deliveries = db.prepare_cached(DELIVERIES.one_row())?;
         for ((org, batch), outcome) in batches.iter().zip(outcomes.iter_mut()) {
             for (i, r) in batch.iter().enumerate() {
-                let stored = records.execute(params![
-                    r.id.as_str(),
-                    org.as_str(),
-                    r.record.id.as_deref(),
-                    r.record.device_id.as_str(),
-                    r.record.kind.as_str(),
-                    r.record.property.as_str(),
-                    r.record.timestamp,
-                    r.record.received_at,
-                    r.body.as_str(),
-                    r.source.as_ref().map(|s| s.id()),
-                    r.source.as_ref().and_then(|s| s.message_id()),
-                ])? == 1;
+                let stored = records.execute(record_params(org, r))? == 1;
                 if !stored {
                     outcome.duplicates += 1;
                     outcome.skipped.push(i);
@@ -121,52 +103,21 @@ fn statements(
                 outcome.stored += 1;
                 outcome.deliveries += r.targets.len();
                 for t in &r.targets {
-                    deliveries.execute(params![
-                        t.id.as_str(),
-                        org.as_str(),
-                        t.integration_id.as_str(),
-                        r.id.as_str(),
-                        DeliveryStatus::Pending.as_str(),
-                        now,
-                        t.lease_until,
-                        now.max(t.lease_until),
-                    ])?;
+                    deliveries.execute(delivery_params(org, t, &r.id, now))?;
                 }
             }
         }
     }
     if !completions.is_empty() {
         let mut moves = db.prepare_cached(&format!("{MOVE_LATEST} WHERE id = ?1 AND attempts < ?2 {MOVE_GUARD}"))?;
-        let mut states = db.prepare_cached(
-            "UPDATE deliveries SET status = ?2, attempts = ?3, next_attempt_at = ?4, lease_until = 0, \
-             updated_at = ?5, completed_at = ?6, target = ?7, last_error = ?8, last_started_at = ?9, \
-             last_duration_ms = ?10, last_outcome = ?11, last_status_code = ?12, last_remote_id = ?13, \
-             last_excerpt = ?14, last_sent = ?15 WHERE id = ?1 AND attempts <= ?3",
-        )?;
+        let mut states = db.prepare_cached(states_one_row())?;
         for c in completions {
             let a = &c.attempt;
             // Nothing comes before a first attempt: most results skip this.
             if a.number > 1 {
                 moves.execute(params![c.id.as_str(), a.number])?;
             }
-            let state = new_state(c);
-            states.execute(params![
-                c.id.as_str(),
-                c.status.as_str(),
-                a.number,
-                state.next_attempt_at,
-                state.now,
-                state.completed_at,
-                a.target,
-                state.last_error,
-                a.started_at,
-                a.duration_ms,
-                a.outcome.as_str(),
-                a.status_code,
-                a.remote_id,
-                a.response_excerpt,
-                a.sent,
-            ])?;
+            states.execute(state_params(c))?;
         }
     }
     Ok(outcomes)

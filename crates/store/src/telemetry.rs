@@ -4,9 +4,10 @@
 //! SQLite's rounds run in `sqlite_round.rs`.
 use std::collections::HashSet;
 
-use switchyard_core::{ActionId, DeliveryStatus, OrgId, RecordId};
+use switchyard_core::{ActionId, OrgId, RecordId};
 
 use crate::db::{q, Conn, Q};
+use crate::statements::{delivery_values, record_values, DELIVERIES, RECORDS};
 use crate::{IngestOutcome, NewDelivery, NewRecord, Result};
 
 /// Rows per multi-row INSERT (well under both drivers' parameter limits).
@@ -31,27 +32,9 @@ pub(crate) async fn insert_pending(
 ) -> Result<u64> {
     let mut inserted = 0;
     for chunk in rows.chunks(CHUNK) {
-        let mut insert =
-            q("INSERT INTO deliveries (id, org_id, integration_id, record_id, status, attempts, retry_from, \
-                            next_attempt_at, lease_until, created_at, updated_at, action_id) VALUES ");
+        let mut insert = q(DELIVERIES.head());
         for (org, delivery, record) in chunk {
-            push_row(
-                &mut insert,
-                vec![
-                    (&delivery.id).into(),
-                    (*org).into(),
-                    (&delivery.integration_id).into(),
-                    (*record).into(),
-                    DeliveryStatus::Pending.as_str().into(),
-                    0i64.into(),
-                    0i64.into(),
-                    now.max(delivery.lease_until).into(),
-                    delivery.lease_until.into(),
-                    now.into(),
-                    now.into(),
-                    action.map(|a| a.as_str()).into(),
-                ],
-            );
+            push_row(&mut insert, delivery_values(org, delivery, record, action, now));
         }
         inserted += conn.execute(insert).await?;
     }
@@ -72,28 +55,12 @@ pub(crate) async fn insert_records(
         .collect();
     let mut stored: HashSet<String> = HashSet::with_capacity(rows.len());
     for chunk in rows.chunks(CHUNK) {
-        let mut insert =
-            q("INSERT INTO records (id, org_id, client_id, device_id, kind, property, ts, received_at, body, source, \
-               source_message_id) VALUES ");
+        let mut insert = q(RECORDS.head());
         for (_, _, org, r) in chunk {
-            push_row(
-                &mut insert,
-                vec![
-                    (&r.id).into(),
-                    (*org).into(),
-                    r.record.id.clone().into(),
-                    (&r.record.device_id).into(),
-                    r.record.kind.as_str().into(),
-                    r.record.property.as_str().into(),
-                    r.record.timestamp.into(),
-                    r.record.received_at.into(),
-                    r.body.clone().into(),
-                    r.source.as_ref().map(|s| s.id()).into(),
-                    r.source.as_ref().and_then(|s| s.message_id()).into(),
-                ],
-            );
+            push_row(&mut insert, record_values(org, r));
         }
-        insert.push_sql(" ON CONFLICT (org_id, client_id) DO NOTHING RETURNING id");
+        insert.push_sql(RECORDS.tail());
+        insert.push_sql(" RETURNING id");
         for row in conn.fetch_all(insert).await? {
             stored.insert(row.get("id")?);
         }
