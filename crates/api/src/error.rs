@@ -110,6 +110,18 @@ impl From<StoreError> for ApiError {
     }
 }
 
+impl From<switchyard_engine::ConfigError> for ApiError {
+    fn from(e: switchyard_engine::ConfigError) -> Self {
+        use switchyard_engine::ConfigError;
+        match e {
+            ConfigError::NotFound(m) => Self::NotFound(m),
+            ConfigError::Invalid(e) => Self::Validation(e),
+            ConfigError::Conflict(m) => Self::Conflict(m),
+            ConfigError::Store(e) => e.into(),
+        }
+    }
+}
+
 impl From<switchyard_engine::IngestError> for ApiError {
     fn from(e: switchyard_engine::IngestError) -> Self {
         match e {

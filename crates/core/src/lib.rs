@@ -5,6 +5,7 @@ pub mod delivery;
 pub mod draft;
 pub mod error;
 pub mod ids;
+pub mod input;
 pub mod keys;
 pub mod model;
 pub mod path;

@@ -9,6 +9,7 @@ use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
 pub mod actions;
+pub mod config;
 mod dispatcher;
 pub mod ingest;
 pub mod limits;
@@ -19,6 +20,7 @@ pub mod retry;
 pub mod router;
 mod writer;
 
+pub use config::{ConfigError, Configuration};
 pub use dispatcher::{Circuits, DispatcherConfig, Wake, QUEUE_OVERHEAD, RECORD_OVERHEAD};
 pub use ingest::{IngestError, MAX_RECORDS};
 pub use limits::{BreakerConfig, CircuitState};

@@ -3,7 +3,7 @@
 use axum::extract::State;
 use axum::Json;
 use serde::{Deserialize, Serialize};
-use switchyard_core::{validate_metadata, Metadata, ValidationErrors};
+use switchyard_core::Metadata;
 use utoipa::ToSchema;
 
 use crate::error::ApiResult;
@@ -23,7 +23,7 @@ pub async fn get(State(state): State<AppState>, caller: Caller<Read>) -> ApiResu
     Ok(Json(Globals { globals: state.store.get_globals(&caller.org.id).await? }))
 }
 
-/// Replaces the globals. Integrations pick up the new values within seconds.
+/// Replaces the globals. Integrations render with the new values from their next send.
 #[utoipa::path(put, operation_id = "putGlobals", path = "/v2/globals", tag = "globals", request_body = Globals,
     responses((status = 200, body = Globals), (status = 401, body = crate::Problem), (status = 403, body = crate::Problem),
         (status = 422, body = crate::Problem)),
@@ -33,10 +33,6 @@ pub async fn put(
     caller: Caller<Write>,
     ApiJson(body): ApiJson<Globals>,
 ) -> ApiResult<Json<Globals>> {
-    let mut errors = ValidationErrors::default();
-    validate_metadata("globals", &body.globals, &mut errors);
-    errors.into_result()?;
-    state.store.set_globals(&caller.org.id, &body.globals).await?;
-    state.engine.globals_changed(&caller.org.id);
+    state.engine.config().set_globals(&caller.org.id, &body.globals).await?;
     Ok(Json(body))
 }

@@ -3,29 +3,13 @@
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use axum::Json;
-use serde::Deserialize;
-use switchyard_core::{now_ms, MappingId, ResourceMapping, ResourcePath, ResourceType, ValidationErrors};
-use utoipa::ToSchema;
+use switchyard_core::input::CreateMapping;
+use switchyard_core::{MappingId, ResourceMapping};
 
-use super::{deleted, page_request, path_id, List, PageQuery};
-use crate::error::{ApiError, ApiResult};
+use super::{page_request, path_id, List, PageQuery};
+use crate::error::ApiResult;
 use crate::extract::{ApiJson, ApiQuery, Caller, Read, Write};
 use crate::state::AppState;
-
-const EXTERNAL_ID_MAX: usize = 256;
-
-#[derive(Debug, Deserialize, ToSchema)]
-#[serde(rename_all = "camelCase", deny_unknown_fields)]
-pub struct CreateMapping {
-    /// The `int_` id of the integration the external id belongs to.
-    pub integration_id: String,
-    /// The id the external system uses.
-    pub external_id: String,
-    /// The Place or device it stands for.
-    pub resource_path: String,
-    /// When given, the device must be of this type.
-    pub device_type: Option<String>,
-}
 
 /// Maps an external id to a Place or device. 409 when the integration
 /// already maps that external id.
@@ -39,49 +23,7 @@ pub async fn create(
     caller: Caller<Write>,
     ApiJson(body): ApiJson<CreateMapping>,
 ) -> ApiResult<(StatusCode, Json<ResourceMapping>)> {
-    let mut errors = ValidationErrors::default();
-    let external_id = body.external_id.trim();
-    if external_id.is_empty() || external_id.len() > EXTERNAL_ID_MAX {
-        errors.push("externalId", format!("must be 1 to {EXTERNAL_ID_MAX} characters"));
-    }
-    let path = match ResourcePath::parse(&body.resource_path) {
-        Ok(ResourcePath::Root) => {
-            errors.push("resourcePath", "must name a Place or a device");
-            None
-        }
-        Ok(p) => Some(p),
-        Err(e) => {
-            errors.push("resourcePath", e);
-            None
-        }
-    };
-    if body.device_type.is_some() && !matches!(path, Some(ResourcePath::Device(..)) | None) {
-        errors.push("deviceType", "applies only to a device path");
-    }
-    errors.into_result()?;
-    let path = path.expect("validated above");
-    let integration = super::integrations::load(&state, &caller.org, &body.integration_id).await?;
-    let resource = state
-        .store
-        .resolve(&caller.org.id, &path)
-        .await?
-        .ok_or_else(|| ApiError::invalid("resourcePath", format!("no resource at `{path}`")))?;
-    if let (Some(want), Some(got)) = (&body.device_type, &resource.device_type) {
-        if want != got {
-            return Err(ApiError::invalid("deviceType", format!("the device is of type `{got}`, not `{want}`")));
-        }
-    }
-    let mapping = ResourceMapping {
-        id: MappingId::new(),
-        integration_id: integration.id,
-        external_id: external_id.to_owned(),
-        resource_type: path.resource_type().unwrap_or(ResourceType::Place),
-        resource_path: path,
-        device_type: body.device_type,
-        created_at: now_ms(),
-    };
-    state.store.create_mapping(&caller.org.id, &mapping).await?;
-    Ok((StatusCode::CREATED, Json(mapping)))
+    Ok((StatusCode::CREATED, Json(state.engine.config().create_mapping(&caller.org.id, body).await?)))
 }
 
 /// The resource mappings of one integration.
@@ -113,5 +55,6 @@ pub async fn delete(
     Path(id): Path<String>,
 ) -> ApiResult<StatusCode> {
     let id: MappingId = path_id(&id)?;
-    deleted(state.store.delete_mapping(&caller.org.id, &id).await?, "resource mapping", &id)
+    state.engine.config().delete_mapping(&caller.org.id, &id).await?;
+    Ok(StatusCode::NO_CONTENT)
 }

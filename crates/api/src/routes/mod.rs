@@ -1,5 +1,5 @@
 //! One module per resource. Shared here: list envelopes and paging.
-use serde::{Deserialize, Deserializer, Serialize};
+use serde::{Deserialize, Serialize};
 use switchyard_store::{Page, PageRequest};
 use utoipa::{IntoParams, ToSchema};
 
@@ -60,11 +60,6 @@ pub fn page_request(limit: Option<usize>, cursor: Option<String>) -> ApiResult<P
         }
     }
     Ok(PageRequest { limit, after: cursor })
-}
-
-/// For update bodies: tells "absent" (keep) from `null` (clear).
-pub fn double_option<'de, T: Deserialize<'de>, D: Deserializer<'de>>(d: D) -> Result<Option<Option<T>>, D::Error> {
-    Option::<T>::deserialize(d).map(Some)
 }
 
 /// A delete's answer: 204 when something was deleted, else 404 naming it.

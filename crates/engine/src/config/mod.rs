@@ -1,0 +1,65 @@
+//! The configuration service: the one write path for what operators
+//! configure (Places, devices, resource mappings, globals, triggers,
+//! integrations, recipients). It validates (through the connectors' hooks
+//! where a type has them), writes through the store, and invalidates what
+//! the data path caches itself, so the API, the console, configuration as
+//! code and scripts change configuration the same way and none of them can
+//! forget an invalidation.
+use switchyard_core::ValidationErrors;
+use switchyard_store::StoreError;
+
+use crate::Engine;
+
+mod globals;
+mod mappings;
+mod places;
+
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    /// What the change names does not exist in the organization.
+    #[error("{0}")]
+    NotFound(String),
+    #[error(transparent)]
+    Invalid(#[from] ValidationErrors),
+    /// It would break a rule of the data (a duplicate, or a row still in use).
+    #[error("{0}")]
+    Conflict(String),
+    #[error(transparent)]
+    Store(StoreError),
+}
+
+impl From<StoreError> for ConfigError {
+    fn from(e: StoreError) -> Self {
+        match e {
+            StoreError::Conflict(m) | StoreError::InUse(m) => Self::Conflict(m),
+            StoreError::Invalid { field, message } => Self::Invalid(ValidationErrors::one(field, message)),
+            other => Self::Store(other),
+        }
+    }
+}
+
+impl ConfigError {
+    pub(crate) fn not_found(what: &str, id: impl std::fmt::Display) -> Self {
+        Self::NotFound(format!("no {what} `{id}`"))
+    }
+}
+
+/// The configuration service, borrowed from the engine.
+pub struct Configuration<'e> {
+    engine: &'e Engine,
+}
+
+impl Engine {
+    pub fn config(&self) -> Configuration<'_> {
+        Configuration { engine: self }
+    }
+}
+
+/// 404 for a delete that found nothing.
+fn deleted(found: bool, what: &str, id: impl std::fmt::Display) -> Result<(), ConfigError> {
+    if found {
+        Ok(())
+    } else {
+        Err(ConfigError::not_found(what, id))
+    }
+}
