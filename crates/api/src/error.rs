@@ -117,6 +117,7 @@ impl From<switchyard_engine::ConfigError> for ApiError {
             ConfigError::NotFound(m) => Self::NotFound(m),
             ConfigError::Invalid(e) => Self::Validation(e),
             ConfigError::Conflict(m) => Self::Conflict(m),
+            ConfigError::Upstream(m) => Self::Upstream(m),
             ConfigError::Store(e) => e.into(),
         }
     }

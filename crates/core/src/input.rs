@@ -70,3 +70,88 @@ pub struct CreateMapping {
     /// When given, the device must be of this type.
     pub device_type: Option<String>,
 }
+
+#[derive(Debug, Clone, Deserialize, ToSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct CreateTrigger {
+    #[serde(default)]
+    pub name: String,
+    /// `value`, `event`, `alarm`: at least one.
+    pub kinds: Vec<crate::RecordKind>,
+    #[serde(default)]
+    pub objects: Vec<String>,
+    #[serde(default)]
+    pub scope: Vec<String>,
+    #[serde(default = "yes")]
+    pub active: bool,
+}
+
+fn yes() -> bool {
+    true
+}
+
+/// Omitted fields are kept.
+#[derive(Debug, Clone, Default, Deserialize, ToSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct UpdateTrigger {
+    pub name: Option<String>,
+    pub kinds: Option<Vec<crate::RecordKind>>,
+    pub objects: Option<Vec<String>>,
+    pub scope: Option<Vec<String>>,
+    pub active: Option<bool>,
+}
+
+#[derive(Debug, Clone, Deserialize, ToSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct CreateIntegration {
+    pub name: String,
+    /// A type key from the catalog.
+    #[serde(rename = "type")]
+    pub type_key: String,
+    /// Required only for types that support both directions.
+    pub direction: Option<crate::Direction>,
+    #[serde(default = "yes")]
+    pub enabled: bool,
+    /// Values for the type's properties, secret ones included.
+    #[serde(default)]
+    #[schema(value_type = Object)]
+    pub properties: serde_json::Map<String, serde_json::Value>,
+    #[serde(default)]
+    pub metadata: Metadata,
+    /// Places and devices this integration is tied to.
+    #[serde(default)]
+    pub resource_paths: Vec<String>,
+}
+
+/// A partial update: omitted fields are kept. In `properties`, a key
+/// replaces its value, `null` clears it, and omitted keys (secrets too) are kept.
+#[derive(Debug, Clone, Default, Deserialize, ToSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct UpdateIntegration {
+    pub name: Option<String>,
+    pub enabled: Option<bool>,
+    #[schema(value_type = Option<Object>)]
+    pub properties: Option<serde_json::Map<String, serde_json::Value>>,
+    pub metadata: Option<Metadata>,
+    pub resource_paths: Option<Vec<String>>,
+    /// Accepted only unchanged: the type is fixed at create.
+    #[serde(rename = "type")]
+    pub type_key: Option<String>,
+    /// Accepted only unchanged: the direction is fixed at create.
+    pub direction: Option<crate::Direction>,
+}
+
+#[derive(Debug, Clone, Deserialize, ToSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct CreateRecipient {
+    /// An e-mail address (EMAIL integrations) or an E.164 phone number (SMS, PHONE).
+    pub address: String,
+    pub name: Option<String>,
+}
+
+#[derive(Debug, Clone, Deserialize, ToSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct VerifyRecipient {
+    /// The six-digit code sent to the number.
+    pub code: String,
+}

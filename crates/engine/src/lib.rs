@@ -157,7 +157,7 @@ impl Engine {
     }
 
     /// Something that routing depends on changed (triggers, integrations, Places, devices).
-    pub fn routes_changed(&self, org: &OrgId) {
+    pub(crate) fn routes_changed(&self, org: &OrgId) {
         self.router.invalidate(org);
     }
 
@@ -198,14 +198,14 @@ impl Engine {
     /// An integration's settings or recipients changed: its routes and its
     /// sender are rebuilt before the next send on this node (other nodes
     /// within seconds).
-    pub fn integration_changed(&self, org: &OrgId, id: &IntegrationId) {
+    pub(crate) fn integration_changed(&self, org: &OrgId, id: &IntegrationId) {
         self.router.invalidate(org);
         self.changes.integration(id);
     }
 
     /// The organization's globals changed: every sender of it is rebuilt
     /// before its next send on this node (other nodes within seconds).
-    pub fn globals_changed(&self, org: &OrgId) {
+    pub(crate) fn globals_changed(&self, org: &OrgId) {
         self.changes.globals(org);
     }
 }

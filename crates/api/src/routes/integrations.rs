@@ -6,17 +6,12 @@ use axum::http::StatusCode;
 use axum::Json;
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
-use switchyard_connectors::{ConnectorType, DirectionSupport};
-use switchyard_core::spec::{self, Resolved};
-use switchyard_core::{
-    now_ms, validate_metadata, validate_name, Direction, Integration, IntegrationId, Metadata, Org, ResourcePath,
-    ValidationErrors,
-};
+use switchyard_core::input::{CreateIntegration, UpdateIntegration};
+use switchyard_core::{Direction, Integration, IntegrationId, Metadata, Org};
 use switchyard_store::IntegrationFilter;
 use utoipa::{IntoParams, ToSchema};
 
-use super::resources::check_resources;
-use super::{deleted, page_request, path_id, List};
+use super::{page_request, path_id, List};
 use crate::error::{ApiError, ApiResult};
 use crate::extract::{ApiJson, ApiQuery, Caller, Read, Write};
 use crate::state::AppState;
@@ -94,50 +89,6 @@ impl From<Integration> for IntegrationView {
     }
 }
 
-#[derive(Debug, Deserialize, ToSchema)]
-#[serde(rename_all = "camelCase", deny_unknown_fields)]
-pub struct CreateIntegration {
-    pub name: String,
-    /// A type key from the catalog.
-    #[serde(rename = "type")]
-    pub type_key: String,
-    /// Required only for types that support both directions.
-    pub direction: Option<Direction>,
-    #[serde(default = "enabled_by_default")]
-    pub enabled: bool,
-    /// Values for the type's properties, secret ones included.
-    #[serde(default)]
-    #[schema(value_type = Object)]
-    pub properties: Map<String, Value>,
-    #[serde(default)]
-    pub metadata: Metadata,
-    /// Places and devices this integration is tied to.
-    #[serde(default)]
-    pub resource_paths: Vec<String>,
-}
-
-fn enabled_by_default() -> bool {
-    true
-}
-
-/// A partial update: omitted fields are kept. In `properties`, a key
-/// replaces its value, `null` clears it, and omitted keys (secrets too) are kept.
-#[derive(Debug, Deserialize, ToSchema)]
-#[serde(rename_all = "camelCase", deny_unknown_fields)]
-pub struct UpdateIntegration {
-    pub name: Option<String>,
-    pub enabled: Option<bool>,
-    #[schema(value_type = Option<Object>)]
-    pub properties: Option<Map<String, Value>>,
-    pub metadata: Option<Metadata>,
-    pub resource_paths: Option<Vec<String>>,
-    /// Accepted only unchanged: the type is fixed at create.
-    #[serde(rename = "type")]
-    pub type_key: Option<String>,
-    /// Accepted only unchanged: the direction is fixed at create.
-    pub direction: Option<Direction>,
-}
-
 #[derive(Debug, Deserialize, IntoParams)]
 #[into_params(parameter_in = Query)]
 pub struct ListQuery {
@@ -155,43 +106,6 @@ pub struct ListQuery {
     pub cursor: Option<String>,
 }
 
-/// Which direction a new integration takes: the one the request names, or
-/// else the only one its type supports, or the only one available.
-fn pick_direction<'t>(
-    t: &'t ConnectorType,
-    requested: Option<Direction>,
-    errors: &mut ValidationErrors,
-) -> Option<&'t DirectionSupport> {
-    let support = match (requested, t.directions.as_slice()) {
-        (Some(d), _) => t.direction(d).or_else(|| {
-            let supported: Vec<&str> = t.directions.iter().map(|s| s.direction().as_str()).collect();
-            errors.push("direction", format!("{} supports only {}", t.key, supported.join(" and ")));
-            None
-        })?,
-        (None, [only]) => only,
-        (None, both) if both.iter().filter(|d| d.available()).count() == 1 => {
-            both.iter().find(|d| d.available()).expect("one is available")
-        }
-        (None, _) => {
-            errors.push("direction", format!("is required: {} supports both INGRESS and EGRESS", t.key));
-            return None;
-        }
-    };
-    if !support.available() {
-        errors.push("type", format!("{} ({}) is not available yet (coming soon)", t.key, support.direction().as_str()));
-        return None;
-    }
-    Some(support)
-}
-
-fn find_type(org: &Org, key: &str, errors: &mut ValidationErrors) -> Option<&'static ConnectorType> {
-    let found = switchyard_connectors::find_for(org, key);
-    if found.is_none() {
-        errors.push("type", format!("unknown integration type `{key}`; see GET /v2/integrations/catalog"));
-    }
-    found
-}
-
 /// Creates an integration (wizard step two). Secret properties are stored
 /// encrypted and never returned.
 #[utoipa::path(post, operation_id = "createIntegration", path = "/v2/integrations", tag = "integrations", request_body = CreateIntegration,
@@ -203,47 +117,7 @@ pub async fn create(
     caller: Caller<Write>,
     ApiJson(body): ApiJson<CreateIntegration>,
 ) -> ApiResult<(StatusCode, Json<IntegrationView>)> {
-    let mut errors = ValidationErrors::default();
-    validate_name("name", &body.name, &mut errors);
-    validate_metadata("metadata", &body.metadata, &mut errors);
-    let support = find_type(&caller.org, &body.type_key, &mut errors)
-        .and_then(|t| Some((t, pick_direction(t, body.direction, &mut errors)?)));
-    let mut resolved = match support {
-        Some((_, d)) => {
-            match spec::validate_create(&d.properties, &body.properties).and_then(|r| (d.check)(&r).map(|()| r)) {
-                Ok(r) => r,
-                Err(e) => {
-                    errors.0.extend(e.0);
-                    Resolved::default()
-                }
-            }
-        }
-        None => Resolved::default(),
-    };
-    let paths = ResourcePath::parse_list("resourcePaths", &body.resource_paths, "", &mut errors);
-    errors.into_result()?;
-    let (t, d) = support.expect("validated above");
-    check_resources(&state, &caller.org.id, &paths, &resolved.resources).await?;
-    let generated = (d.prepare)(&mut resolved);
-
-    let now = now_ms();
-    let integration = Integration {
-        id: IntegrationId::new(),
-        org_id: caller.org.id.clone(),
-        name: body.name.trim().to_owned(),
-        type_key: t.key.to_owned(),
-        direction: d.direction(),
-        enabled: body.enabled,
-        properties: resolved.properties,
-        secrets: resolved.secrets,
-        metadata: body.metadata,
-        resource_paths: paths.into_iter().map(|(_, p)| p).collect(),
-        created_at: now,
-        updated_at: now,
-    };
-    state.store.create_integration(&integration).await?;
-    state.engine.routes_changed(&caller.org.id);
-    tracing::info!(integration = %integration.id, r#type = t.key, "integration created");
+    let (integration, generated) = state.engine.config().create_integration(&caller.org, body).await?;
     let mut view = view(&state, integration);
     if !generated.is_empty() {
         view.generated_secrets = Some(generated.into_iter().map(|(k, v)| (k.to_owned(), v)).collect());
@@ -298,67 +172,8 @@ pub async fn update(
     Path(id): Path<String>,
     ApiJson(body): ApiJson<UpdateIntegration>,
 ) -> ApiResult<Json<IntegrationView>> {
-    let mut current = load(&state, &caller.org, &id).await?;
-    let mut errors = ValidationErrors::default();
-    if body.type_key.as_ref().is_some_and(|t| *t != current.type_key) {
-        errors.push("type", "cannot be changed; create a new integration instead");
-    }
-    if body.direction.is_some_and(|d| d != current.direction) {
-        errors.push("direction", "cannot be changed; create a new integration instead");
-    }
-    if let Some(name) = &body.name {
-        validate_name("name", name, &mut errors);
-    }
-    if let Some(metadata) = &body.metadata {
-        validate_metadata("metadata", metadata, &mut errors);
-    }
-    let support = switchyard_connectors::find(&current.type_key).and_then(|t| t.direction(current.direction));
-    let specs = support.map(|d| d.properties.as_slice()).unwrap_or_default();
-    let before =
-        Resolved { properties: current.properties.clone(), secrets: current.secrets.clone(), resources: vec![] };
-    let patch = body.properties.clone().unwrap_or_default();
-    let checked = spec::validate_update(specs, before.clone(), &patch)
-        .and_then(|r| support.map_or(Ok(()), |d| (d.check)(&r)).map(|()| r));
-    let resolved = match checked {
-        Ok(mut r) => {
-            if let Some(d) = support {
-                (d.on_update)(&before, &mut r, now_ms());
-            }
-            r
-        }
-        Err(e) => {
-            errors.0.extend(e.0);
-            Resolved::default()
-        }
-    };
-    let paths =
-        body.resource_paths.as_deref().map(|raw| ResourcePath::parse_list("resourcePaths", raw, "", &mut errors));
-    errors.into_result()?;
-    let changed_refs: Vec<_> = if body.properties.is_some() { resolved.resources.clone() } else { vec![] };
-    check_resources(&state, &caller.org.id, paths.as_deref().unwrap_or_default(), &changed_refs).await?;
-
-    if let Some(name) = body.name {
-        current.name = name.trim().to_owned();
-    }
-    if let Some(enabled) = body.enabled {
-        current.enabled = enabled;
-    }
-    if let Some(metadata) = body.metadata {
-        current.metadata = metadata;
-    }
-    if let Some(paths) = paths {
-        current.resource_paths = paths.into_iter().map(|(_, p)| p).collect();
-    }
-    if body.properties.is_some() {
-        current.properties = resolved.properties;
-        current.secrets = resolved.secrets;
-    }
-    current.updated_at = now_ms();
-    if !state.store.update_integration(&current).await? {
-        return Err(ApiError::not_found("integration", &current.id));
-    }
-    state.engine.integration_changed(&caller.org.id, &current.id);
-    Ok(Json(view(&state, current)))
+    let id: IntegrationId = path_id(&id)?;
+    Ok(Json(view(&state, state.engine.config().update_integration(&caller.org, &id, body).await?)))
 }
 
 /// Deletes an integration and its resource mappings.
@@ -372,10 +187,6 @@ pub async fn delete(
     Path(id): Path<String>,
 ) -> ApiResult<StatusCode> {
     let id: IntegrationId = path_id(&id)?;
-    let found = state.store.delete_integration(&caller.org.id, &id).await?;
-    state.engine.routes_changed(&caller.org.id);
-    if found {
-        tracing::info!(integration = %id, "integration deleted");
-    }
-    deleted(found, "integration", &id)
+    state.engine.config().delete_integration(&caller.org, &id).await?;
+    Ok(StatusCode::NO_CONTENT)
 }

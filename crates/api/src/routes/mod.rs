@@ -62,15 +62,6 @@ pub fn page_request(limit: Option<usize>, cursor: Option<String>) -> ApiResult<P
     Ok(PageRequest { limit, after: cursor })
 }
 
-/// A delete's answer: 204 when something was deleted, else 404 naming it.
-pub fn deleted(found: bool, what: &str, id: impl std::fmt::Display) -> ApiResult<axum::http::StatusCode> {
-    if found {
-        Ok(axum::http::StatusCode::NO_CONTENT)
-    } else {
-        Err(ApiError::not_found(what, id))
-    }
-}
-
 /// Parses an id taken from the path; a malformed id names nothing, so 404.
 pub fn path_id<K: switchyard_core::IdKind>(raw: &str) -> ApiResult<switchyard_core::Id<K>> {
     switchyard_core::Id::parse(raw).map_err(|_| ApiError::NotFound(format!("no {} `{raw}`", K::NAME.to_lowercase())))

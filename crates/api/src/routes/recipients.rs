@@ -5,20 +5,16 @@
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use axum::Json;
-use serde::{Deserialize, Serialize};
+use serde::Serialize;
+use switchyard_core::input::{CreateRecipient, VerifyRecipient};
 use switchyard_core::recipient::CODE_ATTEMPTS;
-use switchyard_core::spec::{is_e164, is_email};
-use switchyard_core::{
-    now_ms, Integration, IntegrationId, Recipient, RecipientId, RecipientKind, RecipientStatus, Verification,
-};
+use switchyard_core::{IntegrationId, Recipient, RecipientId, RecipientKind, RecipientStatus};
 use utoipa::ToSchema;
 
-use super::{deleted, page_request, path_id, List, PageQuery};
-use crate::error::{ApiError, ApiResult};
+use super::{page_request, path_id, List, PageQuery};
+use crate::error::ApiResult;
 use crate::extract::{ApiJson, ApiQuery, Caller, Read, Write};
 use crate::state::AppState;
-
-const NAME_MAX: usize = 200;
 
 #[derive(Debug, Serialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
@@ -65,55 +61,9 @@ impl From<Recipient> for RecipientView {
     }
 }
 
-#[derive(Debug, Deserialize, ToSchema)]
-#[serde(rename_all = "camelCase", deny_unknown_fields)]
-pub struct CreateRecipient {
-    /// An e-mail address (EMAIL integrations) or an E.164 phone number (SMS, PHONE).
-    pub address: String,
-    pub name: Option<String>,
-}
-
-#[derive(Debug, Deserialize, ToSchema)]
-#[serde(rename_all = "camelCase", deny_unknown_fields)]
-pub struct VerifyRecipient {
-    /// The six-digit code sent to the number.
-    pub code: String,
-}
-
-/// The integration, which must take recipients, and the kind it takes.
-async fn notifier(state: &AppState, caller: &Caller<impl Sized>, id: &str) -> ApiResult<(Integration, RecipientKind)> {
-    let integration = super::integrations::load(state, &caller.org, id).await?;
-    let kind = switchyard_connectors::find(&integration.type_key)
-        .and_then(|t| t.recipients)
-        .ok_or_else(|| ApiError::NotFound(format!("{} integrations have no recipients", integration.type_key)))?;
-    Ok((integration, kind))
-}
-
-async fn load(
-    state: &AppState,
-    caller: &Caller<impl Sized>,
-    integration: &Integration,
-    id: &str,
-) -> ApiResult<Recipient> {
-    let id: RecipientId = path_id(id)?;
-    state
-        .store
-        .get_recipient(&caller.org.id, &id)
-        .await?
-        .filter(|r| r.integration_id == integration.id)
-        .ok_or_else(|| ApiError::not_found("recipient", &id))
-}
-
-/// Sends a fresh code to a phone recipient; on failure nothing changes.
-async fn send_code(state: &AppState, integration: &Integration, recipient: &mut Recipient, now: i64) -> ApiResult<()> {
-    let (code, verification) = Verification::issue(&recipient.id, now);
-    state
-        .engine
-        .send_verification_code(integration, &recipient.address, &code)
-        .await
-        .map_err(|e| ApiError::Upstream(format!("the verification code could not be sent: {e}")))?;
-    recipient.verification = Some(verification);
-    Ok(())
+/// The ids of a recipient's path.
+fn ids(integration: &str, recipient: &str) -> ApiResult<(IntegrationId, RecipientId)> {
+    Ok((path_id(integration)?, path_id(recipient)?))
 }
 
 /// Adds a recipient. An e-mail address is active at once; a phone number is
@@ -132,45 +82,8 @@ pub async fn create(
     Path(id): Path<String>,
     ApiJson(body): ApiJson<CreateRecipient>,
 ) -> ApiResult<(StatusCode, Json<RecipientView>)> {
-    let (integration, kind) = notifier(&state, &caller, &id).await?;
-    let address = body.address.trim().to_owned();
-    match kind {
-        RecipientKind::Email if !is_email(&address) => {
-            return Err(ApiError::invalid("address", "must be an e-mail address (name@example.com)"))
-        }
-        RecipientKind::Phone if !is_e164(&address) => {
-            return Err(ApiError::invalid(
-                "address",
-                "must be a phone number in E.164 form (+ then country code and number, e.g. +14155550123)",
-            ))
-        }
-        _ => {}
-    }
-    let name = body.name.map(|n| n.trim().to_owned()).filter(|n| !n.is_empty());
-    if name.as_ref().is_some_and(|n| n.chars().count() > NAME_MAX) {
-        return Err(ApiError::invalid("name", format!("must be at most {NAME_MAX} characters")));
-    }
-    let now = now_ms();
-    let mut recipient = Recipient {
-        id: RecipientId::new(),
-        integration_id: integration.id.clone(),
-        kind,
-        address,
-        name,
-        status: if kind == RecipientKind::Email { RecipientStatus::Active } else { RecipientStatus::Pending },
-        verification: None,
-        created_at: now,
-        updated_at: now,
-    };
-    if kind == RecipientKind::Phone {
-        // No code goes to a number the integration already has.
-        if state.store.find_recipient(&caller.org.id, &integration.id, &recipient.address).await?.is_some() {
-            return Err(ApiError::Conflict(format!("`{}` is already a recipient", recipient.address)));
-        }
-        send_code(&state, &integration, &mut recipient, now).await?;
-    }
-    state.store.create_recipient(&caller.org.id, &recipient).await?;
-    state.engine.integration_changed(&caller.org.id, &integration.id);
+    let id: IntegrationId = path_id(&id)?;
+    let recipient = state.engine.config().create_recipient(&caller.org.id, &id, body).await?;
     Ok((StatusCode::CREATED, Json(recipient.into())))
 }
 
@@ -186,7 +99,7 @@ pub async fn list(
     ApiQuery(query): ApiQuery<PageQuery>,
 ) -> ApiResult<Json<List<RecipientView>>> {
     let page = page_request(query.limit, query.cursor)?;
-    let (integration, _) = notifier(&state, &caller, &id).await?;
+    let (integration, _) = state.engine.config().notifier(&caller.org.id, &path_id(&id)?).await?;
     let found = state.store.list_recipients(&caller.org.id, &integration.id, &page).await?;
     Ok(Json(List::from_page(found, RecipientView::from)))
 }
@@ -200,8 +113,9 @@ pub async fn get(
     caller: Caller<Read>,
     Path((id, recipient)): Path<(String, String)>,
 ) -> ApiResult<Json<RecipientView>> {
-    let (integration, _) = notifier(&state, &caller, &id).await?;
-    Ok(Json(load(&state, &caller, &integration, &recipient).await?.into()))
+    let (integration, recipient) = ids(&id, &recipient)?;
+    let (_, r) = state.engine.config().recipient(&caller.org.id, &integration, &recipient).await?;
+    Ok(Json(r.into()))
 }
 
 #[utoipa::path(delete, operation_id = "deleteRecipient", path = "/v2/integrations/{integrationId}/recipients/{recipientId}", tag = "recipients",
@@ -213,11 +127,9 @@ pub async fn delete(
     caller: Caller<Write>,
     Path((id, recipient)): Path<(String, String)>,
 ) -> ApiResult<StatusCode> {
-    let (integration, _) = notifier(&state, &caller, &id).await?;
-    let r = load(&state, &caller, &integration, &recipient).await?;
-    let found = state.store.delete_recipient(&caller.org.id, &r, now_ms()).await?;
-    state.engine.integration_changed(&caller.org.id, &integration.id);
-    deleted(found, "recipient", &r.id)
+    let (integration, recipient) = ids(&id, &recipient)?;
+    state.engine.config().delete_recipient(&caller.org.id, &integration, &recipient).await?;
+    Ok(StatusCode::NO_CONTENT)
 }
 
 /// Confirms a phone number with the code sent to it: it becomes `active`.
@@ -236,35 +148,8 @@ pub async fn verify(
     Path((id, recipient)): Path<(String, String)>,
     ApiJson(body): ApiJson<VerifyRecipient>,
 ) -> ApiResult<Json<RecipientView>> {
-    let (integration, _) = notifier(&state, &caller, &id).await?;
-    let mut r = load(&state, &caller, &integration, &recipient).await?;
-    if r.status == RecipientStatus::Active {
-        return Err(ApiError::Conflict(format!("recipient {} is already active", r.id)));
-    }
-    let now = now_ms();
-    let Some(mut v) = r.verification.clone() else {
-        return Err(ApiError::invalid("code", "no code is pending; send a new one with …/send-code"));
-    };
-    if v.attempts >= CODE_ATTEMPTS {
-        return Err(ApiError::invalid("code", "too many wrong codes; send a new one with …/send-code"));
-    }
-    if now > v.expires_at {
-        return Err(ApiError::invalid("code", "the code has expired; send a new one with …/send-code"));
-    }
-    if !v.matches(&r.id, &body.code) {
-        v.attempts += 1;
-        let left = CODE_ATTEMPTS - v.attempts;
-        r.verification = Some(v);
-        r.updated_at = now;
-        state.store.update_recipient(&caller.org.id, &r).await?;
-        return Err(ApiError::invalid("code", format!("is not the code sent ({left} tries left)")));
-    }
-    r.status = RecipientStatus::Active;
-    r.verification = None;
-    r.updated_at = now;
-    state.store.update_recipient(&caller.org.id, &r).await?;
-    state.engine.integration_changed(&caller.org.id, &integration.id);
-    Ok(Json(r.into()))
+    let (integration, recipient) = ids(&id, &recipient)?;
+    Ok(Json(state.engine.config().verify_recipient(&caller.org.id, &integration, &recipient, body).await?.into()))
 }
 
 /// Sends a pending phone recipient a new code (the old one stops working),
@@ -279,14 +164,6 @@ pub async fn send_new_code(
     caller: Caller<Write>,
     Path((id, recipient)): Path<(String, String)>,
 ) -> ApiResult<Json<RecipientView>> {
-    let (integration, _) = notifier(&state, &caller, &id).await?;
-    let mut r = load(&state, &caller, &integration, &recipient).await?;
-    if r.status == RecipientStatus::Active {
-        return Err(ApiError::Conflict(format!("recipient {} is already active", r.id)));
-    }
-    let now = now_ms();
-    send_code(&state, &integration, &mut r, now).await?;
-    r.updated_at = now;
-    state.store.update_recipient(&caller.org.id, &r).await?;
-    Ok(Json(r.into()))
+    let (integration, recipient) = ids(&id, &recipient)?;
+    Ok(Json(state.engine.config().send_recipient_code(&caller.org.id, &integration, &recipient).await?.into()))
 }

@@ -3,32 +3,13 @@
 use axum::extract::State;
 use axum::Json;
 use serde::{Deserialize, Serialize};
-use switchyard_core::spec::ResourceRef;
-use switchyard_core::{OrgId, ResourceEntry, ResourcePath, ValidationErrors};
+use switchyard_core::{ResourceEntry, ResourcePath};
 use utoipa::{IntoParams, ToSchema};
 
 use super::{page_request, List};
 use crate::error::{ApiError, ApiResult};
 use crate::extract::{ApiQuery, Caller, Read};
 use crate::state::AppState;
-
-/// Checks that each path names an existing resource of the organization;
-/// a 422 names every field that does not.
-pub(crate) async fn check_resources(
-    state: &AppState,
-    org: &OrgId,
-    paths: &[(String, ResourcePath)],
-    refs: &[ResourceRef],
-) -> ApiResult<()> {
-    let mut errors = ValidationErrors::default();
-    let all = paths.iter().map(|(f, p)| (f, p)).chain(refs.iter().map(|r| (&r.field, &r.path)));
-    for (field, path) in all {
-        if state.store.resolve(org, path).await?.is_none() {
-            errors.push(field.clone(), format!("no resource at `{path}`"));
-        }
-    }
-    Ok(errors.into_result()?)
-}
 
 #[derive(Debug, Deserialize, IntoParams)]
 #[into_params(parameter_in = Query)]

@@ -5,14 +5,20 @@
 //! the data path caches itself, so the API, the console, configuration as
 //! code and scripts change configuration the same way and none of them can
 //! forget an invalidation.
-use switchyard_core::ValidationErrors;
+use switchyard_core::spec::ResourceRef;
+use switchyard_core::{Integration, IntegrationId, OrgId, ResourcePath, ValidationErrors};
 use switchyard_store::StoreError;
+
+pub use integrations::Generated;
 
 use crate::Engine;
 
 mod globals;
+mod integrations;
 mod mappings;
 mod places;
+mod recipients;
+mod triggers;
 
 #[derive(Debug, thiserror::Error)]
 pub enum ConfigError {
@@ -24,6 +30,9 @@ pub enum ConfigError {
     /// It would break a rule of the data (a duplicate, or a row still in use).
     #[error("{0}")]
     Conflict(String),
+    /// A far side the change needed (an SMS provider sending a code) failed.
+    #[error("{0}")]
+    Upstream(String),
     #[error(transparent)]
     Store(StoreError),
 }
@@ -52,6 +61,31 @@ pub struct Configuration<'e> {
 impl Engine {
     pub fn config(&self) -> Configuration<'_> {
         Configuration { engine: self }
+    }
+}
+
+impl Configuration<'_> {
+    /// The organization's integration, or 404.
+    pub(crate) async fn integration(&self, org: &OrgId, id: &IntegrationId) -> Result<Integration, ConfigError> {
+        self.engine.store.get_integration(org, id).await?.ok_or_else(|| ConfigError::not_found("integration", id))
+    }
+
+    /// Every resource path given (by field), and every resource a property
+    /// names, exists in the organization; else a 422 naming each field.
+    pub(crate) async fn check_resources(
+        &self,
+        org: &OrgId,
+        paths: &[(String, ResourcePath)],
+        refs: &[ResourceRef],
+    ) -> Result<(), ConfigError> {
+        let mut errors = ValidationErrors::default();
+        let all = paths.iter().map(|(f, p)| (f, p)).chain(refs.iter().map(|r| (&r.field, &r.path)));
+        for (field, path) in all {
+            if self.engine.store.resolve(org, path).await?.is_none() {
+                errors.push(field.clone(), format!("no resource at `{path}`"));
+            }
+        }
+        Ok(errors.into_result()?)
     }
 }
 
