@@ -16,7 +16,12 @@ pub async fn fresh_postgres_url() -> String {
     let base = postgres_base_url();
     let mut conn = sqlx::PgConnection::connect(&base)
         .await
-        .unwrap_or_else(|e| panic!("PostgreSQL at {} is needed for this test: {e}", crate::redact_url(&base)));
+        .unwrap_or_else(|e| {
+            panic!(
+                "this test needs PostgreSQL at {} ({e}); `scripts/services` checks and starts every service the suite needs",
+                crate::redact_url(&base)
+            )
+        });
     let now = SystemTime::now().duration_since(UNIX_EPOCH).unwrap().as_secs();
     let stale: Vec<(String,)> = sqlx::query_as("SELECT nspname FROM pg_namespace WHERE nspname LIKE 'sy\\_t\\_%'")
         .fetch_all(&mut conn)

@@ -67,6 +67,25 @@ impl Receiver {
         self.got.lock().unwrap().clone()
     }
 
+    /// What arrived, once nothing more has for `quiet`, measured from the
+    /// last arrival (or from the call, when nothing comes); 10 s at most.
+    /// For "nothing else arrives" assertions: the wait ends as soon as the
+    /// traffic does, and a late arrival restarts it.
+    pub async fn settled(&self, quiet: Duration) -> Vec<Received> {
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+        let (mut seen, mut last) = (self.received().len(), tokio::time::Instant::now());
+        while tokio::time::Instant::now() < deadline {
+            tokio::time::sleep(Duration::from_millis(10)).await;
+            let now = self.received().len();
+            if now != seen {
+                (seen, last) = (now, tokio::time::Instant::now());
+            } else if last.elapsed() >= quiet {
+                break;
+            }
+        }
+        self.received()
+    }
+
     /// Waits until `n` requests arrived (10 s at most).
     pub async fn wait_for(&self, n: usize) -> Vec<Received> {
         for _ in 0..1000 {
@@ -172,8 +191,7 @@ async fn a_value_is_delivered_signed_and_logged(backend: Backend) {
     assert_eq!((attempt["outcome"].as_str(), attempt["statusCode"].as_u64()), (Some("delivered"), Some(200)));
     assert_eq!(attempt["responseExcerpt"], "receiver says hi");
     assert_eq!(attempt["target"], format!("{}/values", rx.url));
-    tokio::time::sleep(Duration::from_millis(200)).await;
-    assert_eq!(rx.received().len(), 1, "voltage matched no trigger");
+    assert_eq!(rx.settled(Duration::from_millis(200)).await.len(), 1, "voltage matched no trigger");
 }
 
 async fn a_rotated_secret_signs_beside_the_new_one(backend: Backend) {
@@ -440,8 +458,7 @@ async fn duplicate_record_ids_are_stored_and_delivered_once(backend: Backend) {
     let second = app.post("/v2/telemetry", json!({"records": [r]})).await;
     assert_eq!(second.body, json!({"accepted": 0, "duplicates": 1, "deliveries": 0}));
     rx.wait_for(1).await;
-    tokio::time::sleep(Duration::from_millis(300)).await;
-    assert_eq!(rx.received().len(), 1);
+    assert_eq!(rx.settled(Duration::from_millis(300)).await.len(), 1);
 }
 
 async fn invalid_batches_name_the_record_and_store_nothing(backend: Backend) {
@@ -492,8 +509,7 @@ async fn invalid_batches_name_the_record_and_store_nothing(backend: Backend) {
     let too_many: Vec<Value> = (0..1001).map(|_| good.clone()).collect();
     assert_eq!(app.post("/v2/telemetry", json!({"records": too_many})).await.fields(), ["records"]);
     assert_eq!(app.post("/v2/telemetry", json!({"records": []})).await.fields(), ["records"]);
-    tokio::time::sleep(Duration::from_millis(200)).await;
-    assert!(rx.received().is_empty(), "nothing of a refused batch is stored or sent");
+    assert!(rx.settled(Duration::from_millis(200)).await.is_empty(), "nothing of a refused batch is stored or sent");
     assert_eq!(app.get(&format!("/v2/integrations/{}/deliveries", s.integration)).await.body["data"], json!([]));
 }
 

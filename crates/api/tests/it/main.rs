@@ -180,6 +180,17 @@ impl App {
     }
 }
 
+/// Fails with a message that names the service and how to start it, not
+/// deep inside a client, when a local service the test needs is down.
+pub async fn need(service: &str, port: u16) {
+    let up =
+        tokio::time::timeout(std::time::Duration::from_secs(2), tokio::net::TcpStream::connect(("127.0.0.1", port)))
+            .await;
+    if !matches!(up, Ok(Ok(_))) {
+        panic!("this test needs {service} on 127.0.0.1:{port}; `scripts/services` checks and starts every service the suite needs");
+    }
+}
+
 /// Asserts a problem+json error with this status and code.
 pub fn assert_problem(res: &Resp, status: StatusCode, code: &str) {
     assert_eq!(res.status, status, "{:?}", res.body);

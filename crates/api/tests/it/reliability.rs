@@ -208,8 +208,7 @@ async fn sixty_records_in_three_batches(app: &crate::App) -> Vec<crate::delivery
         assert_eq!(app.post("/v2/telemetry", json!({"records": records})).await.body["deliveries"], 20);
     }
     rx.wait_for(60).await;
-    tokio::time::sleep(Duration::from_millis(200)).await;
-    rx.received()
+    rx.settled(Duration::from_millis(200)).await
 }
 
 /// The queues' memory budget, not only each queue's length, sends new
@@ -240,8 +239,8 @@ async fn a_queue_slower_than_its_lease_sends_each_record_once(backend: Backend) 
     assert_eq!(app.post("/v2/telemetry", json!({"records": records})).await.body["deliveries"], 25);
     // 25 sends at 10/s take about 2 s: more than three leases.
     rx.wait_for(25).await;
-    tokio::time::sleep(Duration::from_millis(1000)).await;
-    let got = rx.received();
+    // A second copy would come when a lease ran out: wait past one from the last arrival.
+    let got = rx.settled(Duration::from_millis(1000)).await;
     let mut payloads: Vec<i64> = got.iter().map(|r| r.json()["payload"].as_i64().unwrap()).collect();
     payloads.sort();
     assert_eq!(payloads, (0..25).collect::<Vec<_>>(), "each record once, none twice");
@@ -316,8 +315,7 @@ async fn the_circuit_opens_after_repeated_failures_and_shows_it(backend: Backend
     // Records that arrive while it is open wait; nothing is sent until the cooldown ends.
     let records: Vec<_> = (1..4).map(|i| value(&s.device, "later", json!(i))).collect();
     app.post("/v2/telemetry", json!({"records": records})).await;
-    tokio::time::sleep(Duration::from_millis(300)).await;
-    assert_eq!(rx.received().len(), 5, "nothing is sent while the circuit is open");
+    assert_eq!(rx.settled(Duration::from_millis(300)).await.len(), 5, "nothing is sent while the circuit is open");
     // After the cooldown a probe succeeds, the circuit closes and every record arrives.
     rx.wait_for(5 + 4).await;
     for _ in 0..200 {

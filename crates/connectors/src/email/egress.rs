@@ -139,7 +139,15 @@ impl Egress for EmailEgress {
                 target: target.clone(),
             },
             Err(e) => {
-                let reason = e.to_string();
+                let mut reason = e.to_string();
+                if reason.contains("STARTTLS is not supported") {
+                    // Say which setting fits the relay, not only what failed.
+                    reason = format!(
+                        "the relay at {}:{} does not offer STARTTLS: set security to TLS if it takes implicit TLS \
+                         (usually port 465), or to NONE to send unencrypted (only on a network you trust)",
+                        self.config.host, self.config.port
+                    );
+                }
                 let outcome = if e.is_permanent() || e.is_tls() || e.is_client() || is_certificate_error(&e) {
                     Outcome::Reject { reason, deactivate: false }
                 } else {

@@ -55,6 +55,27 @@ const PERMANENT: &[&str] = &[
     "argumenterror",
 ];
 
+/// Why the connection did not open, in an operator's words: a refused key
+/// names the key and where it comes from, not the library's debug text.
+fn opening_failed(e: &fe2o3_amqp::connection::OpenError, key_name: &str) -> Outcome {
+    use fe2o3_amqp::connection::OpenError;
+    use fe2o3_amqp::types::sasl::SaslCode;
+    match e {
+        OpenError::SaslError { code: SaslCode::Auth, .. } => Outcome::Reject {
+            reason: format!(
+                "the namespace refused the shared access key `{key_name}` (authentication failed): check \
+                 SharedAccessKeyName and SharedAccessKey in the connection string"
+            ),
+            deactivate: false,
+        },
+        OpenError::SaslError { code, .. } => Outcome::Retry {
+            reason: format!("the namespace could not authenticate the connection now (SASL {code:?}); retrying"),
+            after: None,
+        },
+        other => classify(format!("opening the connection failed: {other}")),
+    }
+}
+
 /// For failures known only by their text (opening, attaching, sending).
 fn classify(text: String) -> Outcome {
     let flat = text.to_ascii_lowercase().replace('-', "");
@@ -122,7 +143,7 @@ impl EventHubsEgress {
             let tls = tls_connect(&ns.host, tcp).await?;
             builder.sasl_profile(SaslProfile::Anonymous).open_with_stream(tls).await
         };
-        let mut connection = open.map_err(|e| classify(format!("opening the connection failed: {e}")))?;
+        let mut connection = open.map_err(|e| opening_failed(&e, &ns.key_name))?;
         let mut session =
             Session::begin(&mut connection).await.map_err(|e| classify(format!("beginning a session failed: {e}")))?;
         if !ns.emulator {

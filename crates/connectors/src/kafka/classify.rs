@@ -29,3 +29,19 @@ pub fn classify(error: &KafkaError) -> Outcome {
         Outcome::Retry { after: None, reason }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn authorization_and_record_faults_are_permanent_the_rest_retries() {
+        for code in [C::TopicAuthorizationFailed, C::SaslAuthenticationFailed, C::MessageSizeTooLarge, C::InvalidTopic]
+        {
+            assert!(matches!(classify(&KafkaError::MessageProduction(code)), Outcome::Reject { .. }), "{code:?}");
+        }
+        for code in [C::MessageTimedOut, C::LeaderNotAvailable, C::NotLeaderForPartition, C::BrokerTransportFailure] {
+            assert!(matches!(classify(&KafkaError::MessageProduction(code)), Outcome::Retry { .. }), "{code:?}");
+        }
+    }
+}

@@ -58,6 +58,26 @@ impl KafkaEgress {
     }
 }
 
+impl KafkaEgress {
+    /// A message that timed out: say whether any broker could be reached at
+    /// all (librdkafka only says the message timed out).
+    async fn timed_out(&self, producer: &FutureProducer) -> crate::egress::Outcome {
+        use rdkafka::producer::Producer;
+        let client = producer.clone();
+        let reachable =
+            tokio::task::spawn_blocking(move || client.client().fetch_metadata(None, Duration::from_secs(2)).is_ok())
+                .await
+                .unwrap_or(false);
+        let servers = self.config.servers.join(", ");
+        let reason = if reachable {
+            format!("the brokers ({servers}) did not take the message within {} ms", self.config.timeout_ms)
+        } else {
+            format!("no broker could be reached at {servers}: check bootstrapServers, the network and the brokers")
+        };
+        crate::egress::Outcome::Retry { after: None, reason }
+    }
+}
+
 #[async_trait]
 impl Egress for KafkaEgress {
     async fn send(&self, message: &Outbound<'_>) -> SendResult {
@@ -82,6 +102,9 @@ impl Egress for KafkaEgress {
         }
         match producer.send(record, Duration::from_millis(self.config.timeout_ms)).await {
             Ok(d) => delivered(&self.target, Some(format!("{}:{}:{}", self.config.topic, d.partition, d.offset))),
+            Err((e, _)) if e.rdkafka_error_code() == Some(rdkafka::error::RDKafkaErrorCode::MessageTimedOut) => {
+                failed(&self.target, self.timed_out(&producer).await)
+            }
             Err((e, _)) => failed(&self.target, classify(&e)),
         }
     }

@@ -28,3 +28,22 @@ pub fn publish(error: &async_nats::jetstream::context::PublishError, subject: &s
         _ => Outcome::Retry { after: None, reason: error.to_string() },
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn refused_credentials_are_permanent_an_unreachable_server_retries() {
+        for kind in [ConnectErrorKind::Authentication, ConnectErrorKind::AuthorizationViolation, ConnectErrorKind::Tls]
+        {
+            assert!(matches!(connect(&kind.into()), Outcome::Reject { .. }), "{kind:?}");
+        }
+        for kind in [ConnectErrorKind::Io, ConnectErrorKind::TimedOut] {
+            assert!(matches!(connect(&kind.into()), Outcome::Retry { .. }), "{kind:?}");
+        }
+        let missing = publish(&PublishErrorKind::StreamNotFound.into(), "a.b");
+        assert!(matches!(missing, Outcome::Reject { ref reason, .. } if reason.contains("`a.b`")));
+        assert!(matches!(publish(&PublishErrorKind::TimedOut.into(), "a.b"), Outcome::Retry { .. }));
+    }
+}

@@ -22,6 +22,7 @@ struct Rabbit {
 
 impl Rabbit {
     async fn start() -> Rabbit {
+        crate::need("RabbitMQ", 5672).await;
         let conn = Connection::connect("amqp://guest:guest@127.0.0.1:5672/%2f", ConnectionProperties::default())
             .await
             .expect("RabbitMQ on 127.0.0.1:5672 (scripts/services starts it)");

@@ -236,6 +236,15 @@ async fn starttls_and_tls_with_a_private_ca(backend: Backend) {
         app.put(&format!("/v2/integrations/{good}"), json!({"enabled": false})).await;
         app.put(&format!("/v2/integrations/{untrusted}"), json!({"enabled": false})).await;
     }
+    // A relay without STARTTLS: the error says which setting to choose instead.
+    let mail = Mail { smtp: Smtp::start(None, None).await, seen: Default::default() };
+    let mut props = mail.properties();
+    props["security"] = json!("STARTTLS");
+    let plain = integration(&app, &mail, "no starttls", props, json!({"kinds": ["alarm"]})).await;
+    ingest(&app, vec![alarm]).await;
+    let dead = super::settled(&app, &plain).await;
+    let error = dead["lastError"].as_str().unwrap_or_default();
+    assert!(error.contains("does not offer STARTTLS") && error.contains("set security to TLS"), "{dead}");
 }
 
 on_both_stores!(email_passes_the_connector_checks, smtp_login_and_recipients, starttls_and_tls_with_a_private_ca);

@@ -32,6 +32,7 @@ fn connection_string(port: u16, user: &str, password: &str, hub: &str) -> String
 impl Hub {
     async fn start() -> Hub {
         let queue = format!("sy-eh-{}", free_port());
+        crate::need("RabbitMQ (with its AMQP 1.0 plugin)", 5672).await;
         let mut connection = Connection::open("switchyard-test", "amqp://guest:guest@127.0.0.1:5672")
             .await
             .expect("RabbitMQ with rabbitmq_amqp1_0 (scripts/services enables it)");
@@ -59,7 +60,10 @@ impl Peer for Hub {
         json!({"connectionString": connection_string(free_port(), "guest", "guest", "/queue/x")})
     }
     fn refused(&self) -> (Value, &'static str) {
-        (json!({"connectionString": connection_string(5672, "guest", "not-the-password", "/queue/x")}), "SASL")
+        (
+            json!({"connectionString": connection_string(5672, "guest", "not-the-password", "/queue/x")}),
+            "refused the shared access key `guest`",
+        )
     }
     async fn receive(&self, n: usize) -> Vec<Got> {
         let mut receiver = self.receiver.lock().await;

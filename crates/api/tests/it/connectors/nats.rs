@@ -25,6 +25,7 @@ impl Nats {
     /// Subscribes to everything under a fresh prefix; with `jet_stream`, a
     /// memory stream captures it too.
     async fn start(jet_stream: bool) -> Nats {
+        crate::need("NATS with JetStream", 4222).await;
         let client = async_nats::connect(SERVER).await.expect("nats-server on 127.0.0.1:4222 (scripts/services)");
         let id =
             format!("{:x}", std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_nanos());
