@@ -259,7 +259,7 @@ mod tests {
                 assert!(seen.insert((t.key, d.direction())), "{} listed twice", t.key);
                 let mut names = HashSet::new();
                 for p in &d.properties {
-                    assert!(names.insert(p.name), "{}.{} twice", t.key, p.name);
+                    assert!(names.insert(&*p.name), "{}.{} twice", t.key, p.name);
                     if let Some(c) = &p.required_when {
                         assert!(
                             d.properties.iter().any(|q| q.name == c.property),

@@ -1,6 +1,7 @@
 //! Property specs: what each integration type accepts, and the one validator
 //! that checks a create or an update against them. The API, the CLI and the
 //! console all read the same specs, so they cannot disagree.
+use std::borrow::Cow;
 use std::collections::BTreeMap;
 
 use serde::Serialize;
@@ -29,16 +30,27 @@ pub enum PropertyKind {
 #[derive(Debug, Clone, Serialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct Condition {
-    pub property: &'static str,
+    #[schema(value_type = String)]
+    pub property: Text,
     #[schema(value_type = Vec<String>)]
-    pub equals: &'static [&'static str],
+    pub equals: Vec<Text>,
+}
+
+/// A spec's text: written in the code for built-in types, read from data
+/// for types an organization publishes (custom definitions).
+pub type Text = Cow<'static, str>;
+
+fn texts(items: &[&'static str]) -> Vec<Text> {
+    items.iter().map(|s| Cow::Borrowed(*s)).collect()
 }
 
 #[derive(Debug, Clone, Serialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct PropertySpec {
-    pub name: &'static str,
-    pub label: &'static str,
+    #[schema(value_type = String)]
+    pub name: Text,
+    #[schema(value_type = String)]
+    pub label: Text,
     pub kind: PropertyKind,
     pub required: bool,
     /// Whether the value may be changed after the integration is created.
@@ -49,11 +61,12 @@ pub struct PropertySpec {
     pub resource_type: Option<ResourceType>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub default: Option<Value>,
-    pub description: &'static str,
+    #[schema(value_type = String)]
+    pub description: Text,
     /// Allowed values of an `enum`; allowed schemes of a `url`.
     #[serde(skip_serializing_if = "<[_]>::is_empty")]
     #[schema(value_type = Vec<String>)]
-    pub options: &'static [&'static str],
+    pub options: Vec<Text>,
     /// The kind of each item of a `list`.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub item_kind: Option<PropertyKind>,
@@ -71,18 +84,18 @@ const LIST_MAX: usize = 256;
 const DEFAULT_URL_SCHEMES: &[&str] = &["http", "https"];
 
 impl PropertySpec {
-    pub fn new(name: &'static str, label: &'static str, kind: PropertyKind) -> Self {
+    pub fn new(name: impl Into<Text>, label: impl Into<Text>, kind: PropertyKind) -> Self {
         Self {
-            name,
-            label,
+            name: name.into(),
+            label: label.into(),
             kind,
             required: false,
             editable: true,
             secret: kind == PropertyKind::Secret,
             resource_type: None,
             default: None,
-            description: "",
-            options: &[],
+            description: Cow::Borrowed(""),
+            options: vec![],
             item_kind: (kind == PropertyKind::List).then_some(PropertyKind::String),
             min: None,
             max: None,
@@ -98,16 +111,16 @@ impl PropertySpec {
         self.editable = false;
         self
     }
-    pub fn describe(mut self, text: &'static str) -> Self {
-        self.description = text;
+    pub fn describe(mut self, text: impl Into<Text>) -> Self {
+        self.description = text.into();
         self
     }
     pub fn default(mut self, value: Value) -> Self {
         self.default = Some(value);
         self
     }
-    pub fn options(mut self, options: &'static [&'static str]) -> Self {
-        self.options = options;
+    pub fn options(mut self, options: &[&'static str]) -> Self {
+        self.options = texts(options);
         self
     }
     pub fn items(mut self, kind: PropertyKind) -> Self {
@@ -123,17 +136,16 @@ impl PropertySpec {
         self.resource_type = Some(resource_type);
         self
     }
-    pub fn required_when(mut self, property: &'static str, equals: &'static [&'static str]) -> Self {
-        self.required_when = Some(Condition { property, equals });
+    pub fn required_when(mut self, property: &'static str, equals: &[&'static str]) -> Self {
+        self.required_when = Some(Condition { property: Cow::Borrowed(property), equals: texts(equals) });
         self
     }
 
     fn is_required(&self, props: &Map<String, Value>) -> bool {
         self.required
-            || self
-                .required_when
-                .as_ref()
-                .is_some_and(|c| props.get(c.property).and_then(Value::as_str).is_some_and(|v| c.equals.contains(&v)))
+            || self.required_when.as_ref().is_some_and(|c| {
+                props.get(&*c.property).and_then(Value::as_str).is_some_and(|v| c.equals.iter().any(|e| e == v))
+            })
     }
 }
 
@@ -176,8 +188,8 @@ fn apply(
     let mut errors = ValidationErrors::default();
     for (name, value) in input {
         let field = format!("properties.{name}");
-        let Some(spec) = specs.iter().find(|s| s.name == name) else {
-            let known: Vec<&str> = specs.iter().map(|s| s.name).collect();
+        let Some(spec) = specs.iter().find(|s| *s.name == **name) else {
+            let known: Vec<&str> = specs.iter().map(|s| &*s.name).collect();
             errors.push(field, format!("unknown property; this type accepts: {}", known.join(", ")));
             continue;
         };
@@ -202,16 +214,16 @@ fn apply(
     }
     if !is_update {
         for spec in specs.iter().filter(|s| !s.secret) {
-            if let (Some(default), None) = (&spec.default, state.properties.get(spec.name)) {
-                state.properties.insert(spec.name.to_owned(), default.clone());
+            if let (Some(default), None) = (&spec.default, state.properties.get(&*spec.name)) {
+                state.properties.insert(spec.name.to_string(), default.clone());
             }
         }
     }
     for spec in specs {
-        let present = state.properties.contains_key(spec.name) || state.secrets.contains_key(spec.name);
+        let present = state.properties.contains_key(&*spec.name) || state.secrets.contains_key(&*spec.name);
         if !present
             && spec.is_required(&state.properties)
-            && !errors.0.iter().any(|e| e.field.strip_prefix("properties.") == Some(spec.name))
+            && !errors.0.iter().any(|e| e.field.strip_prefix("properties.") == Some(&*spec.name))
         {
             let why = match &spec.required_when {
                 Some(c) if !spec.required => format!("is required when {} is {}", c.property, c.equals.join(" or ")),
@@ -225,7 +237,7 @@ fn apply(
         .iter()
         .filter(|s| s.kind == PropertyKind::Resource)
         .filter_map(|s| {
-            let path = ResourcePath::parse(state.properties.get(s.name)?.as_str()?).ok()?;
+            let path = ResourcePath::parse(state.properties.get(&*s.name)?.as_str()?).ok()?;
             Some(ResourceRef { field: format!("properties.{}", s.name), path })
         })
         .collect();
@@ -234,13 +246,13 @@ fn apply(
 
 fn unchanged(spec: &PropertySpec, state: &Resolved, value: &Value) -> bool {
     if spec.secret {
-        match (state.secrets.get(spec.name), value) {
+        match (state.secrets.get(&*spec.name), value) {
             (Some(current), Value::String(new)) => current.expose() == new,
             (None, Value::Null) => true,
             _ => false,
         }
     } else {
-        state.properties.get(spec.name).unwrap_or(&Value::Null) == value
+        state.properties.get(&*spec.name).unwrap_or(&Value::Null) == value
     }
 }
 
@@ -275,7 +287,7 @@ fn check_value(spec: &PropertySpec, kind: PropertyKind, value: &Value) -> Result
         PropertyKind::Bool => value.as_bool().map(Value::Bool).ok_or_else(|| "must be true or false".to_owned()),
         PropertyKind::Enum => {
             let s = text()?;
-            if spec.options.contains(&s) {
+            if spec.options.iter().any(|o| o == s) {
                 Ok(value.clone())
             } else {
                 Err(format!("must be one of: {}", spec.options.join(", ")))
@@ -283,7 +295,11 @@ fn check_value(spec: &PropertySpec, kind: PropertyKind, value: &Value) -> Result
         }
         PropertyKind::Url => {
             let s = text()?;
-            let schemes = if spec.options.is_empty() { DEFAULT_URL_SCHEMES } else { spec.options };
+            let schemes: Vec<&str> = if spec.options.is_empty() {
+                DEFAULT_URL_SCHEMES.to_vec()
+            } else {
+                spec.options.iter().map(|o| &**o).collect()
+            };
             let url = url::Url::parse(s).map_err(|e| format!("is not a valid URL: {e}"))?;
             if !schemes.contains(&url.scheme()) {
                 return Err(format!("must be a URL with scheme {}", schemes.join(", ")));
