@@ -108,7 +108,7 @@ pub(crate) fn parse_json<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiErro
 /// one; SQLite could, and the two stores must agree): a body that spells one (`\u0000`, the only way JSON
 /// can) is looked at closely, and the first string holding one is named.
 fn refuse_nul(bytes: &[u8]) -> Result<(), ApiError> {
-    if !bytes.windows(6).any(|w| w == b"\\u0000") {
+    if memchr::memmem::find(bytes, br"\u0000").is_none() {
         return Ok(());
     }
     let value: serde_json::Value = serde_json::from_slice(bytes).unwrap_or_default();

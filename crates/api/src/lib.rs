@@ -53,7 +53,6 @@ pub fn router(state: AppState, config: &ApiConfig) -> Router {
     .fallback(|| async { ApiError::NotFound("no such route".into()) })
     .layer(DefaultBodyLimit::max(config.body_limit))
     .layer(Extension(extract::BodyLimit(config.body_limit)))
-    .layer(axum::middleware::from_fn(problem_responses))
     .layer(axum::middleware::from_fn(log_request))
     .with_state(state)
 }
@@ -80,12 +79,7 @@ pub const URI_MAX: usize = 8 * 1024;
 /// Every error is `application/problem+json`, also those answered below the
 /// handlers: a 405 (which keeps axum's `Allow` header), a path that is not
 /// UTF-8, a body too large for an extractor of axum's own.
-async fn problem_responses(request: Request, next: Next) -> Response {
-    if request.uri().path_and_query().map_or(0, |p| p.as_str().len()) > URI_MAX {
-        return ApiError::UriTooLong(URI_MAX).into_response();
-    }
-    let method = request.method().clone();
-    let response = next.run(request).await;
+async fn as_problem(method: &axum::http::Method, response: Response) -> Response {
     let status = response.status();
     let is_problem = response
         .headers()
@@ -111,12 +105,18 @@ async fn problem_responses(request: Request, next: Next) -> Response {
     problem
 }
 
-/// One line per request: method, path (no query: it may carry search terms), status, time.
+/// Around every request, in one layer: a path and query over [`URI_MAX`] is
+/// a 414; every error leaves as problem+json; one log line per request:
+/// method, path (no query: it may carry search terms), status, time.
 async fn log_request(request: Request, next: Next) -> Response {
     let method = request.method().clone();
     let path = request.uri().path().to_owned();
     let started = Instant::now();
-    let response = next.run(request).await;
+    let response = if request.uri().path_and_query().map_or(0, |p| p.as_str().len()) > URI_MAX {
+        ApiError::UriTooLong(URI_MAX).into_response()
+    } else {
+        as_problem(&method, next.run(request).await).await
+    };
     let status = response.status().as_u16();
     let ms = started.elapsed().as_secs_f64() * 1000.0;
     if status >= 500 {
