@@ -38,6 +38,7 @@ type Connector = hyper_rustls::HttpsConnector<PolicyConnector>;
 #[derive(Clone)]
 pub struct HttpClient {
     client: Client<Connector, Full<Bytes>>,
+    policy: EgressPolicy,
 }
 
 impl HttpClient {
@@ -46,7 +47,7 @@ impl HttpClient {
         let mut tcp = HttpConnector::new_with_resolver(PolicyResolver(policy.clone()));
         tcp.enforce_http(false);
         tcp.set_nodelay(true);
-        let tcp = PolicyConnector { tcp, policy };
+        let tcp = PolicyConnector { tcp, policy: policy.clone() };
         let roots = rustls::RootCertStore { roots: webpki_roots::TLS_SERVER_ROOTS.to_vec() };
         let tls = rustls::ClientConfig::builder_with_provider(Arc::new(rustls::crypto::ring::default_provider()))
             .with_safe_default_protocol_versions()
@@ -62,7 +63,15 @@ impl HttpClient {
             .pool_max_idle_per_host(idle_per_host)
             .pool_idle_timeout(Duration::from_secs(90))
             .build(connector);
-        Self { client }
+        Self { client, policy }
+    }
+
+    /// Why the egress policy refuses `url`'s literal address, if it does:
+    /// for connectors to check a fixed target before any rendering or
+    /// signing work (connecting refuses it again, and checks names).
+    pub fn refuses(&self, url: &str) -> Option<Blocked> {
+        let host = url.parse::<http::Uri>().ok()?.host()?.to_owned();
+        self.policy.check_host(&host).err()
     }
 
     /// Sends `request` (a `User-Agent` is added when it has none) and waits

@@ -356,3 +356,42 @@ async fn private_targets_are_refused_unless_allowed() {
     }
     assert!(rx.received().is_empty());
 }
+
+/// Every HTTP type, not only the webhook: a literal non-public address in an
+/// endpoint URL, in any spelling, is refused before anything is signed or
+/// sent, and nothing reaches the address.
+#[tokio::test]
+async fn literal_private_endpoints_are_refused_for_every_http_type() {
+    let app = spawn_configured(Backend::Sqlite, |c| c.egress = switchyard_connectors::EgressPolicy::default()).await;
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let (_, device, _) = app.place_and_device("meter").await;
+    let aws = json!({"region": "us-east-1", "accessKeyId": "AKIDEXAMPLE", "secretAccessKey": "secret"});
+    for host in ["127.0.0.1", "[::ffff:127.0.0.1]", "[::ffff:7f00:1]"] {
+        let endpoint = format!("http://{host}:{port}");
+        let mut sns = aws.clone();
+        sns["endpointUrl"] = json!(endpoint);
+        sns["topicArn"] = json!("arn:aws:sns:us-east-1:123456789012:readings");
+        let mut sqs = aws.clone();
+        sqs["endpointUrl"] = json!(endpoint);
+        sqs["queueUrl"] = json!(format!("{endpoint}/123456789012/readings"));
+        for (kind, props) in [("AWS_SNS", sns), ("AWS_SQS", sqs)] {
+            let created = app
+                .post(
+                    "/v2/integrations",
+                    json!({"name": kind, "type": kind, "direction": "EGRESS", "properties": props}),
+                )
+                .await;
+            assert_eq!(created.status, StatusCode::CREATED, "{:?}", created.body);
+            let id = created.body["id"].as_str().unwrap().to_owned();
+            app.post(&format!("/v2/integrations/{id}/triggers"), json!({"kinds": ["value"]})).await;
+            app.post("/v2/telemetry", json!({"records": [value(&device, "a", json!(1))]})).await;
+            let dead = wait_status(&app, &id, "dead").await;
+            let error = dead["attempts"][0]["error"].as_str().unwrap_or_default();
+            assert!(error.contains("not a public address"), "{kind} at {host}: {dead}");
+            app.put(&format!("/v2/integrations/{id}"), json!({"enabled": false})).await;
+        }
+    }
+    let accepted = tokio::time::timeout(Duration::from_millis(200), listener.accept()).await;
+    assert!(accepted.is_err(), "no connection reached the listener");
+}

@@ -103,6 +103,9 @@ impl Aws {
         target: &str,
         message_id: fn(&str) -> Option<String>,
     ) -> SendResult {
+        if let Some(blocked) = http.refuses(&self.url()) {
+            return reject(target, blocked.to_string());
+        }
         let signed = match self.sign(service, headers, body.as_bytes()) {
             Ok(h) => h,
             Err(e) => return reject(target, format!("signing failed: {e}")),

@@ -53,6 +53,9 @@ fn classify(status: u16, answer: &Value) -> Outcome {
 #[async_trait]
 impl Egress for PubSubEgress {
     async fn send(&self, message: &Outbound<'_>) -> SendResult {
+        if let Some(blocked) = self.http.refuses(&self.url) {
+            return failed(&self.topic, Outcome::Reject { reason: blocked.to_string(), deactivate: false });
+        }
         let token = match self.tokens.get(&self.http).await {
             Ok(t) => t,
             Err(outcome) => return failed(&self.topic, outcome),

@@ -53,6 +53,10 @@ impl Tokens {
                 return Ok(token.clone());
             }
         }
+        if let Some(blocked) = http.refuses(&self.key.token_uri) {
+            // Refused before the key signs anything.
+            return Err(Outcome::Reject { reason: format!("the token URI: {blocked}"), deactivate: false });
+        }
         let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap_or_default().as_secs();
         let assertion =
             assertion(&self.key, &self.pair, now).map_err(|reason| Outcome::Reject { reason, deactivate: false })?;

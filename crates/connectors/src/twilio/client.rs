@@ -47,6 +47,14 @@ impl Client {
     }
 
     async fn create(&self, resource: &str, form: &[(&str, &str)]) -> Result<String, Failure> {
+        if let Some(blocked) = self.http.refuses(&self.base) {
+            let reason = blocked.to_string();
+            return Err(Failure {
+                outcome: Outcome::Reject { reason: reason.clone(), deactivate: false },
+                reason,
+                status: None,
+            });
+        }
         let auth = basic_auth(&self.account, &self.token);
         let headers = [("authorization", auth.as_str()), ("content-type", "application/x-www-form-urlencoded")];
         let sent =

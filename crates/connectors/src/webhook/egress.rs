@@ -14,14 +14,12 @@ use super::digest;
 use super::sign::signature_header;
 use crate::egress::{BuildError, Egress, EgressContext, Outbound, Outcome, Response, SendResult};
 use crate::http::{basic_auth, HttpClient};
-use crate::policy::EgressPolicy;
 use crate::shared::Template;
 use sha2::Digest as _;
 use switchyard_core::{Metadata, RecordKind};
 
 pub struct WebhookEgress {
     http: HttpClient,
-    policy: EgressPolicy,
     config: WebhookConfig,
     /// The compiled body template, if any.
     template: Option<Template>,
@@ -51,7 +49,6 @@ impl WebhookEgress {
             .collect();
         Ok(Self {
             http: ctx.http.clone(),
-            policy: ctx.policy.clone(),
             config,
             template,
             targets,
@@ -168,7 +165,7 @@ impl WebhookEgress {
             Err(e) => return fail(Outcome::Reject { reason: e.clone(), deactivate: false }),
         };
         // Refused before any signing work (the connector refuses it again at connect time).
-        if let Err(blocked) = self.policy.check_host(url.host().unwrap_or_default()) {
+        if let Some(blocked) = self.http.refuses(target) {
             return fail(Outcome::Reject { reason: blocked.to_string(), deactivate: false });
         }
         let body = match body {
