@@ -41,11 +41,22 @@ pub fn rate(props: &Map<String, Value>) -> f64 {
     props.get("rateLimitPerSecond").and_then(Value::as_f64).filter(|r| *r > 0.0).unwrap_or(DEFAULT_RATE)
 }
 
+/// The objects property's name: declared once, for its spec and for reading it.
+const OBJECTS: &str = "objects";
+
 /// The objects list of cloud integrations: which objects trigger it, on top of its triggers.
 pub fn objects_property() -> P {
-    P::new("objects", "Objects", K::List).describe(
+    P::new(OBJECTS, "Objects", K::List).describe(
         "Which objects (properties) trigger the integration, on top of its triggers; `*` globs allowed. All when empty.",
     )
+}
+
+/// An integration's objects list, where it narrows its triggers (none, or
+/// `*`, narrows nothing). The engine's router asks this; it never reads the
+/// property by name itself.
+pub fn objects(integration: &switchyard_core::Integration) -> Option<Vec<String>> {
+    let list = strings(&integration.properties, OBJECTS);
+    (!list.is_empty() && !list.iter().any(|o| o == "*")).then_some(list)
 }
 
 pub fn rate_property() -> P {
@@ -225,6 +236,29 @@ mod tests {
         assert_eq!(p["unit"], "V");
         assert_eq!(p["tags"]["slave"], "PS-PWM-30M");
         assert!(p.get("name").is_none(), "absent fields stay absent");
+    }
+
+    #[test]
+    fn an_objects_list_narrows_unless_empty_or_a_star() {
+        let integration = |objects: Option<Value>| switchyard_core::Integration {
+            id: IntegrationId::new(),
+            org_id: switchyard_core::OrgId::new(),
+            name: "n".into(),
+            type_key: "MQTT".into(),
+            direction: switchyard_core::Direction::Egress,
+            enabled: true,
+            properties: objects.map(|o| [("objects".to_owned(), o)].into_iter().collect()).unwrap_or_default(),
+            secrets: Default::default(),
+            metadata: Default::default(),
+            resource_paths: vec![],
+            created_at: 0,
+            updated_at: 0,
+        };
+        let with = |v: Value| objects(&integration(Some(v)));
+        assert_eq!(with(json!(["power", "", "temp_*"])), Some(vec!["power".to_owned(), "temp_*".to_owned()]));
+        assert_eq!(with(json!([])), None);
+        assert_eq!(with(json!(["power", "*"])), None);
+        assert_eq!(objects(&integration(None)), None);
     }
 
     #[test]

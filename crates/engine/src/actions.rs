@@ -253,7 +253,7 @@ impl Engine {
                 None => break,
             }
         }
-        let objects = crate::router::objects_of(integration).map(|o| (integration.id.clone(), o));
+        let objects = switchyard_connectors::shared::objects(integration).map(|o| (integration.id.clone(), o));
         let table = RouteTable::build(&triggers, objects.into_iter().collect());
         let (mut scanned, mut matched) = (0u64, 0u64);
         let mut after = None;

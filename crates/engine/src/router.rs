@@ -7,8 +7,7 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use switchyard_core::{
-    glob_match, DeviceId, Direction, Integration, IntegrationId, OrgId, PlaceId, Record, RecordKind, ResourcePath,
-    Trigger,
+    glob_match, DeviceId, Direction, IntegrationId, OrgId, PlaceId, Record, RecordKind, ResourcePath, Trigger,
 };
 use switchyard_store::{IntegrationFilter, PageRequest, Store, StoreError};
 
@@ -45,20 +44,6 @@ pub struct RouteTable {
     /// Integrations with an objects list (cloud types): a record must match
     /// one of its patterns as well as a trigger.
     objects: HashMap<IntegrationId, Vec<String>>,
-}
-
-/// An integration's `objects` property, where it sets one.
-pub fn objects_of(integration: &Integration) -> Option<Vec<String>> {
-    let list: Vec<String> = integration
-        .properties
-        .get("objects")?
-        .as_array()?
-        .iter()
-        .filter_map(|v| v.as_str())
-        .filter(|s| !s.is_empty())
-        .map(str::to_owned)
-        .collect();
-    (!list.is_empty() && !list.iter().any(|o| o == "*")).then_some(list)
 }
 
 impl RouteTable {
@@ -183,7 +168,9 @@ impl Router {
         let mut out = HashMap::new();
         loop {
             let found = self.store.list_integrations(org, &filter, &page).await?;
-            out.extend(found.items.iter().filter_map(|i| Some((i.id.clone(), objects_of(i)?))));
+            out.extend(
+                found.items.iter().filter_map(|i| Some((i.id.clone(), switchyard_connectors::shared::objects(i)?))),
+            );
             match found.next_cursor {
                 Some(c) => page.after = Some(c),
                 None => return Ok(out),
