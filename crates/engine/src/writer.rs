@@ -124,6 +124,32 @@ async fn run(parts: Parts, mut jobs: mpsc::Receiver<Job>) {
     }
 }
 
+/// How many new deliveries of the round go to each integration (of which organization).
+fn wanted(jobs: &[Job]) -> HashMap<(&OrgId, IntegrationId), usize> {
+    let mut wanted: HashMap<(&OrgId, IntegrationId), usize> = HashMap::new();
+    for job in jobs {
+        for t in job.records.iter().flat_map(|r| &r.targets) {
+            *wanted.entry((&job.org, t.integration_id.clone())).or_default() += 1;
+        }
+    }
+    wanted
+}
+
+/// Leases, in the round's order, as many of each integration's new
+/// deliveries as its worker granted room for; the rest stay unleased, for a
+/// claim, behind them.
+fn lease_admitted(jobs: &mut [Job], granted: &HashMap<IntegrationId, usize>, lease_until: i64) {
+    let mut left = granted.clone();
+    for job in jobs.iter_mut() {
+        for t in job.records.iter_mut().flat_map(|r| r.targets.iter_mut()) {
+            if let Some(n) = left.get_mut(&t.integration_id).filter(|n| **n > 0) {
+                *n -= 1;
+                t.lease_until = lease_until;
+            }
+        }
+    }
+}
+
 struct Round<'a> {
     store: &'a dyn Store,
     workers: &'a Workers,
@@ -184,29 +210,14 @@ impl Round<'_> {
     /// Reserves worker room for the round's deliveries and leases those
     /// admitted; returns the reservations per integration.
     fn admit(&self, jobs: &mut [Job], now: i64) -> HashMap<IntegrationId, usize> {
-        let mut wanted: HashMap<(&OrgId, IntegrationId), usize> = HashMap::new();
-        for job in jobs.iter() {
-            for t in job.records.iter().flat_map(|r| &r.targets) {
-                *wanted.entry((&job.org, t.integration_id.clone())).or_default() += 1;
-            }
-        }
         let mut granted: HashMap<IntegrationId, usize> = HashMap::new();
-        for ((org, integration), n) in wanted {
+        for ((org, integration), n) in wanted(jobs) {
             let taken = self.workers.admit(org, &integration, n);
             if taken > 0 {
                 granted.insert(integration, taken);
             }
         }
-        let lease_until = now + self.workers.lease().as_millis() as i64;
-        let mut left = granted.clone();
-        for job in jobs.iter_mut() {
-            for t in job.records.iter_mut().flat_map(|r| r.targets.iter_mut()) {
-                if let Some(n) = left.get_mut(&t.integration_id).filter(|n| **n > 0) {
-                    *n -= 1;
-                    t.lease_until = lease_until;
-                }
-            }
-        }
+        lease_admitted(jobs, &granted, now + self.workers.lease().as_millis() as i64);
         granted
     }
 
@@ -251,5 +262,60 @@ impl Round<'_> {
         }
         self.workers.hand_over(claimed);
         waiting
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use switchyard_core::{DeviceId, Record, RecordKind};
+    use switchyard_store::NewDelivery;
+
+    fn job(org: &OrgId, targets: &[&[&IntegrationId]]) -> Job {
+        let records = targets
+            .iter()
+            .map(|ts| {
+                let record = Record::new(RecordKind::Value, DeviceId::new(), "p".into(), 1, serde_json::json!(1));
+                NewRecord::new(record, ts.iter().map(|i| NewDelivery::new((*i).clone())).collect())
+            })
+            .collect();
+        Job { org: org.clone(), records, done: oneshot::channel().0 }
+    }
+
+    fn leased(jobs: &[Job]) -> Vec<Vec<(String, bool)>> {
+        jobs.iter()
+            .flat_map(|j| &j.records)
+            .map(|r| r.targets.iter().map(|t| (t.integration_id.to_string(), t.lease_until > 0)).collect())
+            .collect()
+    }
+
+    #[test]
+    fn a_round_counts_what_each_integration_wants() {
+        let (o1, o2) = (OrgId::new(), OrgId::new());
+        let (a, b, c) = (IntegrationId::new(), IntegrationId::new(), IntegrationId::new());
+        let jobs = [job(&o1, &[&[&a, &b], &[&a]]), job(&o2, &[&[&c], &[]])];
+        let wanted = wanted(&jobs);
+        assert_eq!(wanted.len(), 3);
+        assert_eq!((wanted[&(&o1, a)], wanted[&(&o1, b)], wanted[&(&o2, c)]), (2, 1, 1));
+    }
+
+    #[test]
+    fn only_the_granted_room_is_leased_oldest_first() {
+        let org = OrgId::new();
+        let (a, b) = (IntegrationId::new(), IntegrationId::new());
+        let mut jobs = [job(&org, &[&[&a, &b], &[&a]]), job(&org, &[&[&a, &b]])];
+        let granted: HashMap<IntegrationId, usize> = [(a.clone(), 2)].into();
+        lease_admitted(&mut jobs, &granted, 99);
+        let (a, b) = (a.to_string(), b.to_string());
+        assert_eq!(
+            leased(&jobs),
+            [vec![(a.clone(), true), (b.clone(), false)], vec![(a.clone(), true)], vec![(a, false), (b, false)],],
+            "a's first two deliveries are handed over; its third and every one of b (no room) wait for a claim"
+        );
+        assert!(jobs
+            .iter()
+            .flat_map(|j| &j.records)
+            .flat_map(|r| &r.targets)
+            .all(|t| t.lease_until == 0 || t.lease_until == 99));
     }
 }
