@@ -14,6 +14,7 @@ pub fn double_option<'de, T: Deserialize<'de>, D: Deserializer<'de>>(d: D) -> Re
 #[derive(Debug, Clone, Deserialize, ToSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct CreatePlace {
+    #[schema(min_length = 1, max_length = 200)]
     pub name: String,
     /// The parent Place; a root Place when absent.
     pub parent_id: Option<String>,
@@ -25,6 +26,7 @@ pub struct CreatePlace {
 #[derive(Debug, Clone, Default, Deserialize, ToSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct UpdatePlace {
+    #[schema(min_length = 1, max_length = 200)]
     pub name: Option<String>,
     #[serde(default, deserialize_with = "double_option")]
     #[schema(value_type = Option<String>)]
@@ -35,10 +37,12 @@ pub struct UpdatePlace {
 #[derive(Debug, Clone, Deserialize, ToSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct CreateDevice {
+    #[schema(min_length = 1, max_length = 200)]
     pub name: String,
     /// The Place the device is in.
     pub place_id: String,
     /// What kind of device it is, e.g. `meter`, `inverter`.
+    #[schema(min_length = 1, max_length = 100)]
     pub device_type: String,
     /// Its ids in other systems, by system.
     #[serde(default)]
@@ -51,8 +55,10 @@ pub struct CreateDevice {
 #[derive(Debug, Clone, Default, Deserialize, ToSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct UpdateDevice {
+    #[schema(min_length = 1, max_length = 200)]
     pub name: Option<String>,
     pub place_id: Option<String>,
+    #[schema(min_length = 1, max_length = 100)]
     pub device_type: Option<String>,
     pub external_ids: Option<Metadata>,
     pub metadata: Option<Metadata>,
@@ -64,6 +70,7 @@ pub struct CreateMapping {
     /// The `int_` id of the integration the external id belongs to.
     pub integration_id: String,
     /// The id the external system uses.
+    #[schema(min_length = 1, max_length = 256)]
     pub external_id: String,
     /// The Place or device it stands for.
     pub resource_path: String,
@@ -75,6 +82,7 @@ pub struct CreateMapping {
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct CreateTrigger {
     #[serde(default)]
+    #[schema(max_length = 200)]
     pub name: String,
     /// `value`, `event`, `alarm`: at least one.
     pub kinds: Vec<crate::RecordKind>,
@@ -104,6 +112,7 @@ pub struct UpdateTrigger {
 #[derive(Debug, Clone, Deserialize, ToSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct CreateIntegration {
+    #[schema(min_length = 1, max_length = 200)]
     pub name: String,
     /// A type key from the catalog.
     #[serde(rename = "type")]

@@ -16,7 +16,7 @@ impl Configuration<'_> {
         let mut errors = ValidationErrors::default();
         let external_id = input.external_id.trim();
         if external_id.is_empty() || external_id.len() > EXTERNAL_ID_MAX {
-            errors.push("externalId", format!("must be 1 to {EXTERNAL_ID_MAX} characters"));
+            errors.push("externalId", format!("must be 1 to {EXTERNAL_ID_MAX} bytes (as a record names it)"));
         }
         let path = match ResourcePath::parse(&input.resource_path) {
             Ok(ResourcePath::Root) => {

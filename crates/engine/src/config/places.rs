@@ -11,7 +11,7 @@ use super::{deleted, ConfigError, Configuration};
 const DEVICE_TYPE_MAX: usize = 100;
 
 fn check_device_type(value: &str, errors: &mut ValidationErrors) {
-    if value.trim().is_empty() || value.len() > DEVICE_TYPE_MAX {
+    if value.trim().is_empty() || value.chars().count() > DEVICE_TYPE_MAX {
         errors.push("deviceType", format!("must be 1 to {DEVICE_TYPE_MAX} characters"));
     }
 }

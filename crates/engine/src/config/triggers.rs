@@ -37,7 +37,7 @@ fn check_objects(objects: &[String], errors: &mut ValidationErrors) -> Vec<Strin
 }
 
 fn check_name(name: &str, errors: &mut ValidationErrors) {
-    if name.len() > NAME_MAX {
+    if name.chars().count() > NAME_MAX {
         errors.push("name", format!("must be at most {NAME_MAX} characters"));
     }
 }
