@@ -14,32 +14,102 @@ use crate::policy::EgressPolicy;
 /// Messages per second for connection-based types unless `rateLimitPerSecond` says otherwise.
 pub const DEFAULT_RATE: f64 = 20.0;
 
-/// A non-empty string property.
-pub fn text<'a>(props: &'a Map<String, Value>, name: &str) -> Option<&'a str> {
-    props.get(name).and_then(Value::as_str).filter(|s| !s.is_empty())
+/// An integration's settings, read through its type's declared property
+/// specs: the one declaration both the specs (catalog, validation, the
+/// console's form) and the typed config come from. Reading a name the specs
+/// do not declare is an error (every connector's tests build its config),
+/// and a value left unset is the spec's default, so the spec and the config
+/// cannot disagree on a name or a default.
+pub struct Settings<'a> {
+    specs: &'a [P],
+    props: &'a Map<String, Value>,
+    secrets: &'a std::collections::BTreeMap<String, Secret>,
 }
 
-/// A required string property (validated at create, so its absence is a stored-state fault).
-pub fn required<'a>(props: &'a Map<String, Value>, name: &str) -> Result<&'a str, BuildError> {
-    text(props, name).ok_or_else(|| BuildError::Config(format!("{name} is not set")))
+impl<'a> Settings<'a> {
+    pub fn new(specs: &'a [P], integration: &'a switchyard_core::Integration) -> Self {
+        Self { specs, props: &integration.properties, secrets: &integration.secrets }
+    }
+
+    /// Through the specs the registry declares for the integration's type and direction.
+    pub fn of(integration: &'a switchyard_core::Integration) -> Result<Self, BuildError> {
+        let specs = crate::find(&integration.type_key)
+            .and_then(|t| t.direction(integration.direction))
+            .map(|d| d.properties.as_slice())
+            .ok_or_else(|| BuildError::Config(format!("{} has no such direction", integration.type_key)))?;
+        Ok(Self::new(specs, integration))
+    }
+
+    /// The same view of a create or an update being validated.
+    pub fn of_resolved(specs: &'a [P], resolved: &'a switchyard_core::spec::Resolved) -> Self {
+        Self { specs, props: &resolved.properties, secrets: &resolved.secrets }
+    }
+
+    fn spec(&self, name: &str) -> Result<&'a P, BuildError> {
+        self.specs
+            .iter()
+            .find(|s| s.name == name)
+            .ok_or_else(|| BuildError::Config(format!("`{name}` is not a declared property of this type")))
+    }
+
+    /// The value set, else the spec's default.
+    fn value(&self, name: &str) -> Result<Option<&'a Value>, BuildError> {
+        let spec = self.spec(name)?;
+        Ok(self.props.get(name).filter(|v| !v.is_null()).or(spec.default.as_ref()))
+    }
+
+    /// A non-empty string.
+    pub fn text(&self, name: &str) -> Result<Option<&'a str>, BuildError> {
+        Ok(self.value(name)?.and_then(Value::as_str).filter(|s| !s.is_empty()))
+    }
+
+    /// A string the type requires (validated at create, so its absence is a stored-state fault).
+    pub fn required(&self, name: &str) -> Result<&'a str, BuildError> {
+        self.text(name)?.ok_or_else(|| BuildError::Config(format!("{name} is not set")))
+    }
+
+    pub fn number(&self, name: &str) -> Result<Option<f64>, BuildError> {
+        Ok(self.value(name)?.and_then(Value::as_f64))
+    }
+
+    /// A flag; false when neither set nor defaulted.
+    pub fn flag(&self, name: &str) -> Result<bool, BuildError> {
+        Ok(self.value(name)?.and_then(Value::as_bool).unwrap_or(false))
+    }
+
+    /// A list's items as they are.
+    pub fn items(&self, name: &str) -> Result<&'a [Value], BuildError> {
+        Ok(self.value(name)?.and_then(Value::as_array).map(Vec::as_slice).unwrap_or_default())
+    }
+
+    /// A list's non-empty strings.
+    pub fn strings(&self, name: &str) -> Result<Vec<String>, BuildError> {
+        Ok(self
+            .value(name)?
+            .and_then(Value::as_array)
+            .map(|a| a.iter().filter_map(Value::as_str).filter(|s| !s.is_empty()).map(str::to_owned).collect())
+            .unwrap_or_default())
+    }
+
+    /// A secret, when set (and not empty).
+    pub fn secret(&self, name: &str) -> Result<Option<Secret>, BuildError> {
+        self.spec(name)?;
+        Ok(self.secrets.get(name).filter(|s| !s.expose().is_empty()).cloned())
+    }
+
+    /// A secret the chosen settings require.
+    pub fn need_secret(&self, name: &str) -> Result<Secret, BuildError> {
+        self.secret(name)?.ok_or_else(|| BuildError::Config(format!("{name} is not set")))
+    }
+
+    /// `rateLimitPerSecond`, or the default for connection-based types.
+    pub fn rate(&self) -> Result<f64, BuildError> {
+        Ok(self.number(RATE)?.filter(|r| *r > 0.0).unwrap_or(DEFAULT_RATE))
+    }
 }
 
-pub fn secret(secrets: &std::collections::BTreeMap<String, Secret>, name: &str) -> Option<Secret> {
-    secrets.get(name).filter(|s| !s.expose().is_empty()).cloned()
-}
-
-pub fn strings(props: &Map<String, Value>, name: &str) -> Vec<String> {
-    props
-        .get(name)
-        .and_then(Value::as_array)
-        .map(|a| a.iter().filter_map(Value::as_str).filter(|s| !s.is_empty()).map(str::to_owned).collect())
-        .unwrap_or_default()
-}
-
-/// `rateLimitPerSecond`, or the default for connection-based types.
-pub fn rate(props: &Map<String, Value>) -> f64 {
-    props.get("rateLimitPerSecond").and_then(Value::as_f64).filter(|r| *r > 0.0).unwrap_or(DEFAULT_RATE)
-}
+/// The rate limit property's name, for its spec and for reading it.
+const RATE: &str = "rateLimitPerSecond";
 
 /// The objects property's name: declared once, for its spec and for reading it.
 const OBJECTS: &str = "objects";
@@ -55,12 +125,17 @@ pub fn objects_property() -> P {
 /// `*`, narrows nothing). The engine's router asks this; it never reads the
 /// property by name itself.
 pub fn objects(integration: &switchyard_core::Integration) -> Option<Vec<String>> {
-    let list = strings(&integration.properties, OBJECTS);
+    let list: Vec<String> = integration
+        .properties
+        .get(OBJECTS)
+        .and_then(Value::as_array)
+        .map(|a| a.iter().filter_map(Value::as_str).filter(|s| !s.is_empty()).map(str::to_owned).collect())
+        .unwrap_or_default();
     (!list.is_empty() && !list.iter().any(|o| o == "*")).then_some(list)
 }
 
 pub fn rate_property() -> P {
-    P::new("rateLimitPerSecond", "Rate limit (messages/s)", K::Number)
+    P::new(RATE, "Rate limit (messages/s)", K::Number)
         .range(0.1, 100_000.0)
         .default(json!(DEFAULT_RATE))
         .describe("Sends per second at most; more wait their turn, none is dropped.")
@@ -236,6 +311,29 @@ mod tests {
         assert_eq!(p["unit"], "V");
         assert_eq!(p["tags"]["slave"], "PS-PWM-30M");
         assert!(p.get("name").is_none(), "absent fields stay absent");
+    }
+
+    #[test]
+    fn settings_read_only_declared_properties_and_fall_back_to_their_defaults() {
+        let specs = vec![
+            P::new("host", "Host", K::String).required(),
+            P::new("timeoutSeconds", "Timeout", K::Number).default(json!(15)),
+            P::new("tls", "TLS", K::Bool).default(json!(true)),
+            P::new("password", "Password", K::Secret),
+        ];
+        let resolved = switchyard_core::spec::Resolved {
+            properties: [("host".to_owned(), json!("broker.test"))].into_iter().collect(),
+            secrets: [("password".to_owned(), Secret::new("pw"))].into(),
+            resources: vec![],
+        };
+        let s = Settings::of_resolved(&specs, &resolved);
+        assert_eq!(s.required("host").unwrap(), "broker.test");
+        assert_eq!(s.number("timeoutSeconds").unwrap(), Some(15.0), "the spec's default");
+        assert!(s.flag("tls").unwrap());
+        assert_eq!(s.secret("password").unwrap().unwrap().expose(), "pw");
+        let undeclared = s.text("hots").unwrap_err().to_string();
+        assert!(undeclared.contains("`hots` is not a declared property"), "{undeclared}");
+        assert!(s.secret("token").is_err(), "secrets too must be declared");
     }
 
     #[test]

@@ -4,7 +4,7 @@ use switchyard_core::spec::{PropertyKind as K, PropertySpec as P, Resolved};
 use switchyard_core::{Integration, Secret, ValidationErrors};
 
 use crate::egress::BuildError;
-use crate::shared::{objects_property, rate, rate_property, required, secret, text};
+use crate::shared::{objects_property, rate_property, Settings};
 
 pub fn properties() -> Vec<P> {
     vec![
@@ -40,15 +40,16 @@ pub struct AmqpConfig {
 
 impl AmqpConfig {
     pub fn from_integration(i: &Integration) -> Result<Self, BuildError> {
-        let p = &i.properties;
+        let specs = properties();
+        let s = Settings::new(&specs, i);
         Ok(Self {
-            url: required(p, "url")?.to_owned(),
-            username: text(p, "username").map(str::to_owned),
-            password: secret(&i.secrets, "password"),
-            exchange: required(p, "exchange")?.to_owned(),
-            routing_key_template: required(p, "routingKeyTemplate")?.to_owned(),
-            persistent: p.get("persistent").and_then(serde_json::Value::as_bool).unwrap_or(true),
-            rate: rate(p),
+            url: s.required("url")?.to_owned(),
+            username: s.text("username")?.map(str::to_owned),
+            password: s.secret("password")?,
+            exchange: s.required("exchange")?.to_owned(),
+            routing_key_template: s.required("routingKeyTemplate")?.to_owned(),
+            persistent: s.flag("persistent")?,
+            rate: s.rate()?,
         })
     }
 
@@ -67,7 +68,9 @@ impl AmqpConfig {
 /// Credentials belong in the secret password, never in the (visible) URL.
 pub fn check(resolved: &Resolved) -> Result<(), ValidationErrors> {
     let mut errors = ValidationErrors::default();
-    if let Some(url) = resolved.properties.get("url").and_then(|v| v.as_str()).and_then(|u| url::Url::parse(u).ok()) {
+    let specs = properties();
+    let url = Settings::of_resolved(&specs, resolved).text("url").ok().flatten();
+    if let Some(url) = url.and_then(|u| url::Url::parse(u).ok()) {
         if !url.username().is_empty() || url.password().is_some() {
             errors.push("properties.url", "must not contain credentials; use username and password");
         }

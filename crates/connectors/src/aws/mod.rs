@@ -9,13 +9,12 @@ use std::time::{Duration, SystemTime};
 use aws_credential_types::Credentials;
 use aws_sigv4::http_request::{sign, SignableBody, SignableRequest, SigningSettings};
 use aws_sigv4::sign::v4;
-use serde_json::Map;
 use switchyard_core::spec::{PropertyKind as K, PropertySpec as P};
 use switchyard_core::{Integration, Secret, ValidationErrors};
 
 use crate::egress::{BuildError, Outcome, Response, SendResult};
 use crate::http::ANSWER_MAX;
-use crate::shared::{objects_property, rate, rate_property, reject, required, retry, secret, text};
+use crate::shared::{objects_property, rate_property, reject, retry, Settings};
 use switchyard_core::delivery::{excerpt, RESPONSE_EXCERPT_MAX};
 
 /// The properties of an AWS target: `resource` (topic ARN, queue URL) first.
@@ -44,19 +43,18 @@ pub struct Aws {
 impl Aws {
     /// `service`: `sns` or `sqs`, for the default endpoint and the signature.
     pub fn from_integration(i: &Integration, service: &str) -> Result<Self, BuildError> {
-        let p = &i.properties;
-        let region = required(p, "region")?.to_owned();
-        let endpoint = match text(p, "endpointUrl") {
+        let s = Settings::of(i)?;
+        let region = s.required("region")?.to_owned();
+        let endpoint = match s.text("endpointUrl")? {
             Some(url) => url.trim_end_matches('/').to_owned(),
             None => format!("https://{service}.{region}.amazonaws.com"),
         };
         Ok(Self {
-            access_key_id: required(p, "accessKeyId")?.to_owned(),
-            secret_access_key: secret(&i.secrets, "secretAccessKey")
-                .ok_or_else(|| BuildError::Config("secretAccessKey is not set".into()))?,
+            access_key_id: s.required("accessKeyId")?.to_owned(),
+            secret_access_key: s.need_secret("secretAccessKey")?,
             region,
             endpoint,
-            rate: rate(p),
+            rate: s.rate()?,
         })
     }
 
@@ -134,8 +132,8 @@ impl Aws {
 }
 
 /// The region must look like one; the resource must be given.
-pub fn check_region(props: &Map<String, serde_json::Value>, errors: &mut ValidationErrors) {
-    if let Some(region) = text(props, "region") {
+pub fn check_region(s: &Settings<'_>, errors: &mut ValidationErrors) {
+    if let Some(region) = s.text("region").ok().flatten() {
         let ok = region.split('-').count() >= 3
             && region.chars().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-');
         if !ok {

@@ -4,7 +4,7 @@ use switchyard_core::{Integration, IntegrationId};
 
 use crate::aws::{xml_tag, Aws};
 use crate::egress::{BuildError, Egress, EgressContext, Outbound, SendResult};
-use crate::shared::{published, required};
+use crate::shared::{published, Settings};
 
 pub struct SnsEgress {
     aws: Aws,
@@ -16,7 +16,7 @@ pub struct SnsEgress {
 
 impl SnsEgress {
     pub fn new(integration: &Integration, ctx: &EgressContext) -> Result<Self, BuildError> {
-        let topic_arn = required(&integration.properties, "topicArn")?.to_owned();
+        let topic_arn = Settings::of(integration)?.required("topicArn")?.to_owned();
         Ok(Self {
             aws: Aws::from_integration(integration, "sns")?,
             fifo: topic_arn.ends_with(".fifo"),

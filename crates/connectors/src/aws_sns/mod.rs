@@ -8,7 +8,7 @@ use switchyard_core::spec::{PropertyKind as K, PropertySpec as P, Resolved};
 use switchyard_core::{Integration, Metadata, ValidationErrors};
 
 use crate::egress::{BuildError, Egress, EgressContext};
-use crate::shared::text;
+use crate::shared::Settings;
 use crate::{Category, ConnectorType, DirectionSupport};
 
 pub const KEY: &str = "AWS_SNS";
@@ -23,13 +23,15 @@ pub fn properties() -> Vec<P> {
 
 fn check(resolved: &Resolved) -> Result<(), ValidationErrors> {
     let mut errors = ValidationErrors::default();
-    if let Some(arn) = text(&resolved.properties, "topicArn") {
+    let specs = properties();
+    let s = Settings::of_resolved(&specs, resolved);
+    if let Some(arn) = s.text("topicArn").ok().flatten() {
         let parts: Vec<&str> = arn.split(':').collect();
         if parts.len() != 6 || parts[0] != "arn" || parts[2] != "sns" || parts[5].is_empty() {
             errors.push("properties.topicArn", "must be an SNS topic ARN: arn:aws:sns:region:account:name");
         }
     }
-    crate::aws::check_region(&resolved.properties, &mut errors);
+    crate::aws::check_region(&s, &mut errors);
     errors.into_result()
 }
 

@@ -5,7 +5,7 @@ use switchyard_core::{Integration, IntegrationId};
 
 use crate::aws::Aws;
 use crate::egress::{BuildError, Egress, EgressContext, Outbound, SendResult};
-use crate::shared::{published, required};
+use crate::shared::{published, Settings};
 
 pub struct SqsEgress {
     aws: Aws,
@@ -17,7 +17,7 @@ pub struct SqsEgress {
 
 impl SqsEgress {
     pub fn new(integration: &Integration, ctx: &EgressContext) -> Result<Self, BuildError> {
-        let queue_url = required(&integration.properties, "queueUrl")?.to_owned();
+        let queue_url = Settings::of(integration)?.required("queueUrl")?.to_owned();
         Ok(Self {
             aws: Aws::from_integration(integration, "sqs")?,
             fifo: queue_url.ends_with(".fifo"),

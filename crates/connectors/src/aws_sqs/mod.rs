@@ -21,7 +21,8 @@ pub fn queue_url() -> P {
 
 fn check(resolved: &Resolved) -> Result<(), ValidationErrors> {
     let mut errors = ValidationErrors::default();
-    crate::aws::check_region(&resolved.properties, &mut errors);
+    let specs = crate::aws::properties(queue_url());
+    crate::aws::check_region(&crate::shared::Settings::of_resolved(&specs, resolved), &mut errors);
     errors.into_result()
 }
 

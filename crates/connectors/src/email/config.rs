@@ -1,10 +1,10 @@
 //! E-mail properties, parsed once per integration.
-use serde_json::{json, Value};
+use serde_json::json;
 use switchyard_core::spec::{PropertyKind as K, PropertySpec as P, Resolved};
 use switchyard_core::{Integration, Secret, ValidationErrors};
 
 use crate::egress::BuildError;
-use crate::shared::{rate, rate_property, required, secret, text};
+use crate::shared::{rate_property, Settings};
 
 pub fn properties() -> Vec<P> {
     vec![
@@ -55,8 +55,8 @@ pub struct EmailConfig {
 
 impl EmailConfig {
     pub fn from_integration(i: &Integration) -> Result<Self, BuildError> {
-        let p = &i.properties;
-        let security = match text(p, "security").unwrap_or("STARTTLS") {
+        let s = Settings::of(i)?;
+        let security = match s.text("security")?.unwrap_or("STARTTLS") {
             "TLS" => Security::Tls,
             "NONE" => Security::None,
             _ => Security::StartTls,
@@ -66,22 +66,22 @@ impl EmailConfig {
             Security::Tls => 465,
             Security::None => 25,
         };
-        let login = match (text(p, "username"), secret(&i.secrets, "password")) {
+        let login = match (s.text("username")?, s.secret("password")?) {
             (Some(u), Some(pw)) => Some((u.to_owned(), pw)),
             _ => None,
         };
         Ok(Self {
-            host: required(p, "smtpHost")?.to_owned(),
-            port: p.get("smtpPort").and_then(Value::as_u64).map(|n| n as u16).unwrap_or(default_port),
+            host: s.required("smtpHost")?.to_owned(),
+            port: s.number("smtpPort")?.map(|n| n as u16).unwrap_or(default_port),
             security,
             login,
-            ca: text(p, "caCertificate").map(str::to_owned),
-            from: required(p, "from")?.to_owned(),
-            from_name: text(p, "fromName").unwrap_or("Switchyard").to_owned(),
-            subject: required(p, "subjectTemplate")?.to_owned(),
-            body: required(p, "bodyTemplate")?.to_owned(),
-            html: text(p, "htmlTemplate").map(str::to_owned),
-            rate: rate(p),
+            ca: s.text("caCertificate")?.map(str::to_owned),
+            from: s.required("from")?.to_owned(),
+            from_name: s.text("fromName")?.unwrap_or("Switchyard").to_owned(),
+            subject: s.required("subjectTemplate")?.to_owned(),
+            body: s.required("bodyTemplate")?.to_owned(),
+            html: s.text("htmlTemplate")?.map(str::to_owned),
+            rate: s.rate()?,
         })
     }
 }
@@ -89,15 +89,17 @@ impl EmailConfig {
 /// A password needs a username.
 pub fn check(resolved: &Resolved) -> Result<(), ValidationErrors> {
     let mut errors = ValidationErrors::default();
-    if resolved.secrets.contains_key("password") && text(&resolved.properties, "username").is_none() {
+    let specs = properties();
+    let s = Settings::of_resolved(&specs, resolved);
+    if s.secret("password").ok().flatten().is_some() && s.text("username").ok().flatten().is_none() {
         errors.push("properties.username", "is required with a password");
     }
-    if let Some(ca) = text(&resolved.properties, "caCertificate") {
+    if let Some(ca) = s.text("caCertificate").ok().flatten() {
         if lettre::transport::smtp::client::Certificate::from_pem(ca.as_bytes()).is_err() {
             errors.push("properties.caCertificate", "is not a PEM certificate");
         }
     }
-    if resolved.properties.get("smtpPort").and_then(Value::as_f64).is_some_and(|n| n.fract() != 0.0) {
+    if s.number("smtpPort").ok().flatten().is_some_and(|n| n.fract() != 0.0) {
         errors.push("properties.smtpPort", "must be a whole number");
     }
     errors.into_result()

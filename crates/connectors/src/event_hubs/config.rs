@@ -1,10 +1,9 @@
 //! Event Hubs properties: a connection string, or host, policy and key.
-use serde_json::Value;
 use switchyard_core::spec::{PropertyKind as K, PropertySpec as P, Resolved};
 use switchyard_core::{Integration, ValidationErrors};
 
 use crate::egress::BuildError;
-use crate::shared::{objects_property, rate, rate_property, secret, text};
+use crate::shared::{objects_property, rate_property, Settings};
 
 /// The properties both directions share; `extra` is the direction's own.
 pub fn common(extra: P) -> Vec<P> {
@@ -89,16 +88,16 @@ pub struct EventHubsConfig {
     pub rate: f64,
 }
 
-fn namespace(
-    props: &serde_json::Map<String, Value>,
-    conn: Option<&str>,
-    policy_key: Option<&str>,
-) -> Result<Namespace, (String, String)> {
+fn namespace(s: &Settings<'_>) -> Result<Namespace, (String, String)> {
+    let undeclared = |e: BuildError| ("properties".to_owned(), e.to_string());
+    let conn = s.secret("connectionString").map_err(undeclared)?;
+    let policy_key = s.secret("policyKey").map_err(undeclared)?;
     let mut ns = match conn {
-        Some(c) => parse_connection_string(c).map_err(|e| ("properties.connectionString".to_owned(), e))?,
+        Some(c) => parse_connection_string(c.expose()).map_err(|e| ("properties.connectionString".to_owned(), e))?,
         None => {
-            let host = text(props, "host");
-            let (Some(host), Some(name), Some(key)) = (host, text(props, "policyName"), policy_key) else {
+            let host = s.text("host").map_err(undeclared)?;
+            let name = s.text("policyName").map_err(undeclared)?;
+            let (Some(host), Some(name), Some(key)) = (host, name, policy_key) else {
                 return Err((
                     "properties.connectionString".into(),
                     "is required, or host, policyName and policyKey".into(),
@@ -108,13 +107,13 @@ fn namespace(
                 host: host.to_owned(),
                 port: 5671,
                 key_name: name.to_owned(),
-                key: key.to_owned(),
+                key: key.expose().to_owned(),
                 hub: String::new(),
                 emulator: false,
             }
         }
     };
-    if let Some(hub) = text(props, "eventHub") {
+    if let Some(hub) = s.text("eventHub").map_err(undeclared)? {
         ns.hub = hub.to_owned();
     }
     if ns.hub.is_empty() {
@@ -125,20 +124,17 @@ fn namespace(
 
 impl EventHubsConfig {
     pub fn from_integration(i: &Integration) -> Result<Self, BuildError> {
-        let p = &i.properties;
-        let conn = secret(&i.secrets, "connectionString");
-        let key = secret(&i.secrets, "policyKey");
-        let ns = namespace(p, conn.as_ref().map(|s| s.expose()), key.as_ref().map(|s| s.expose()))
-            .map_err(|(f, e)| BuildError::Config(format!("{f} {e}")))?;
-        Ok(Self { namespace: ns, partition_key: text(p, "partitionKeyTemplate").map(str::to_owned), rate: rate(p) })
+        let specs = properties();
+        let s = Settings::new(&specs, i);
+        let ns = namespace(&s).map_err(|(f, e)| BuildError::Config(format!("{f} {e}")))?;
+        Ok(Self { namespace: ns, partition_key: s.text("partitionKeyTemplate")?.map(str::to_owned), rate: s.rate()? })
     }
 }
 
 pub fn check(resolved: &Resolved) -> Result<(), ValidationErrors> {
     let mut errors = ValidationErrors::default();
-    let conn = resolved.secrets.get("connectionString").map(|s| s.expose().to_owned());
-    let key = resolved.secrets.get("policyKey").map(|s| s.expose().to_owned());
-    if let Err((field, e)) = namespace(&resolved.properties, conn.as_deref(), key.as_deref()) {
+    let specs = properties();
+    if let Err((field, e)) = namespace(&Settings::of_resolved(&specs, resolved)) {
         errors.push(field, e);
     }
     errors.into_result()

@@ -4,7 +4,7 @@ use switchyard_core::spec::{PropertyKind as K, PropertySpec as P, Resolved};
 use switchyard_core::{Integration, ValidationErrors};
 
 use crate::egress::BuildError;
-use crate::shared::{objects_property, rate, rate_property, required, text};
+use crate::shared::{objects_property, rate_property, Settings};
 
 pub const DEFAULT_ENDPOINT: &str = "https://pubsub.googleapis.com";
 
@@ -84,17 +84,18 @@ pub fn topic_name(topic: &str, project: Option<&str>) -> Result<String, String> 
 
 impl PubSubConfig {
     pub fn from_integration(i: &Integration) -> Result<Self, BuildError> {
-        let p = &i.properties;
+        let specs = properties();
+        let s = Settings::new(&specs, i);
         let bad = BuildError::Config;
-        let json = i.secrets.get("accountKeyJson").ok_or_else(|| bad("accountKeyJson is not set".into()))?;
+        let json = s.need_secret("accountKeyJson")?;
         let key = AccountKey::parse(json.expose()).map_err(|e| bad(format!("accountKeyJson {e}")))?;
-        let project = text(p, "projectId").map(str::to_owned).or_else(|| key.project_id.clone());
-        let topic = topic_name(required(p, "topic")?, project.as_deref()).map_err(|e| bad(format!("topic {e}")))?;
+        let project = s.text("projectId")?.map(str::to_owned).or_else(|| key.project_id.clone());
+        let topic = topic_name(s.required("topic")?, project.as_deref()).map_err(|e| bad(format!("topic {e}")))?;
         Ok(Self {
             key,
             topic,
-            endpoint: text(p, "endpointUrl").unwrap_or(DEFAULT_ENDPOINT).trim_end_matches('/').to_owned(),
-            rate: rate(p),
+            endpoint: s.text("endpointUrl")?.unwrap_or(DEFAULT_ENDPOINT).trim_end_matches('/').to_owned(),
+            rate: s.rate()?,
         })
     }
 }
@@ -103,12 +104,17 @@ impl PubSubConfig {
 /// topic must resolve to a full name.
 pub fn check(resolved: &Resolved) -> Result<(), ValidationErrors> {
     let mut errors = ValidationErrors::default();
-    let key = resolved.secrets.get("accountKeyJson").map(|k| AccountKey::parse(k.expose()));
+    let specs = properties();
+    let s = Settings::of_resolved(&specs, resolved);
+    let key = s.secret("accountKeyJson").ok().flatten().map(|k| AccountKey::parse(k.expose()));
     if let Some(Err(e)) = &key {
         errors.push("properties.accountKeyJson", e.clone());
     }
-    if let Some(topic) = text(&resolved.properties, "topic") {
-        let project = text(&resolved.properties, "projectId")
+    if let Some(topic) = s.text("topic").ok().flatten() {
+        let project = s
+            .text("projectId")
+            .ok()
+            .flatten()
             .map(str::to_owned)
             .or_else(|| key.as_ref().and_then(|k| k.as_ref().ok()).and_then(|k| k.project_id.clone()));
         if let Err(e) = topic_name(topic, project.as_deref()) {

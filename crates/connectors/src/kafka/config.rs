@@ -1,10 +1,10 @@
 //! Kafka properties, turned into librdkafka settings.
-use serde_json::{json, Value};
+use serde_json::json;
 use switchyard_core::spec::{PropertyKind as K, PropertySpec as P, Resolved};
 use switchyard_core::{Integration, Secret, ValidationErrors};
 
 use crate::egress::BuildError;
-use crate::shared::{objects_property, rate, rate_property, required, secret, strings, text};
+use crate::shared::{objects_property, rate_property, Settings};
 
 pub fn properties() -> Vec<P> {
     vec![
@@ -44,24 +44,21 @@ pub struct KafkaConfig {
 
 impl KafkaConfig {
     pub fn from_integration(i: &Integration) -> Result<Self, BuildError> {
-        let p = &i.properties;
-        let sasl = match text(p, "saslMechanism").unwrap_or("NONE") {
+        let specs = properties();
+        let s = Settings::new(&specs, i);
+        let sasl = match s.text("saslMechanism")?.unwrap_or("NONE") {
             "NONE" => None,
-            mechanism => Some((
-                mechanism.to_owned(),
-                required(p, "username")?.to_owned(),
-                secret(&i.secrets, "password").ok_or_else(|| BuildError::Config("password is not set".into()))?,
-            )),
+            mechanism => Some((mechanism.to_owned(), s.required("username")?.to_owned(), s.need_secret("password")?)),
         };
         Ok(Self {
-            servers: strings(p, "bootstrapServers"),
-            topic: required(p, "topic")?.to_owned(),
-            key_template: text(p, "keyTemplate").map(str::to_owned),
+            servers: s.strings("bootstrapServers")?,
+            topic: s.required("topic")?.to_owned(),
+            key_template: s.text("keyTemplate")?.map(str::to_owned),
             sasl,
-            tls: p.get("tls").and_then(Value::as_bool).unwrap_or(false),
-            ca: text(p, "caCertificate").map(str::to_owned),
-            timeout_ms: (p.get("timeoutSeconds").and_then(Value::as_f64).unwrap_or(15.0) * 1000.0) as u64,
-            rate: rate(p),
+            tls: s.flag("tls")?,
+            ca: s.text("caCertificate")?.map(str::to_owned),
+            timeout_ms: (s.number("timeoutSeconds")?.unwrap_or(15.0) * 1000.0) as u64,
+            rate: s.rate()?,
         })
     }
 
@@ -95,13 +92,15 @@ impl KafkaConfig {
 /// Each bootstrap server is `host:port`; the topic is a legal Kafka name.
 pub fn check(resolved: &Resolved) -> Result<(), ValidationErrors> {
     let mut errors = ValidationErrors::default();
-    for (i, server) in strings(&resolved.properties, "bootstrapServers").iter().enumerate() {
+    let specs = properties();
+    let s = Settings::of_resolved(&specs, resolved);
+    for (i, server) in s.strings("bootstrapServers").unwrap_or_default().iter().enumerate() {
         let ok = server.rsplit_once(':').is_some_and(|(h, p)| !h.is_empty() && p.parse::<u16>().is_ok_and(|p| p > 0));
         if !ok {
             errors.push(format!("properties.bootstrapServers[{i}]"), "must be host:port");
         }
     }
-    if let Some(topic) = text(&resolved.properties, "topic") {
+    if let Some(topic) = s.text("topic").ok().flatten() {
         let legal = topic.len() <= 249
             && topic != "."
             && topic != ".."

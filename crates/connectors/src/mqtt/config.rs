@@ -1,10 +1,10 @@
 //! MQTT properties, parsed once per integration.
-use serde_json::{json, Value};
+use serde_json::json;
 use switchyard_core::spec::{PropertyKind as K, PropertySpec as P, Resolved};
 use switchyard_core::{Integration, Secret, ValidationErrors};
 
 use crate::egress::BuildError;
-use crate::shared::{objects_property, rate, rate_property, required, secret, text};
+use crate::shared::{objects_property, rate_property, Settings};
 
 /// The connection properties both directions share; `topic` is the direction's own.
 pub fn connection(topic: P) -> Vec<P> {
@@ -105,34 +105,36 @@ pub struct MqttConfig {
 
 impl MqttConfig {
     pub fn from_integration(i: &Integration) -> Result<Self, BuildError> {
-        let p = &i.properties;
-        let need =
-            |name: &str| secret(&i.secrets, name).ok_or_else(|| BuildError::Config(format!("{name} is not set")));
-        let protocol = match text(p, "protocol").unwrap_or("mqtt") {
+        let specs = properties();
+        let s = Settings::new(&specs, i);
+        let protocol = match s.text("protocol")?.unwrap_or("mqtt") {
             "mqtts" => Protocol::Mqtts,
             "ws" => Protocol::Ws,
             "wss" => Protocol::Wss,
             _ => Protocol::Mqtt,
         };
-        let auth = match text(p, "authMethod").unwrap_or("NONE") {
-            "PASSWORD" => Auth::Password(required(p, "username")?.to_owned(), need("password")?),
-            "CERTIFICATE" => Auth::Certificate { certificate: need("clientCertificate")?, key: need("privateKey")? },
+        let auth = match s.text("authMethod")?.unwrap_or("NONE") {
+            "PASSWORD" => Auth::Password(s.required("username")?.to_owned(), s.need_secret("password")?),
+            "CERTIFICATE" => Auth::Certificate {
+                certificate: s.need_secret("clientCertificate")?,
+                key: s.need_secret("privateKey")?,
+            },
             _ => Auth::None,
         };
         Ok(Self {
             protocol,
-            host: required(p, "host")?.to_owned(),
-            port: p.get("port").and_then(Value::as_u64).map(|n| n as u16).unwrap_or(protocol.default_port()),
-            path: text(p, "path").unwrap_or("/mqtt").to_owned(),
-            v5: text(p, "version") == Some("5"),
-            clean_session: p.get("cleanSession").and_then(Value::as_bool).unwrap_or(true),
-            client_id: text(p, "clientId").map(str::to_owned),
+            host: s.required("host")?.to_owned(),
+            port: s.number("port")?.map(|n| n as u16).unwrap_or(protocol.default_port()),
+            path: s.text("path")?.unwrap_or("/mqtt").to_owned(),
+            v5: s.text("version")? == Some("5"),
+            clean_session: s.flag("cleanSession")?,
+            client_id: s.text("clientId")?.map(str::to_owned),
             auth,
-            ca: text(p, "caCertificate").map(str::to_owned),
-            topic_template: required(p, "topicTemplate")?.to_owned(),
-            qos: text(p, "qos").and_then(|q| q.parse().ok()).unwrap_or(1),
-            retain: p.get("retain").and_then(Value::as_bool).unwrap_or(false),
-            rate: rate(p),
+            ca: s.text("caCertificate")?.map(str::to_owned),
+            topic_template: s.required("topicTemplate")?.to_owned(),
+            qos: s.text("qos")?.and_then(|q| q.parse().ok()).unwrap_or(1),
+            retain: s.flag("retain")?,
+            rate: s.rate()?,
         })
     }
 
@@ -150,25 +152,27 @@ impl MqttConfig {
 /// Certificates must be PEM; a client id must fit MQTT's limits; the port must be whole.
 pub fn check(resolved: &Resolved) -> Result<(), ValidationErrors> {
     let mut errors = ValidationErrors::default();
-    if resolved.properties.get("port").and_then(Value::as_f64).is_some_and(|n| n.fract() != 0.0) {
+    let specs = properties();
+    let s = Settings::of_resolved(&specs, resolved);
+    if s.number("port").ok().flatten().is_some_and(|n| n.fract() != 0.0) {
         errors.push("properties.port", "must be a whole number");
     }
-    if let Some(id) = text(&resolved.properties, "clientId") {
+    if let Some(id) = s.text("clientId").ok().flatten() {
         if id.len() > 65535 {
             errors.push("properties.clientId", "must be at most 65535 bytes");
         }
     }
-    if let Some(ca) = text(&resolved.properties, "caCertificate") {
+    if let Some(ca) = s.text("caCertificate").ok().flatten() {
         if let Err(e) = super::tls::certificates(ca) {
             errors.push("properties.caCertificate", e);
         }
     }
-    if let Some(cert) = resolved.secrets.get("clientCertificate") {
+    if let Some(cert) = s.secret("clientCertificate").ok().flatten() {
         if let Err(e) = super::tls::certificates(cert.expose()) {
             errors.push("properties.clientCertificate", e);
         }
     }
-    if let Some(key) = resolved.secrets.get("privateKey") {
+    if let Some(key) = s.secret("privateKey").ok().flatten() {
         if let Err(e) = super::tls::private_key(key.expose()) {
             errors.push("properties.privateKey", e);
         }

@@ -1,10 +1,10 @@
 //! NATS properties, parsed once per integration.
-use serde_json::{json, Value};
+use serde_json::json;
 use switchyard_core::spec::{PropertyKind as K, PropertySpec as P, Resolved};
 use switchyard_core::{Integration, Secret, ValidationErrors};
 
 use crate::egress::BuildError;
-use crate::shared::{objects_property, rate, rate_property, required, secret, strings, text};
+use crate::shared::{objects_property, rate_property, Settings};
 
 pub fn properties() -> Vec<P> {
     vec![
@@ -49,21 +49,20 @@ pub struct NatsConfig {
 
 impl NatsConfig {
     pub fn from_integration(i: &Integration) -> Result<Self, BuildError> {
-        let p = &i.properties;
-        let need =
-            |name: &str| secret(&i.secrets, name).ok_or_else(|| BuildError::Config(format!("{name} is not set")));
-        let auth = match text(p, "authMethod").unwrap_or("NONE") {
-            "TOKEN" => Auth::Token(need("token")?),
-            "PASSWORD" => Auth::Password(required(p, "username")?.to_owned(), need("password")?),
-            "CREDENTIALS" => Auth::Credentials(need("credentials")?),
+        let specs = properties();
+        let s = Settings::new(&specs, i);
+        let auth = match s.text("authMethod")?.unwrap_or("NONE") {
+            "TOKEN" => Auth::Token(s.need_secret("token")?),
+            "PASSWORD" => Auth::Password(s.required("username")?.to_owned(), s.need_secret("password")?),
+            "CREDENTIALS" => Auth::Credentials(s.need_secret("credentials")?),
             _ => Auth::None,
         };
         Ok(Self {
-            servers: strings(p, "servers"),
-            subject_template: required(p, "subjectTemplate")?.to_owned(),
+            servers: s.strings("servers")?,
+            subject_template: s.required("subjectTemplate")?.to_owned(),
             auth,
-            jet_stream: p.get("jetStream").and_then(Value::as_bool).unwrap_or(false),
-            rate: rate(p),
+            jet_stream: s.flag("jetStream")?,
+            rate: s.rate()?,
         })
     }
 }
@@ -71,7 +70,9 @@ impl NatsConfig {
 /// Each server is `nats://` or `tls://` with a host; credentials go in the secret properties.
 pub fn check(resolved: &Resolved) -> Result<(), ValidationErrors> {
     let mut errors = ValidationErrors::default();
-    for (i, server) in strings(&resolved.properties, "servers").iter().enumerate() {
+    let specs = properties();
+    let servers = Settings::of_resolved(&specs, resolved).strings("servers").unwrap_or_default();
+    for (i, server) in servers.iter().enumerate() {
         let field = format!("properties.servers[{i}]");
         match url::Url::parse(server) {
             Ok(u) if !["nats", "tls"].contains(&u.scheme()) => {

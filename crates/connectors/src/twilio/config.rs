@@ -4,7 +4,7 @@ use switchyard_core::spec::{PropertyKind as K, PropertySpec as P, Resolved};
 use switchyard_core::{Integration, Secret, ValidationErrors};
 
 use crate::egress::BuildError;
-use crate::shared::{rate, rate_property, required, secret, text};
+use crate::shared::{rate_property, Settings};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Channel {
@@ -47,18 +47,18 @@ pub struct TwilioConfig {
 
 impl TwilioConfig {
     pub fn from_integration(i: &Integration) -> Result<Self, BuildError> {
-        let p = &i.properties;
         let channel = if i.type_key == "PHONE" { Channel::Call } else { Channel::Sms };
         let template_name = if channel == Channel::Call { "speechTemplate" } else { "bodyTemplate" };
+        let specs = properties(channel);
+        let s = Settings::new(&specs, i);
         Ok(Self {
-            account_sid: required(p, "accountSid")?.to_owned(),
-            auth_token: secret(&i.secrets, "authToken")
-                .ok_or_else(|| BuildError::Config("authToken is not set".into()))?,
-            from: required(p, "fromNumber")?.to_owned(),
-            api: text(p, "apiBaseUrl").unwrap_or(DEFAULT_API).trim_end_matches('/').to_owned(),
-            template: text(p, template_name).map(str::to_owned),
+            account_sid: s.required("accountSid")?.to_owned(),
+            auth_token: s.need_secret("authToken")?,
+            from: s.required("fromNumber")?.to_owned(),
+            api: s.text("apiBaseUrl")?.unwrap_or(DEFAULT_API).trim_end_matches('/').to_owned(),
+            template: s.text(template_name)?.map(str::to_owned),
             channel,
-            rate: rate(p),
+            rate: s.rate()?,
         })
     }
 }
@@ -66,7 +66,9 @@ impl TwilioConfig {
 /// Account SIDs are `AC` and 32 hex digits.
 pub fn check(resolved: &Resolved) -> Result<(), ValidationErrors> {
     let mut errors = ValidationErrors::default();
-    if let Some(sid) = text(&resolved.properties, "accountSid") {
+    // The account is the same property for both channels.
+    let specs = properties(Channel::Sms);
+    if let Some(sid) = Settings::of_resolved(&specs, resolved).text("accountSid").ok().flatten() {
         let ok = sid.len() == 34 && sid.starts_with("AC") && sid[2..].chars().all(|c| c.is_ascii_hexdigit());
         if !ok {
             errors.push("properties.accountSid", "must be `AC` followed by 32 hexadecimal digits");

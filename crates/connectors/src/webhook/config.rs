@@ -7,7 +7,7 @@ use switchyard_core::{Integration, RecordKind, Secret, ValidationErrors};
 
 use super::sign::{generate_secret, SigningKey};
 use crate::egress::BuildError;
-use crate::shared::text;
+use crate::shared::Settings;
 
 /// The webhook's properties. Delivery reads the same names.
 pub fn properties() -> Vec<P> {
@@ -35,7 +35,7 @@ pub fn properties() -> Vec<P> {
             "Renders the request body (JSON) from `record` and the organization's `globals`, e.g. \
              {\"site\": \"{{ globals.site }}\", \"value\": {{ record.payload | tojson }}}; the record's JSON when empty.",
         ),
-        P::new("secret", "Signing secret", K::Secret)
+        P::new(SECRET, "Signing secret", K::Secret)
             .describe("`whsec_` secret for the `webhook-signature` header; generated and shown once when not given."),
         P::new("authType", "Authentication", K::Enum)
             .options(&["NONE", "BASIC", "DIGEST", "BEARER"])
@@ -95,37 +95,37 @@ pub fn parse_headers(lines: &[Value]) -> Result<Vec<(HeaderName, HeaderValue)>, 
 const RESERVED: &[&str] =
     &["content-type", "content-length", "host", "webhook-id", "webhook-timestamp", "webhook-signature"];
 
+/// The per-kind route properties.
+const ROUTES: [(RecordKind, &str); 3] =
+    [(RecordKind::Value, "valuesRoute"), (RecordKind::Event, "eventsRoute"), (RecordKind::Alarm, "alarmsRoute")];
+
 impl WebhookConfig {
     pub fn from_integration(i: &Integration) -> Result<Self, BuildError> {
-        let p = &i.properties;
+        let specs = properties();
+        let s = Settings::new(&specs, i);
         let bad = |m: String| BuildError::Config(m);
-        let url = text(p, "url").ok_or_else(|| bad("url is not set".into()))?.to_owned();
-        let routes = [
-            (RecordKind::Value, "valuesRoute"),
-            (RecordKind::Event, "eventsRoute"),
-            (RecordKind::Alarm, "alarmsRoute"),
-        ]
-        .into_iter()
-        .filter_map(|(k, name)| Some((k, text(p, name)?.to_owned())))
-        .collect();
-        let method =
-            http::Method::from_bytes(text(p, "method").unwrap_or("POST").as_bytes()).map_err(|e| bad(e.to_string()))?;
-        let headers = parse_headers(p.get("headers").and_then(Value::as_array).map(Vec::as_slice).unwrap_or_default())
-            .map_err(|(i, e)| bad(format!("headers[{i}] {e}")))?;
-        let timeout = Duration::from_secs_f64(p.get("timeoutSeconds").and_then(Value::as_f64).unwrap_or(15.0));
+        let url = s.required("url")?.to_owned();
+        let mut routes = Vec::new();
+        for (kind, name) in ROUTES {
+            if let Some(route) = s.text(name)? {
+                routes.push((kind, route.to_owned()));
+            }
+        }
+        let method = http::Method::from_bytes(s.required("method")?.as_bytes()).map_err(|e| bad(e.to_string()))?;
+        let headers = parse_headers(s.items("headers")?).map_err(|(i, e)| bad(format!("headers[{i}] {e}")))?;
+        let timeout = Duration::from_secs_f64(s.number("timeoutSeconds")?.unwrap_or(15.0));
         let keys = signing_keys(&i.secrets, switchyard_core::now_ms()).map_err(|e| bad(format!("secret {e}")))?;
-        let username = text(p, "username").unwrap_or_default().to_owned();
-        let secret = |name: &str| i.secrets.get(name).cloned().ok_or_else(|| bad(format!("{name} is not set")));
-        let auth = match text(p, "authType").unwrap_or("NONE") {
-            "BASIC" => Auth::Basic { username, password: secret("password")? },
-            "DIGEST" => Auth::Digest { username, password: secret("password")? },
-            "BEARER" => Auth::Bearer(secret("token")?),
+        let username = s.text("username")?.unwrap_or_default().to_owned();
+        let auth = match s.required("authType")? {
+            "BASIC" => Auth::Basic { username, password: s.need_secret("password")? },
+            "DIGEST" => Auth::Digest { username, password: s.need_secret("password")? },
+            "BEARER" => Auth::Bearer(s.need_secret("token")?),
             _ => Auth::None,
         };
-        let rate_limit = p.get("rateLimitPerSecond").and_then(Value::as_f64).filter(|r| *r > 0.0);
-        let body_template = text(p, "bodyTemplate").map(str::to_owned);
-        let size = p.get("batchSize").and_then(Value::as_u64).unwrap_or(1) as usize;
-        let linger = Duration::from_millis(p.get("batchLingerMs").and_then(Value::as_u64).unwrap_or(0));
+        let rate_limit = s.number("rateLimitPerSecond")?.filter(|r| *r > 0.0);
+        let body_template = s.text("bodyTemplate")?.map(str::to_owned);
+        let size = s.number("batchSize")?.unwrap_or(1.0) as usize;
+        let linger = Duration::from_millis(s.number("batchLingerMs")?.unwrap_or(0.0) as u64);
         let batch = (size > 1).then_some((size, linger));
         Ok(Self { url, routes, method, headers, timeout, keys, auth, rate_limit, body_template, batch })
     }
@@ -142,13 +142,13 @@ impl WebhookConfig {
 /// Checks the specs cannot express: header lines and the secret's form.
 pub fn check(resolved: &Resolved) -> Result<(), ValidationErrors> {
     let mut errors = ValidationErrors::default();
-    if let Some(lines) = resolved.properties.get("headers").and_then(Value::as_array) {
-        if let Err((i, e)) = parse_headers(lines) {
-            errors.push(format!("properties.headers[{i}]"), e);
-        }
+    let specs = properties();
+    let s = Settings::of_resolved(&specs, resolved);
+    if let Err((i, e)) = parse_headers(s.items("headers").unwrap_or_default()) {
+        errors.push(format!("properties.headers[{i}]"), e);
     }
-    for name in ["valuesRoute", "eventsRoute", "alarmsRoute"] {
-        let Some(route) = resolved.properties.get(name).and_then(Value::as_str) else { continue };
+    for (_, name) in ROUTES {
+        let Some(route) = s.text(name).ok().flatten() else { continue };
         if route.chars().any(|c| c.is_control() || c.is_whitespace()) {
             errors.push(format!("properties.{name}"), "must be a path, without spaces or control characters (CR, LF…)");
         } else if route.contains(['?', '#']) {
@@ -156,11 +156,11 @@ pub fn check(resolved: &Resolved) -> Result<(), ValidationErrors> {
         }
     }
     for name in ["batchSize", "batchLingerMs"] {
-        if resolved.properties.get(name).and_then(Value::as_f64).is_some_and(|n| n.fract() != 0.0) {
+        if s.number(name).ok().flatten().is_some_and(|n| n.fract() != 0.0) {
             errors.push(format!("properties.{name}"), "must be a whole number");
         }
     }
-    if let Some(secret) = resolved.secrets.get("secret") {
+    if let Some(secret) = s.secret(SECRET).ok().flatten() {
         if let Err(e) = SigningKey::parse(secret.expose()) {
             errors.push("properties.secret", e);
         }
@@ -175,10 +175,13 @@ pub const PREVIOUS_SECRET: &str = "previousSecret";
 /// How long a replaced signing secret keeps signing beside the new one.
 pub const ROTATION_OVERLAP_MS: i64 = 24 * 3600 * 1000;
 
+/// The signing secret's property (generated when not given).
+const SECRET: &str = "secret";
+
 /// At update: a replaced signing secret keeps signing for 24 h, so receivers
 /// can switch to the new one without dropping a message.
 pub fn rotate(before: &Resolved, after: &mut Resolved, now: i64) {
-    if let (Some(old), Some(new)) = (before.secrets.get("secret"), after.secrets.get("secret")) {
+    if let (Some(old), Some(new)) = (before.secrets.get(SECRET), after.secrets.get(SECRET)) {
         if old.expose() != new.expose() {
             let value = format!("{}|{}", old.expose(), now + ROTATION_OVERLAP_MS);
             after.secrets.insert(PREVIOUS_SECRET.into(), Secret::new(value));
@@ -189,7 +192,7 @@ pub fn rotate(before: &Resolved, after: &mut Resolved, now: i64) {
 /// The keys that sign now: the current secret, and the previous one until it expires.
 pub fn signing_keys(secrets: &std::collections::BTreeMap<String, Secret>, now: i64) -> Result<Vec<SigningKey>, String> {
     let mut keys = Vec::new();
-    if let Some(current) = secrets.get("secret") {
+    if let Some(current) = secrets.get(SECRET) {
         keys.push(SigningKey::parse(current.expose())?);
     }
     if let Some((old, until)) = secrets.get(PREVIOUS_SECRET).and_then(|p| p.expose().rsplit_once('|')) {
@@ -202,12 +205,12 @@ pub fn signing_keys(secrets: &std::collections::BTreeMap<String, Secret>, now: i
 
 /// At create: a signing secret is generated when none is given, and shown once.
 pub fn prepare(resolved: &mut Resolved) -> Vec<(&'static str, String)> {
-    if resolved.secrets.contains_key("secret") {
+    if resolved.secrets.contains_key(SECRET) {
         return vec![];
     }
     let secret = generate_secret();
-    resolved.secrets.insert("secret".into(), Secret::new(secret.clone()));
-    vec![("secret", secret)]
+    resolved.secrets.insert(SECRET.into(), Secret::new(secret.clone()));
+    vec![(SECRET, secret)]
 }
 
 #[cfg(test)]
