@@ -4,7 +4,7 @@ use std::time::Duration;
 use reqwest::{Method, StatusCode};
 use serde_json::{json, Value};
 
-use crate::delivery::{value, verify, webhook_with_trigger, Answer, Receiver};
+use crate::receiver::{value, verify, webhook_with_trigger, Answer, Receiver};
 use crate::{assert_problem, spawn_configured, App, Backend};
 
 /// Polls an action until it is finished (10 s at most).

@@ -30,6 +30,7 @@ mod errors;
 mod integrations;
 mod openapi;
 mod ops;
+mod receiver;
 mod reliability;
 mod resources;
 

@@ -4,7 +4,7 @@ use std::time::Duration;
 use reqwest::StatusCode;
 use serde_json::json;
 
-use crate::delivery::{value, wait_status, webhook_with_trigger, Answer, Receiver};
+use crate::receiver::{value, wait_status, webhook_with_trigger, Answer, Receiver};
 use crate::{spawn_configured, Backend};
 
 fn line<'a>(text: &'a str, name: &str, label: &str) -> Option<&'a str> {

@@ -10,7 +10,7 @@ use base64::Engine as _;
 use serde_json::json;
 use sha2::Digest as _;
 
-use crate::delivery::{value, wait_status, webhook_with_trigger, Answer, Receiver};
+use crate::receiver::{value, wait_status, webhook_with_trigger, Answer, Receiver};
 use crate::{spawn_configured, Backend};
 
 /// A receiver that enforces one kind of authentication, with its own
@@ -200,7 +200,7 @@ async fn a_full_queue_leaves_the_rest_to_the_outbox_and_loses_none(backend: Back
 
 /// Ingests 60 records in three requests to a webhook answering each in
 /// 3 ms; returns what arrived once 60 have, and a little after.
-async fn sixty_records_in_three_batches(app: &crate::App) -> Vec<crate::delivery::Received> {
+async fn sixty_records_in_three_batches(app: &crate::App) -> Vec<crate::receiver::Received> {
     let rx = Receiver::start((0..60).map(|_| Answer(200, vec![], Duration::from_millis(3))).collect()).await;
     let s = webhook_with_trigger(app, &rx.url, json!({}), json!({"kinds": ["value"]})).await;
     for batch in 0..3 {

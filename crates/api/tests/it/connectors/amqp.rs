@@ -118,8 +118,8 @@ async fn a_refused_login_is_permanent(backend: Backend) {
     let mut props = rabbit.properties();
     props["password"] = json!("not-the-password");
     let id = super::integration(&app, &rabbit, "bad login", props, json!({"kinds": ["value"]})).await;
-    super::ingest(&app, vec![crate::delivery::value(&device, "power", json!(1))]).await;
-    let dead = crate::delivery::wait_status(&app, &id, "dead").await;
+    super::ingest(&app, vec![crate::receiver::value(&device, "power", json!(1))]).await;
+    let dead = crate::receiver::wait_status(&app, &id, "dead").await;
     assert_eq!(dead["attemptCount"], 1, "{dead}");
     let error = dead["lastError"].as_str().unwrap();
     assert!(error.contains("ACCESS_REFUSED") || error.contains("refused"), "{error}");

@@ -9,7 +9,7 @@ use serde_json::{json, Value};
 use super::{
     certificates, conformance, free_port, ingest, integration, start_peer_on_ports, venv_bin, Got, Peer, PeerProcess,
 };
-use crate::delivery::wait_status;
+use crate::receiver::wait_status;
 use crate::{assert_problem, App, Backend};
 
 struct Smtp {

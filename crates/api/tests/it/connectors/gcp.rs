@@ -17,7 +17,7 @@ use base64::Engine as _;
 use serde_json::{json, Value};
 
 use super::{conformance, free_port, ingest, integration, Got, Peer};
-use crate::delivery::{value, wait_status};
+use crate::receiver::{value, wait_status};
 use crate::Backend;
 
 const EMAIL: &str = "publisher@sy-test.iam.gserviceaccount.com";

@@ -8,7 +8,7 @@ use reqwest::StatusCode;
 use serde_json::{json, Value};
 
 use crate::actions::finished;
-use crate::delivery::{value, wait_status};
+use crate::receiver::{value, wait_status};
 use crate::{App, Backend};
 
 mod amqp;

@@ -10,7 +10,7 @@ use serde_json::{json, Value};
 use tokio::sync::{mpsc, Mutex};
 
 use super::{certificates, conformance, free_port, ingest, integration, start_peer_on_ports, Got, Peer, PeerProcess};
-use crate::delivery::{value, wait_status};
+use crate::receiver::{value, wait_status};
 use crate::Backend;
 
 struct Mosquitto {

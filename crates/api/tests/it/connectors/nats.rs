@@ -9,7 +9,7 @@ use serde_json::{json, Value};
 use tokio::sync::Mutex;
 
 use super::{conformance, free_port, ingest, integration, start_peer_on_ports, Got, Peer};
-use crate::delivery::{value, wait_status};
+use crate::receiver::{value, wait_status};
 use crate::Backend;
 
 const SERVER: &str = "nats://127.0.0.1:4222";

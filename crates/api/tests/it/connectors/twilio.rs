@@ -18,7 +18,7 @@ use serde_json::{json, Value};
 use switchyard_core::{now_ms, IntegrationId, Recipient, RecipientId, RecipientKind, RecipientStatus};
 
 use super::{conformance, free_port, ingest, Got, Peer};
-use crate::delivery::wait_status;
+use crate::receiver::wait_status;
 use crate::{assert_problem, App, Backend};
 
 const SID: &str = "AC0123456789abcdef0123456789abcdef";

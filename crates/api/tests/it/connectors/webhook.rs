@@ -7,7 +7,7 @@ use async_trait::async_trait;
 use serde_json::{json, Value};
 
 use super::{conformance, free_port, Got, Peer};
-use crate::delivery::{Answer, Receiver};
+use crate::receiver::{Answer, Receiver};
 use crate::Backend;
 
 struct Hook {
