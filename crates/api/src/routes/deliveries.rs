@@ -117,8 +117,7 @@ pub async fn get(
     Path(id): Path<String>,
 ) -> ApiResult<Json<DeliveryDetail>> {
     let id: DeliveryId = path_id(&id)?;
-    let logged =
-        state.store.get_delivery(&caller.org.id, &id).await?.ok_or_else(|| ApiError::not_found("delivery", &id))?;
+    let logged = logged(&state, &caller.org.id, &id).await?;
     let integration = state.store.get_integration(&caller.org.id, &logged.delivery.integration_id).await?;
     Ok(Json(DeliveryDetail::new(logged, integration.as_ref().map(|i| i.type_key.as_str()))))
 }
@@ -136,12 +135,7 @@ pub async fn resend(
     Path(id): Path<String>,
 ) -> ApiResult<(StatusCode, Json<Delivery>)> {
     let id: DeliveryId = path_id(&id)?;
-    let current = state
-        .store
-        .get_delivery(&caller.org.id, &id)
-        .await?
-        .ok_or_else(|| ApiError::not_found("delivery", &id))?
-        .delivery;
+    let current = logged(&state, &caller.org.id, &id).await?.delivery;
     if !state.store.resend(&caller.org.id, &id, now_ms()).await? {
         return Err(ApiError::Conflict(format!(
             "the delivery is {}; only succeeded or dead deliveries can be resent",
@@ -149,11 +143,11 @@ pub async fn resend(
         )));
     }
     state.engine.wake();
-    let delivery = state
-        .store
-        .get_delivery(&caller.org.id, &id)
-        .await?
-        .ok_or_else(|| ApiError::not_found("delivery", &id))?
-        .delivery;
+    let delivery = logged(&state, &caller.org.id, &id).await?.delivery;
     Ok((StatusCode::ACCEPTED, Json(delivery)))
+}
+
+/// The organization's delivery as its log shows it, or 404.
+async fn logged(state: &AppState, org: &switchyard_core::OrgId, id: &DeliveryId) -> ApiResult<LoggedDelivery> {
+    state.store.get_delivery(org, id).await?.ok_or_else(|| ApiError::not_found("delivery", id))
 }
