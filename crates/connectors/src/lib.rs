@@ -3,7 +3,7 @@
 //! folder and one line here.
 use std::sync::OnceLock;
 
-use switchyard_core::spec::{PropertySpec, Resolved};
+use switchyard_core::spec::{PropertySpec, Resolved, Text};
 use switchyard_core::{Direction, Integration, IntegrationId, Metadata, Org, Recipient, ValidationErrors};
 
 pub mod amqp;
@@ -146,9 +146,11 @@ pub enum Message {
 /// A catalog entry: one integration type.
 #[derive(Debug, Clone)]
 pub struct ConnectorType {
-    pub key: &'static str,
-    pub name: &'static str,
-    pub description: &'static str,
+    /// Owned text so that types defined as data (an organization's own,
+    /// published definitions) are the same shape as the registry's.
+    pub key: Text,
+    pub name: Text,
+    pub description: Text,
     pub category: Category,
     pub directions: Vec<DirectionSupport>,
     pub message: Message,
@@ -230,20 +232,42 @@ pub fn registry() -> &'static [ConnectorType] {
     })
 }
 
-/// The types an organization may see: standard ones, and custom ones once enabled.
-pub fn catalog_for(org: &Org) -> impl Iterator<Item = &'static ConnectorType> + '_ {
-    registry().iter().filter(move |t| t.offered_to(org))
+/// The types one organization sees: the registry's (custom ones once it is
+/// enabled for them), then the organization's own types, defined as data.
+/// Every lookup by key of a type an organization may use goes through here.
+#[derive(Clone, Copy)]
+pub struct Catalog<'a> {
+    org: &'a Org,
+    own: &'a [ConnectorType],
 }
 
-/// A type by key, whoever asks (for running integrations that exist).
+impl<'a> Catalog<'a> {
+    /// `own`: the organization's published definitions (an own type never
+    /// shadows a registry type of the same key).
+    pub fn new(org: &'a Org, own: &'a [ConnectorType]) -> Self {
+        Self { org, own }
+    }
+
+    /// The registry as the organization sees it, before it has types of its own.
+    pub fn registry(org: &'a Org) -> Self {
+        Self::new(org, &[])
+    }
+
+    pub fn types(&self) -> impl Iterator<Item = &'a ConnectorType> + 'a {
+        let org = self.org;
+        registry().iter().filter(move |t| t.offered_to(org)).chain(self.own.iter().filter(|t| find(&t.key).is_none()))
+    }
+
+    /// A type by key (a custom type the organization is not enabled for
+    /// does not exist for it).
+    pub fn find(&self, key: &str) -> Option<&'a ConnectorType> {
+        self.types().find(|t| t.key == key)
+    }
+}
+
+/// A registry type by key, whoever asks (for running integrations that exist).
 pub fn find(key: &str) -> Option<&'static ConnectorType> {
     registry().iter().find(|t| t.key == key)
-}
-
-/// A type by key, as the organization sees it (a custom type it is not
-/// enabled for does not exist for it).
-pub fn find_for(org: &Org, key: &str) -> Option<&'static ConnectorType> {
-    catalog_for(org).find(|t| t.key == key)
 }
 
 #[cfg(test)]
@@ -256,7 +280,7 @@ mod tests {
         let mut seen = HashSet::new();
         for t in registry() {
             for d in &t.directions {
-                assert!(seen.insert((t.key, d.direction())), "{} listed twice", t.key);
+                assert!(seen.insert((&*t.key, d.direction())), "{} listed twice", t.key);
                 let mut names = HashSet::new();
                 for p in &d.properties {
                     assert!(names.insert(&*p.name), "{}.{} twice", t.key, p.name);
@@ -277,10 +301,51 @@ mod tests {
     }
 
     #[test]
+    fn the_catalog_is_the_registry_then_the_organizations_own_types() {
+        let org = |custom| Org {
+            id: switchyard_core::OrgId::new(),
+            name: "o".into(),
+            custom_integrations: custom,
+            created_at: 0,
+        };
+        // A type defined as data: owned strings, as a published definition gives them.
+        let defined = |key: &str| ConnectorType {
+            key: key.to_owned().into(),
+            name: format!("{key} meter").into(),
+            description: String::from("read from a definition").into(),
+            category: Category::Custom,
+            directions: vec![DirectionSupport::planned(
+                Direction::Ingress,
+                vec![PropertySpec::new(
+                    String::from("meterId"),
+                    "Meter".to_owned(),
+                    switchyard_core::spec::PropertyKind::String,
+                )],
+            )],
+            message: Message::Record,
+            recipients: None,
+            send_code: None,
+        };
+        let own = [defined("ACME_METER"), defined("WEBHOOK")];
+        let plain = org(false);
+        let types = Catalog::new(&plain, &own);
+        let keys: Vec<&str> = types.types().map(|t| &*t.key).collect();
+        assert_eq!(keys.last(), Some(&"ACME_METER"), "own types come after the registry");
+        assert_eq!(keys.iter().filter(|k| **k == "WEBHOOK").count(), 1, "an own type never shadows the registry");
+        assert!(!keys.contains(&"LUA_SCRIPT"), "custom registry types only once enabled");
+        let found = types.find("ACME_METER").expect("found by key");
+        assert_eq!(found.direction(Direction::Ingress).unwrap().properties[0].name, "meterId");
+        assert!(std::ptr::eq(types.find("WEBHOOK").unwrap(), find("WEBHOOK").unwrap()));
+        let enabled = org(true);
+        assert!(Catalog::registry(&enabled).find("LUA_SCRIPT").is_some());
+        assert!(Catalog::registry(&enabled).find("ACME_METER").is_none(), "own types belong to their organization");
+    }
+
+    #[test]
     fn only_working_connectors_are_available() {
         let available: Vec<_> = registry()
             .iter()
-            .flat_map(|t| t.directions.iter().filter(|d| d.available()).map(move |d| (t.key, d.direction())))
+            .flat_map(|t| t.directions.iter().filter(|d| d.available()).map(move |d| (&*t.key, d.direction())))
             .collect();
         assert_eq!(
             available,

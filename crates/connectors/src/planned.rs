@@ -14,9 +14,9 @@ fn planned(
     directions: Vec<(Direction, Vec<P>)>,
 ) -> ConnectorType {
     ConnectorType {
-        key,
-        name,
-        description,
+        key: key.into(),
+        name: name.into(),
+        description: description.into(),
         category: Category::Standard,
         directions: directions
             .into_iter()
@@ -150,9 +150,9 @@ pub(crate) fn types() -> Vec<ConnectorType> {
         ),
     ];
     types.push(ConnectorType {
-        key: "LUA_SCRIPT",
-        name: "Scripted integration",
-        description: "A custom integration built from a manifest and Lua handlers.",
+        key: "LUA_SCRIPT".into(),
+        name: "Scripted integration".into(),
+        description: "A custom integration built from a manifest and Lua handlers.".into(),
         category: Category::Custom,
         directions: vec![DirectionSupport::planned(Ingress, vec![]), DirectionSupport::planned(Egress, vec![])],
         message: crate::Message::Record,

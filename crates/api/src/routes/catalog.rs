@@ -1,10 +1,11 @@
 //! The catalog: which integration types exist, which the caller's
-//! organization may use, and what each takes. Read from `registry()`.
+//! organization may use, and what each takes. Read through `Catalog`: the registry plus the
+//! organization's own types.
 use std::collections::BTreeMap;
 
 use axum::Json;
 use serde::{Deserialize, Serialize};
-use switchyard_connectors::{Category, ConnectorType};
+use switchyard_connectors::{Catalog as Types, Category, ConnectorType};
 use switchyard_core::spec::PropertySpec;
 use switchyard_core::Direction;
 use utoipa::{IntoParams, ToSchema};
@@ -49,9 +50,9 @@ pub struct DirectionAvailability {
 #[serde(rename_all = "camelCase")]
 pub struct CatalogEntry {
     #[serde(rename = "type")]
-    pub type_key: &'static str,
-    pub name: &'static str,
-    pub description: &'static str,
+    pub type_key: String,
+    pub name: String,
+    pub description: String,
     pub category: CategoryView,
     /// The catalog section: "Integrations" or "Custom Integrations".
     pub section: &'static str,
@@ -86,9 +87,9 @@ fn entry(t: &ConnectorType, direction: Option<Direction>) -> CatalogEntry {
         None => t.is_available(),
     };
     CatalogEntry {
-        type_key: t.key,
-        name: t.name,
-        description: t.description,
+        type_key: t.key.to_string(),
+        name: t.name.to_string(),
+        description: t.description.to_string(),
         category,
         section,
         directions: t
@@ -106,11 +107,12 @@ fn entry(t: &ConnectorType, direction: Option<Direction>) -> CatalogEntry {
     responses((status = 200, body = Catalog), (status = 401, body = crate::Problem)), security(("apiKey" = [])))]
 pub async fn catalog(caller: Caller<Read>, ApiQuery(query): ApiQuery<CatalogQuery>) -> Json<Catalog> {
     let needle = query.q.as_deref().map(str::to_lowercase).filter(|q| !q.is_empty());
-    let mut data: Vec<CatalogEntry> = switchyard_connectors::catalog_for(&caller.org)
+    let mut data: Vec<CatalogEntry> = Types::registry(&caller.org)
+        .types()
         .filter(|t| query.direction.is_none_or(|d| t.direction(d).is_some()))
         .filter(|t| {
             needle.as_ref().is_none_or(|n| {
-                [t.key, t.name, t.description].iter().any(|field| field.to_lowercase().contains(n.as_str()))
+                [&t.key, &t.name, &t.description].iter().any(|field| field.to_lowercase().contains(n.as_str()))
             })
         })
         .map(|t| entry(t, query.direction))
@@ -124,7 +126,7 @@ pub async fn catalog(caller: Caller<Read>, ApiQuery(query): ApiQuery<CatalogQuer
 #[serde(rename_all = "camelCase")]
 pub struct SupportedType {
     #[serde(rename = "type")]
-    pub type_key: &'static str,
+    pub type_key: String,
     pub available: bool,
 }
 
@@ -141,12 +143,12 @@ pub struct DirectionMapping {
     responses((status = 200, body = DirectionMapping), (status = 401, body = crate::Problem)), security(("apiKey" = [])))]
 pub async fn mapping(caller: Caller<Read>) -> Json<DirectionMapping> {
     let mut by_direction: BTreeMap<&str, Vec<SupportedType>> = BTreeMap::new();
-    for t in switchyard_connectors::catalog_for(&caller.org) {
+    for t in Types::registry(&caller.org).types() {
         for d in &t.directions {
             by_direction
                 .entry(d.direction().as_str())
                 .or_default()
-                .push(SupportedType { type_key: t.key, available: d.available() });
+                .push(SupportedType { type_key: t.key.to_string(), available: d.available() });
         }
     }
     Json(DirectionMapping {
@@ -177,8 +179,8 @@ pub struct DirectionProperties {
 #[serde(rename_all = "camelCase")]
 pub struct TypeProperties {
     #[serde(rename = "type")]
-    pub type_key: &'static str,
-    pub name: &'static str,
+    pub type_key: String,
+    pub name: String,
     pub directions: Vec<DirectionProperties>,
 }
 
@@ -190,14 +192,15 @@ pub async fn properties(
     caller: Caller<Read>,
     ApiQuery(query): ApiQuery<PropertiesQuery>,
 ) -> ApiResult<Json<TypeProperties>> {
-    let t = switchyard_connectors::find_for(&caller.org, &query.type_key)
+    let t = Types::registry(&caller.org)
+        .find(&query.type_key)
         .ok_or_else(|| ApiError::invalid("type", format!("unknown integration type `{}`", query.type_key)))?;
     if let Some(d) = query.direction.filter(|d| t.direction(*d).is_none()) {
         return Err(ApiError::invalid("direction", format!("{} does not support {}", t.key, d.as_str())));
     }
     Ok(Json(TypeProperties {
-        type_key: t.key,
-        name: t.name,
+        type_key: t.key.to_string(),
+        name: t.name.to_string(),
         directions: t
             .directions
             .iter()

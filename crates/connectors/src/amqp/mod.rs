@@ -25,9 +25,10 @@ fn build(
 
 pub fn connector_type() -> ConnectorType {
     ConnectorType {
-        key: KEY,
-        name: "AMQP 0-9-1",
-        description: "Publish each record to an exchange (RabbitMQ and compatible brokers), with publisher confirms.",
+        key: KEY.into(),
+        name: "AMQP 0-9-1".into(),
+        description: "Publish each record to an exchange (RabbitMQ and compatible brokers), with publisher confirms."
+            .into(),
         category: Category::Standard,
         directions: vec![DirectionSupport::egress(properties(), config::check, build)],
         message: crate::Message::Published,

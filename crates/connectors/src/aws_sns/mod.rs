@@ -46,9 +46,9 @@ fn build(
 
 pub fn connector_type() -> ConnectorType {
     ConnectorType {
-        key: KEY,
-        name: "Amazon SNS",
-        description: "Publish each record to an SNS topic (to fan out to Lambda, SQS, e-mail…).",
+        key: KEY.into(),
+        name: "Amazon SNS".into(),
+        description: "Publish each record to an SNS topic (to fan out to Lambda, SQS, e-mail…).".into(),
         category: Category::Standard,
         directions: vec![DirectionSupport::egress(properties(), check, build)],
         message: crate::Message::Published,

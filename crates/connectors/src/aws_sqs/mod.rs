@@ -38,9 +38,9 @@ fn build(
 /// `ingress`: the receiving direction, listed from `planned`.
 pub fn connector_type(ingress: DirectionSupport) -> ConnectorType {
     ConnectorType {
-        key: KEY,
-        name: "Amazon SQS",
-        description: "Receive from, or send to, an SQS queue.",
+        key: KEY.into(),
+        name: "Amazon SQS".into(),
+        description: "Receive from, or send to, an SQS queue.".into(),
         category: Category::Standard,
         directions: vec![ingress, DirectionSupport::egress(crate::aws::properties(queue_url()), check, build)],
         message: crate::Message::Published,

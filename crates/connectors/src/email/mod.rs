@@ -25,9 +25,9 @@ fn build(
 
 pub fn connector_type() -> ConnectorType {
     ConnectorType {
-        key: KEY,
-        name: "E-mail",
-        description: "Send an e-mail per alarm or event to a list of recipients, over SMTP.",
+        key: KEY.into(),
+        name: "E-mail".into(),
+        description: "Send an e-mail per alarm or event to a list of recipients, over SMTP.".into(),
         category: Category::Standard,
         directions: vec![DirectionSupport::egress(properties(), config::check, build)],
         message: crate::Message::Published,

@@ -28,9 +28,9 @@ fn build(
 /// `ingress`: the consuming direction, listed from `planned`.
 pub fn connector_type(ingress: DirectionSupport) -> ConnectorType {
     ConnectorType {
-        key: KEY,
-        name: "Azure Event Hubs",
-        description: "Consume from, or send to, an event hub.",
+        key: KEY.into(),
+        name: "Azure Event Hubs".into(),
+        description: "Consume from, or send to, an event hub.".into(),
         category: Category::Standard,
         directions: vec![ingress, DirectionSupport::egress(properties(), config::check, build)],
         message: crate::Message::Published,

@@ -27,9 +27,9 @@ fn build(
 /// `ingress`: the subscribing direction, listed from `planned`.
 pub fn connector_type(ingress: DirectionSupport) -> ConnectorType {
     ConnectorType {
-        key: KEY,
-        name: "Google Cloud Pub/Sub",
-        description: "Subscribe to, or publish to, Pub/Sub topics.",
+        key: KEY.into(),
+        name: "Google Cloud Pub/Sub".into(),
+        description: "Subscribe to, or publish to, Pub/Sub topics.".into(),
         category: Category::Standard,
         directions: vec![ingress, DirectionSupport::egress(properties(), config::check, build)],
         message: crate::Message::Published,

@@ -26,9 +26,9 @@ fn build(
 
 pub fn connector_type() -> ConnectorType {
     ConnectorType {
-        key: KEY,
-        name: "Kafka",
-        description: "Produce to a Kafka topic with an idempotent producer.",
+        key: KEY.into(),
+        name: "Kafka".into(),
+        description: "Produce to a Kafka topic with an idempotent producer.".into(),
         category: Category::Standard,
         directions: vec![DirectionSupport::egress(properties(), config::check, build)],
         message: crate::Message::Published,

@@ -27,9 +27,9 @@ fn build(
 
 pub fn connector_type(ingress: DirectionSupport) -> ConnectorType {
     ConnectorType {
-        key: KEY,
-        name: "MQTT broker",
-        description: "Subscribe to, or publish to, an external MQTT broker.",
+        key: KEY.into(),
+        name: "MQTT broker".into(),
+        description: "Subscribe to, or publish to, an external MQTT broker.".into(),
         category: Category::Standard,
         directions: vec![ingress, DirectionSupport::egress(properties(), config::check, build)],
         message: crate::Message::Published,

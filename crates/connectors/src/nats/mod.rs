@@ -26,9 +26,9 @@ fn build(
 
 pub fn connector_type() -> ConnectorType {
     ConnectorType {
-        key: KEY,
-        name: "NATS",
-        description: "Publish each record to a NATS subject, optionally to JetStream with acknowledgements.",
+        key: KEY.into(),
+        name: "NATS".into(),
+        description: "Publish each record to a NATS subject, optionally to JetStream with acknowledgements.".into(),
         category: Category::Standard,
         directions: vec![DirectionSupport::egress(properties(), config::check, build)],
         message: crate::Message::Published,

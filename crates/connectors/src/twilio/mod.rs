@@ -54,9 +54,9 @@ fn send_code<'a>(
 
 fn connector(key: &'static str, name: &'static str, description: &'static str, channel: Channel) -> ConnectorType {
     ConnectorType {
-        key,
-        name,
-        description,
+        key: key.into(),
+        name: name.into(),
+        description: description.into(),
         category: Category::Standard,
         directions: vec![DirectionSupport::egress(properties(channel), config::check, build)],
         message: crate::Message::Published,

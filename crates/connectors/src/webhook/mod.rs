@@ -26,9 +26,10 @@ fn build(
 
 pub fn connector_type() -> ConnectorType {
     ConnectorType {
-        key: KEY,
-        name: "Webhook",
-        description: "Send values, events and alarms to an HTTP endpoint, signed so the receiver can verify them.",
+        key: KEY.into(),
+        name: "Webhook".into(),
+        description: "Send values, events and alarms to an HTTP endpoint, signed so the receiver can verify them."
+            .into(),
         category: Category::Standard,
         directions: vec![DirectionSupport {
             prepare: config::prepare,

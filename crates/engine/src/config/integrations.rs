@@ -2,7 +2,7 @@
 //! connector's own checks (through the registry's hooks), updated
 //! partially (secrets kept unless cleared with null), deleted with their
 //! mappings. Routes and the integration's sender are invalidated here.
-use switchyard_connectors::{ConnectorType, DirectionSupport};
+use switchyard_connectors::{Catalog, ConnectorType, DirectionSupport};
 use switchyard_core::input::{CreateIntegration, UpdateIntegration};
 use switchyard_core::spec::{self, Resolved};
 use switchyard_core::{
@@ -44,8 +44,8 @@ fn pick_direction<'t>(
     Some(support)
 }
 
-fn find_type(org: &Org, key: &str, errors: &mut ValidationErrors) -> Option<&'static ConnectorType> {
-    let found = switchyard_connectors::find_for(org, key);
+fn find_type<'a>(types: Catalog<'a>, key: &str, errors: &mut ValidationErrors) -> Option<&'a ConnectorType> {
+    let found = types.find(key);
     if found.is_none() {
         errors.push("type", format!("unknown integration type `{key}`; see GET /v2/integrations/catalog"));
     }
@@ -62,7 +62,7 @@ impl Configuration<'_> {
         let mut errors = ValidationErrors::default();
         validate_name("name", &input.name, &mut errors);
         validate_metadata("metadata", &input.metadata, &mut errors);
-        let support = find_type(org, &input.type_key, &mut errors)
+        let support = find_type(Catalog::registry(org), &input.type_key, &mut errors)
             .and_then(|t| Some((t, pick_direction(t, input.direction, &mut errors)?)));
         let mut resolved = match support {
             Some((_, d)) => {
@@ -86,7 +86,7 @@ impl Configuration<'_> {
             id: IntegrationId::new(),
             org_id: org.id.clone(),
             name: input.name.trim().to_owned(),
-            type_key: t.key.to_owned(),
+            type_key: t.key.to_string(),
             direction: d.direction(),
             enabled: input.enabled,
             properties: resolved.properties,
@@ -98,7 +98,7 @@ impl Configuration<'_> {
         };
         self.engine.store.create_integration(&integration).await?;
         self.engine.routes_changed(&org.id);
-        tracing::info!(integration = %integration.id, r#type = t.key, "integration created");
+        tracing::info!(integration = %integration.id, r#type = %t.key, "integration created");
         Ok((integration, generated))
     }
 
