@@ -127,6 +127,7 @@ impl From<switchyard_engine::IngestError> for ApiError {
     fn from(e: switchyard_engine::IngestError) -> Self {
         match e {
             switchyard_engine::IngestError::Invalid(e) => Self::Validation(e),
+            switchyard_engine::IngestError::Unmapped { errors, .. } => Self::Validation(errors),
             switchyard_engine::IngestError::Store(e) => e.into(),
         }
     }

@@ -7,8 +7,8 @@ use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
 use crate::routes::{
-    actions, catalog, deliveries, devices, globals, integrations, mappings, places, recipients, resources, telemetry,
-    triggers,
+    actions, catalog, deliveries, devices, globals, integrations, mappings, messages, places, recipients, resources,
+    telemetry, triggers,
 };
 use crate::state::AppState;
 
@@ -131,7 +131,9 @@ pub(crate) fn build() -> (axum::Router<AppState>, utoipa::openapi::OpenApi) {
         .routes(routes!(places::get, places::update, places::delete))
         .routes(routes!(devices::list, devices::create))
         .routes(routes!(devices::get, devices::update, devices::delete))
-        .routes(routes!(telemetry::ingest))
+        .routes(routes!(telemetry::list, telemetry::ingest))
+        .routes(routes!(messages::list))
+        .routes(routes!(integrations::status_history))
         .routes(routes!(triggers::list, triggers::create))
         .routes(routes!(triggers::get, triggers::update, triggers::delete))
         .routes(routes!(deliveries::list))

@@ -1,37 +1,44 @@
 //! The contract between the engine and an ingress connector: the engine
 //! builds a receiver for each enabled ingress integration and supervises it
-//! (connect, back off, reconnect, stop); the receiver turns what its source
-//! sends into record drafts and hands them, message by message, to the sink,
-//! the engine's one ingest path. It acknowledges a message at its source only
-//! once the sink says the message is stored.
+//! (connect, back off, reconnect, stop); the receiver hands what its source
+//! sends, message by message, to the sink, which decodes, maps and stores it
+//! through the engine's one ingest path. A receiver acknowledges a message
+//! at its source only once the sink says it is stored, in the order the
+//! source sent them, and may hand over the next messages meanwhile.
 use async_trait::async_trait;
-use switchyard_core::{Integration, Metadata, RecordDraft};
+use switchyard_core::{InboundMessage, Integration, MessageOutcome, Metadata};
 
 use crate::egress::{BuildError, EgressContext};
 
-/// What became of one message handed to the sink.
+/// What a receiver tells the supervisor about its link, besides returning.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Stored {
-    /// Its records are committed (`duplicates` of them were seen before).
-    Records { stored: usize, duplicates: usize },
-    /// It could not become records (it did not decode, or names no mapped
-    /// device); the reason is stored in the message log instead. Either way
-    /// the message is safe to acknowledge.
-    Refused { reason: String },
+pub enum LinkEvent {
+    /// Connected and subscribed: messages can flow.
+    Connected,
+    /// The link's keep-alive failed: it may be dead (it is given up soon).
+    Silent(String),
 }
 
-/// The engine's side of a receiver: where its messages go.
+/// The engine's side of a receiver.
 #[async_trait]
 pub trait IngressSink: Send + Sync {
-    /// Stores one message's drafts under the source's message id; returns
-    /// once they are durable. An `Err` means nothing was stored and the
-    /// message must not be acknowledged (the store is unavailable).
-    async fn message(&self, message_id: Option<String>, drafts: Vec<RecordDraft>) -> Result<Stored, String>;
+    /// Decodes, maps and stores one message (its records, or its reason in
+    /// the message log); returns once that is durable, so the message may be
+    /// acknowledged. Waits while the integration is over its rate limit: the
+    /// message waits unacknowledged at the source. An `Err` means nothing
+    /// was stored (the store is unavailable): the receiver must not
+    /// acknowledge it, and gives up the link so the source sends it again.
+    async fn message(&self, message: InboundMessage) -> Result<MessageOutcome, String>;
+    fn link(&self, event: LinkEvent);
+    /// Resolves when the receiver must stop (a shutdown, a change, a
+    /// disable): it takes no new message, acknowledges those stored, and
+    /// returns `Ok`. What it leaves unacknowledged the source sends again.
+    async fn stopping(&self);
 }
 
 /// A connection to one source. `run` returns when the link fails (with
-/// why) and the supervisor calls it again after a back-off; it is cancelled
-/// by dropping its future, so it acknowledges only what the sink stored.
+/// why) and the supervisor calls it again after a back-off, or when the
+/// sink asks it to stop.
 #[async_trait]
 pub trait Ingress: Send {
     async fn run(&mut self, sink: &dyn IngressSink) -> Result<(), String>;

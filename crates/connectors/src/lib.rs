@@ -11,6 +11,7 @@ mod aws;
 pub mod aws_sns;
 pub mod aws_sqs;
 pub mod connection;
+pub mod decode;
 pub mod egress;
 pub mod email;
 pub mod event_hubs;
@@ -28,7 +29,7 @@ pub mod twilio;
 pub mod webhook;
 
 pub use egress::{BuildError, Egress, EgressContext, Outbound, Outcome, Resources, Response, SendResult};
-pub use ingress::{BuildIngress, Ingress, IngressSink, Stored};
+pub use ingress::{BuildIngress, Ingress, IngressSink, LinkEvent};
 pub use policy::EgressPolicy;
 
 /// Standard types are offered to every organization; custom (first-party)
@@ -215,7 +216,7 @@ pub fn registry() -> &'static [ConnectorType] {
     REGISTRY.get_or_init(|| {
         let mut types = vec![
             webhook::connector_type(),
-            mqtt::connector_type(planned::mqtt_ingress()),
+            mqtt::connector_type(),
             amqp::connector_type(),
             nats::connector_type(),
             aws_sns::connector_type(),
@@ -351,6 +352,7 @@ mod tests {
             available,
             [
                 ("WEBHOOK", Direction::Egress),
+                ("MQTT", Direction::Ingress),
                 ("MQTT", Direction::Egress),
                 ("AMQP", Direction::Egress),
                 ("NATS", Direction::Egress),

@@ -49,14 +49,6 @@ pub(crate) fn event_hubs_ingress() -> DirectionSupport {
     DirectionSupport::planned(Direction::Ingress, crate::event_hubs::common(group))
 }
 
-/// MQTT's ingress direction (the egress one is built, in `mqtt/`).
-pub(crate) fn mqtt_ingress() -> DirectionSupport {
-    DirectionSupport::planned(
-        Direction::Ingress,
-        crate::mqtt::config_connection(P::new("topics", "Topics", K::List).required()),
-    )
-}
-
 fn inbound_mapping() -> P {
     P::new("place", "Place", K::Resource).resource(ResourceType::Place).describe("Where data without a mapping lands.")
 }

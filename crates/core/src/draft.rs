@@ -138,6 +138,30 @@ pub fn check_text(field: impl FnOnce() -> String, value: Option<&str>, required:
 }
 
 impl RecordDraft {
+    /// A draft with only the required fields (a decoder's start).
+    pub fn new(kind: RecordKind, property: String, timestamp: i64, payload: Value) -> Self {
+        Self {
+            kind,
+            device_id: None,
+            integration_id: None,
+            external_id: None,
+            property,
+            timestamp,
+            payload,
+            received_at: None,
+            scaled_payload: None,
+            name: None,
+            unit: None,
+            property_id: None,
+            equipment_id: None,
+            gateway_interface_id: None,
+            slug: None,
+            is_out_of_service: None,
+            tags: BTreeMap::new(),
+            id: None,
+        }
+    }
+
     /// Checks every field and names the device. `at` turns a field name into
     /// its path (`records[3].property`); it is called only to report an
     /// error, so a valid record costs no formatting. `source` supplies the

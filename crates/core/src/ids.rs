@@ -155,6 +155,7 @@ id_kinds! {
     DeliveryKind, DeliveryId, "dlv_", "Delivery";
     ActionKind, ActionId, "act_", "Action";
     RecipientKindId, RecipientId, "rcp_", "Recipient";
+    MessageKind, MessageId, "msg_", "Message";
 }
 
 #[cfg(test)]

@@ -7,6 +7,7 @@ pub mod error;
 pub mod ids;
 pub mod input;
 pub mod keys;
+pub mod message;
 pub mod model;
 pub mod path;
 pub mod recipient;
@@ -19,6 +20,7 @@ pub use delivery::{Action, ActionStatus, Attempt, AttemptOutcome, Delivery, Deli
 pub use draft::{DeviceRef, ParsedDraft, RecordDraft, RecordSource};
 pub use error::{FieldError, ValidationErrors};
 pub use ids::*;
+pub use message::{InboundMessage, LoggedMessage, MessageOutcome, PAYLOAD_KEPT};
 pub use model::*;
 pub use path::ResourcePath;
 pub use recipient::{Recipient, RecipientKind, RecipientStatus, Verification};

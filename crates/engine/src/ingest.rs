@@ -24,6 +24,9 @@ pub enum IngestError {
     /// Something in the drafts is wrong; nothing was stored.
     #[error(transparent)]
     Invalid(#[from] ValidationErrors),
+    /// Every problem is an external id no mapping resolves (listed, each once); nothing was stored.
+    #[error("{errors}")]
+    Unmapped { external_ids: Vec<String>, errors: ValidationErrors },
     #[error(transparent)]
     Store(#[from] StoreError),
 }
@@ -43,13 +46,24 @@ pub(crate) async fn resolve(
     let received = now_ms();
     let mut errors = ValidationErrors::default();
     let mut records = Vec::with_capacity(drafts.len());
-    let mut resolver = Resolver { store, router, org, integrations: HashMap::new(), mappings: HashMap::new() };
+    let mut resolver = Resolver {
+        store,
+        router,
+        org,
+        integrations: HashMap::new(),
+        mappings: HashMap::new(),
+        unmapped: vec![],
+        unmapped_errors: 0,
+    };
     for (i, draft) in drafts.into_iter().enumerate() {
         let at = |f: &str| format!("records[{i}].{f}");
         let Some(parsed) = draft.parse(&at, source, &mut errors) else { continue };
         if let Some(device) = resolver.device(&parsed.device, &at, &mut errors).await? {
             records.push(parsed.into_record(device, received));
         }
+    }
+    if resolver.unmapped_errors > 0 && resolver.unmapped_errors == errors.0.len() {
+        return Err(IngestError::Unmapped { external_ids: resolver.unmapped, errors });
     }
     errors.into_result()?;
     Ok(records)
@@ -65,6 +79,9 @@ struct Resolver<'a> {
     /// Per integration: `None` when it may resolve external ids, else why not.
     integrations: HashMap<IntegrationId, Option<String>>,
     mappings: HashMap<(IntegrationId, String), Option<ResourcePath>>,
+    /// External ids with no mapping, in order of appearance.
+    unmapped: Vec<String>,
+    unmapped_errors: usize,
 }
 
 impl Resolver<'_> {
@@ -111,6 +128,10 @@ impl Resolver<'_> {
             }
             None => {
                 errors.push(at("externalId"), format!("`{external}` has no resource mapping in {integration}"));
+                self.unmapped_errors += 1;
+                if !self.unmapped.contains(external) {
+                    self.unmapped.push(external.clone());
+                }
                 Ok(None)
             }
         }

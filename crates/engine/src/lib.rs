@@ -2,9 +2,13 @@
 //! in one transaction, delivered by the outbox dispatcher.
 use std::sync::Arc;
 
+use switchyard_connectors::decode::Decoder;
 use switchyard_connectors::{EgressContext, EgressPolicy};
-use switchyard_core::{now_ms, Integration, IntegrationId, OrgId, RecordDraft, RecordSource};
-use switchyard_store::{IngestOutcome, NewDelivery, NewRecord, Store, StoreError};
+use switchyard_core::{
+    now_ms, InboundMessage, Integration, IntegrationId, MessageId, MessageOutcome, OrgId, Record, RecordDraft,
+    RecordSource,
+};
+use switchyard_store::{Batch, IngestOutcome, NewDelivery, NewMessage, NewRecord, Store, StoreError};
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
@@ -12,6 +16,7 @@ pub mod actions;
 pub mod config;
 mod dispatcher;
 pub mod ingest;
+pub mod ingress;
 pub mod limits;
 mod metrics;
 mod resources;
@@ -57,6 +62,7 @@ pub struct Engine {
     metrics: Arc<metrics::Metrics>,
     writer: writer::Writer,
     queues: dispatcher::QueueView,
+    ingress: ingress::Supervisor,
 }
 
 /// An integration's circuit, as the API shows it.
@@ -125,7 +131,11 @@ impl Engine {
         };
         let writer = writer::Writer::start(parts, tracker);
         let router = Router::new(store.clone());
-        Ok(Arc::new(Engine { router, store, wake, circuits, changes, egress: ctx, metrics, writer, queues }))
+        let ingress = ingress::Supervisor::default();
+        let engine =
+            Arc::new(Engine { router, store, wake, circuits, changes, egress: ctx, metrics, writer, queues, ingress });
+        engine.ingress.start(&engine, tracker, &shutdown).await?;
+        Ok(engine)
     }
 
     /// The one way records enter: parses the drafts, resolves their devices,
@@ -139,6 +149,64 @@ impl Engine {
         drafts: Vec<RecordDraft>,
     ) -> Result<IngestOutcome, IngestError> {
         let records = ingest::resolve(&*self.store, &self.router, org, &source, drafts).await?;
+        let batch = Batch::new(org.clone(), self.route(org, records, &source).await?);
+        let outcome = self.writer.ingest(batch).await?;
+        self.metrics.accepted(outcome.stored as u64);
+        Ok(outcome)
+    }
+
+    /// A message an ingress integration received: decoded, mapped and
+    /// stored as `ingest` does, with its entry in the message log, in one
+    /// round; returns once that committed, with what became of the message
+    /// and how many records it stored. A message that does not decode or
+    /// map is stored in the log with its reason; one whose source id was
+    /// logged before is a duplicate. An `Err` means nothing was stored.
+    /// `order`: held from the message's id to its place in the writer's
+    /// queue, so one receiver's messages (handed over concurrently) are
+    /// stored, and their records numbered, in the order they arrived.
+    pub async fn receive(
+        &self,
+        org: &OrgId,
+        integration: &IntegrationId,
+        decoder: &Decoder,
+        mut message: InboundMessage,
+        order: &tokio::sync::Mutex<()>,
+    ) -> Result<(MessageOutcome, usize), IngestError> {
+        let turn = order.lock().await;
+        let id = MessageId::new();
+        message.dedup_key = decoder.message_id(&message);
+        let source =
+            RecordSource::Integration { integration_id: integration.clone(), message_id: Some(id.to_string()) };
+        let (records, outcome, reason) = match decoder.decode(&message) {
+            Err(e) => (vec![], MessageOutcome::DecodeError, Some(e.0)),
+            Ok(drafts) => match ingest::resolve(&*self.store, &self.router, org, &source, drafts).await {
+                Ok(records) => (self.route(org, records, &source).await?, MessageOutcome::Stored, None),
+                Err(IngestError::Unmapped { external_ids, .. }) => {
+                    let reason = format!("no resource mapping for {}", external_ids.join(", "));
+                    (vec![], MessageOutcome::Unmapped, Some(reason))
+                }
+                Err(IngestError::Invalid(errors)) => (vec![], MessageOutcome::DecodeError, Some(errors.to_string())),
+                Err(e) => return Err(e),
+            },
+        };
+        let entry = NewMessage::new(id, integration.clone(), &message, outcome, reason);
+        let committed = self.writer.submit(Batch::new(org.clone(), records).with_message(entry)).await?;
+        drop(turn);
+        let written = committed.await?;
+        self.metrics.accepted(written.stored as u64);
+        if written.duplicate_message {
+            return Ok((MessageOutcome::Duplicate, 0));
+        }
+        Ok((outcome, written.stored))
+    }
+
+    /// The records with one delivery per integration their triggers route them to.
+    async fn route(
+        &self,
+        org: &OrgId,
+        records: Vec<Record>,
+        source: &RecordSource,
+    ) -> Result<Vec<NewRecord>, StoreError> {
         let table = self.router.table(org).await?;
         let mut batch = Vec::with_capacity(records.len());
         for record in records {
@@ -151,9 +219,12 @@ impl Engine {
             let new = NewRecord::new(record, targets.into_iter().map(NewDelivery::new).collect());
             batch.push(new.from_source(source.clone()));
         }
-        let outcome = self.writer.ingest(org.clone(), batch).await?;
-        self.metrics.accepted(outcome.stored as u64);
-        Ok(outcome)
+        Ok(batch)
+    }
+
+    /// An ingress integration's connection on this node, and its last state changes (newest first).
+    pub fn connection(&self, id: &IntegrationId) -> Option<(ingress::ConnectionView, Vec<ingress::StateChange>)> {
+        self.ingress.view(id)
     }
 
     /// Something that routing depends on changed (triggers, integrations, Places, devices).
@@ -201,6 +272,7 @@ impl Engine {
     pub(crate) fn integration_changed(&self, org: &OrgId, id: &IntegrationId) {
         self.router.invalidate(org);
         self.changes.integration(id);
+        self.ingress.changed(org, id);
     }
 
     /// The organization's globals changed: every sender of it is rebuilt

@@ -9,7 +9,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use switchyard_core::{now_ms, DeliveryStatus, IntegrationId, OrgId};
-use switchyard_store::{Claimed, Completion, IngestOutcome, NewRecord, Store, StoreError};
+use switchyard_store::{Batch, Claimed, Completion, IngestOutcome, NewRecord, Store, StoreError};
 use tokio::sync::{mpsc, oneshot};
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
@@ -22,8 +22,7 @@ const MAX_RECORDS: usize = 5000;
 const MAX_RESULTS: usize = 1000;
 
 struct Job {
-    org: OrgId,
-    records: Vec<NewRecord>,
+    batch: Batch,
     done: oneshot::Sender<Result<IngestOutcome, StoreError>>,
 }
 
@@ -64,11 +63,20 @@ impl Writer {
     }
 
     /// Returns once the records and their deliveries are committed.
-    pub(crate) async fn ingest(&self, org: OrgId, records: Vec<NewRecord>) -> Result<IngestOutcome, StoreError> {
+    pub(crate) async fn ingest(&self, batch: Batch) -> Result<IngestOutcome, StoreError> {
+        self.submit(batch).await?.await
+    }
+
+    /// Queues the batch for a round (batches are written in the order they
+    /// are queued); the returned future resolves once it is committed.
+    pub(crate) async fn submit(
+        &self,
+        batch: Batch,
+    ) -> Result<impl std::future::Future<Output = Result<IngestOutcome, StoreError>>, StoreError> {
         let (done, answer) = oneshot::channel();
         let gone = || StoreError::Corrupt("the writer stopped".into());
-        self.queue.send(Job { org, records, done }).await.map_err(|_| gone())?;
-        answer.await.map_err(|_| gone())?
+        self.queue.send(Job { batch, done }).await.map_err(|_| gone())?;
+        Ok(async move { answer.await.map_err(|_| gone())? })
     }
 }
 
@@ -94,11 +102,11 @@ async fn run(parts: Parts, mut jobs: mpsc::Receiver<Job>) {
                 _ = flushed.cancelled() => last = true,
             }
         }
-        let mut count: usize = batch.iter().map(|j| j.records.len()).sum();
+        let mut count: usize = batch.iter().map(|j| j.batch.records.len().max(1)).sum();
         while count < MAX_RECORDS {
             match jobs.try_recv() {
                 Ok(job) => {
-                    count += job.records.len();
+                    count += job.batch.records.len().max(1);
                     batch.push(job);
                 }
                 Err(_) => break,
@@ -128,8 +136,8 @@ async fn run(parts: Parts, mut jobs: mpsc::Receiver<Job>) {
 fn wanted(jobs: &[Job]) -> HashMap<(&OrgId, IntegrationId), usize> {
     let mut wanted: HashMap<(&OrgId, IntegrationId), usize> = HashMap::new();
     for job in jobs {
-        for t in job.records.iter().flat_map(|r| &r.targets) {
-            *wanted.entry((&job.org, t.integration_id.clone())).or_default() += 1;
+        for t in job.batch.records.iter().flat_map(|r| &r.targets) {
+            *wanted.entry((&job.batch.org, t.integration_id.clone())).or_default() += 1;
         }
     }
     wanted
@@ -141,7 +149,7 @@ fn wanted(jobs: &[Job]) -> HashMap<(&OrgId, IntegrationId), usize> {
 fn lease_admitted(jobs: &mut [Job], granted: &HashMap<IntegrationId, usize>, lease_until: i64) {
     let mut left = granted.clone();
     for job in jobs.iter_mut() {
-        for t in job.records.iter_mut().flat_map(|r| r.targets.iter_mut()) {
+        for t in job.batch.records.iter_mut().flat_map(|r| r.targets.iter_mut()) {
             if let Some(n) = left.get_mut(&t.integration_id).filter(|n| **n > 0) {
                 *n -= 1;
                 t.lease_until = lease_until;
@@ -165,8 +173,14 @@ impl Round<'_> {
         }
         let now = now_ms();
         let reserved = self.admit(&mut jobs, now);
-        let batches: Vec<(OrgId, Vec<NewRecord>)> =
-            jobs.iter_mut().map(|j| (j.org.clone(), std::mem::take(&mut j.records))).collect();
+        let batches: Vec<Batch> = jobs
+            .iter_mut()
+            .map(|j| Batch {
+                org: j.batch.org.clone(),
+                records: std::mem::take(&mut j.batch.records),
+                message: j.batch.message.take(),
+            })
+            .collect();
         let retrying = results.iter().any(|c| c.status == DeliveryStatus::Retrying);
         let started = std::time::Instant::now();
         let written = self.store.write(&batches, &results, now).await;
@@ -193,11 +207,11 @@ impl Round<'_> {
                 }
                 // One bad request must fail neither the others nor the results:
                 // each request alone (its deliveries left to a claim), then the results.
-                for (job, (org, mut records)) in jobs.into_iter().zip(batches) {
-                    for t in records.iter_mut().flat_map(|r| r.targets.iter_mut()) {
+                for (job, mut batch) in jobs.into_iter().zip(batches) {
+                    for t in batch.records.iter_mut().flat_map(|r| r.targets.iter_mut()) {
                         t.lease_until = 0;
                     }
-                    let _ = job.done.send(self.store.ingest(&[(org, records)], now).await.map(|mut o| o.remove(0)));
+                    let _ = job.done.send(self.store.ingest(&[batch], now).await.map(|mut o| o.remove(0)));
                 }
                 if results.is_empty() {
                     return Ok(());
@@ -225,10 +239,10 @@ impl Round<'_> {
     /// the room of those not stored (duplicates); returns whether any new
     /// delivery was left to a claim. The records move to the workers as they
     /// are, parsed, so no worker reads a body again.
-    fn hand_over(&self, batches: Vec<(OrgId, Vec<NewRecord>)>, outcomes: &[IngestOutcome], now: i64) -> bool {
+    fn hand_over(&self, batches: Vec<Batch>, outcomes: &[IngestOutcome], now: i64) -> bool {
         let mut claimed = Vec::new();
         let mut waiting = false;
-        for ((org, records), outcome) in batches.into_iter().zip(outcomes) {
+        for (Batch { org, records, .. }, outcome) in batches.into_iter().zip(outcomes) {
             for (i, r) in records.into_iter().enumerate() {
                 let stored = !outcome.skipped.contains(&i);
                 let NewRecord { record, body, targets, .. } = r;
@@ -279,12 +293,12 @@ mod tests {
                 NewRecord::new(record, ts.iter().map(|i| NewDelivery::new((*i).clone())).collect())
             })
             .collect();
-        Job { org: org.clone(), records, done: oneshot::channel().0 }
+        Job { batch: Batch::new(org.clone(), records), done: oneshot::channel().0 }
     }
 
     fn leased(jobs: &[Job]) -> Vec<Vec<(String, bool)>> {
         jobs.iter()
-            .flat_map(|j| &j.records)
+            .flat_map(|j| &j.batch.records)
             .map(|r| r.targets.iter().map(|t| (t.integration_id.to_string(), t.lease_until > 0)).collect())
             .collect()
     }
@@ -314,7 +328,7 @@ mod tests {
         );
         assert!(jobs
             .iter()
-            .flat_map(|j| &j.records)
+            .flat_map(|j| &j.batch.records)
             .flat_map(|r| &r.targets)
             .all(|t| t.lease_until == 0 || t.lease_until == 99));
     }

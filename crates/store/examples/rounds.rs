@@ -7,7 +7,7 @@
 use std::time::{Duration, Instant};
 
 use switchyard_core::*;
-use switchyard_store::{Completion, NewDelivery, NewRecord};
+use switchyard_store::{Batch, Completion, NewDelivery, NewRecord};
 
 #[tokio::main(flavor = "current_thread")]
 async fn main() {
@@ -94,7 +94,7 @@ async fn main() {
             })
             .collect();
         previous = records.iter().map(|r| r.targets[0].id.clone()).collect();
-        let batch = [(org.id.clone(), records)];
+        let batch = [Batch::new(org.id.clone(), records)];
         let started = Instant::now();
         store.write(&batch, &completions, now).await.unwrap();
         spent += started.elapsed();

@@ -8,8 +8,8 @@ use crate::db::{q, Conn, Durability, Pool, Row};
 use crate::statements::{state_values, states_head, states_tail};
 use crate::telemetry::{insert_records, push_row};
 use crate::{
-    from_json, page_clause, paged, Claimed, Completion, DeliveryFilter, DeliveryStore, IngestOutcome, LoggedDelivery,
-    NewRecord, Page, PageRequest, PendingSummary, Result, SqlStore, StoreError,
+    from_json, page_clause, paged, Batch, Claimed, Completion, DeliveryFilter, DeliveryStore, IngestOutcome,
+    LoggedDelivery, Page, PageRequest, PendingSummary, Result, SqlStore, StoreError,
 };
 
 const COLUMNS: &str = "id, integration_id, record_id, status, attempts, next_attempt_at, created_at, updated_at, \
@@ -139,12 +139,7 @@ pub(crate) async fn write_completions(conn: &mut Conn<'_>, results: &[Completion
 
 #[async_trait]
 impl DeliveryStore for SqlStore {
-    async fn write(
-        &self,
-        batches: &[(OrgId, Vec<NewRecord>)],
-        completions: &[Completion],
-        now: i64,
-    ) -> Result<Vec<IngestOutcome>> {
+    async fn write(&self, batches: &[Batch], completions: &[Completion], now: i64) -> Result<Vec<IngestOutcome>> {
         if batches.is_empty() && completions.is_empty() {
             return Ok(vec![]);
         }

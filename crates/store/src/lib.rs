@@ -19,6 +19,7 @@ mod actions;
 mod db;
 mod deliveries;
 mod integrations;
+mod messages;
 mod migrate;
 mod orgs;
 mod outbox;
@@ -33,8 +34,10 @@ mod telemetry;
 pub mod testing;
 mod triggers;
 
+pub use messages::IngressStore;
 pub use outbox::{
-    Claimed, Completion, DeliveryFilter, IngestOutcome, LoggedDelivery, NewDelivery, NewRecord, PendingSummary,
+    Batch, Claimed, Completion, DeliveryFilter, IngestOutcome, LoggedDelivery, MessageFilter, NewDelivery, NewMessage,
+    NewRecord, PendingSummary, RecordFilter, StoredRecord,
 };
 pub use switchyard_core::Cipher;
 
@@ -224,18 +227,13 @@ pub trait DeliveryStore: Send + Sync {
     /// organizations' batches in one transaction (a group commit): on return
     /// all are durable. Records whose sender id was seen before are skipped
     /// with their fan-out. One outcome per batch, in order.
-    async fn ingest(&self, batches: &[(OrgId, Vec<NewRecord>)], now: i64) -> Result<Vec<IngestOutcome>> {
+    async fn ingest(&self, batches: &[Batch], now: i64) -> Result<Vec<IngestOutcome>> {
         self.write(batches, &[], now).await
     }
     /// One round of the writer: stores the batches as `ingest` does and
     /// records the completions as `complete` does, in one transaction, synced
     /// to disk before it returns when it holds records.
-    async fn write(
-        &self,
-        batches: &[(OrgId, Vec<NewRecord>)],
-        completions: &[Completion],
-        now: i64,
-    ) -> Result<Vec<IngestOutcome>>;
+    async fn write(&self, batches: &[Batch], completions: &[Completion], now: i64) -> Result<Vec<IngestOutcome>>;
     /// Leases up to `limit` due deliveries (oldest due first), skipping the
     /// integrations in `exclude`. A leased delivery (claimed, or handed over
     /// at ingest) is due again when its lease ends (`next_attempt_at` moves
@@ -322,7 +320,7 @@ pub trait ActionStore: Send + Sync {
 /// Everything Switchyard persists.
 #[async_trait]
 pub trait Store:
-    OrgStore + PlaceStore + IntegrationStore + TriggerStore + DeliveryStore + ActionStore + RecipientStore
+    OrgStore + PlaceStore + IntegrationStore + TriggerStore + DeliveryStore + ActionStore + RecipientStore + IngressStore
 {
     fn backend(&self) -> Backend;
     /// A cheap round trip, for readiness checks.

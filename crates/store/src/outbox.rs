@@ -1,11 +1,84 @@
 //! What the data path hands the store and gets back: records with their
 //! fan-out, the outcome of an ingest, deliveries claimed for sending, the
 //! result of an attempt, and a delivery as its log shows it.
+use base64::Engine as _;
 use switchyard_core::{
-    Attempt, Delivery, DeliveryId, DeliveryStatus, IntegrationId, OrgId, Record, RecordId, RecordSource,
+    Attempt, Delivery, DeliveryId, DeliveryStatus, InboundMessage, IntegrationId, MessageId, MessageOutcome, OrgId,
+    Record, RecordId, RecordSource, PAYLOAD_KEPT,
 };
 
 use crate::json_text;
+
+/// One ingest's writes, stored all or nothing: its records and, for a
+/// message an ingress integration received, the message's log entry.
+#[derive(Debug, Clone)]
+pub struct Batch {
+    pub org: OrgId,
+    pub records: Vec<NewRecord>,
+    pub message: Option<NewMessage>,
+}
+
+impl Batch {
+    pub fn new(org: OrgId, records: Vec<NewRecord>) -> Self {
+        Self { org, records, message: None }
+    }
+
+    pub fn with_message(mut self, message: NewMessage) -> Self {
+        self.message = Some(message);
+        self
+    }
+}
+
+/// A received message's entry in its integration's message log. A message
+/// whose `source_id` the integration logged before is stored as a
+/// duplicate instead, and its batch's records are not stored.
+#[derive(Debug, Clone)]
+pub struct NewMessage {
+    pub id: MessageId,
+    pub integration_id: IntegrationId,
+    pub received_at: i64,
+    pub source_ref: String,
+    pub source_id: Option<String>,
+    pub outcome: MessageOutcome,
+    pub reason: Option<String>,
+    /// The kept part of the payload, as text or base64 (`payload_encoding`).
+    pub payload: String,
+    pub payload_encoding: &'static str,
+    pub payload_size: u64,
+}
+
+impl NewMessage {
+    /// The log entry of `message`, its payload cut to [`PAYLOAD_KEPT`] bytes.
+    pub fn new(
+        id: MessageId,
+        integration_id: IntegrationId,
+        message: &InboundMessage,
+        outcome: MessageOutcome,
+        reason: Option<String>,
+    ) -> Self {
+        let kept = &message.payload[..message.payload.len().min(PAYLOAD_KEPT)];
+        let (payload, payload_encoding) = match std::str::from_utf8(kept) {
+            Ok(text) => (text.to_owned(), "text"),
+            // A cut may split a character: what is valid up to it is still text.
+            Err(e) if e.error_len().is_none() && kept.len() < message.payload.len() => {
+                (String::from_utf8_lossy(&kept[..e.valid_up_to()]).into_owned(), "text")
+            }
+            Err(_) => (base64::engine::general_purpose::STANDARD.encode(kept), "base64"),
+        };
+        Self {
+            id,
+            integration_id,
+            received_at: message.received_at,
+            source_ref: message.source_ref.clone(),
+            source_id: message.dedup_key.clone(),
+            outcome,
+            reason,
+            payload,
+            payload_encoding,
+            payload_size: message.payload.len() as u64,
+        }
+    }
+}
 
 /// A record to store, with one delivery per integration its triggers route it to.
 #[derive(Debug, Clone)]
@@ -55,6 +128,35 @@ pub struct IngestOutcome {
     pub deliveries: usize,
     /// The positions, in the batch, of the duplicates.
     pub skipped: Vec<usize>,
+    /// The batch's message was logged before (by its source id): none of
+    /// its records were stored.
+    pub duplicate_message: bool,
+}
+
+/// Which messages a message log page shows.
+#[derive(Debug, Clone, Default)]
+pub struct MessageFilter {
+    pub outcome: Option<MessageOutcome>,
+}
+
+/// Which of a device's records a page shows.
+#[derive(Debug, Clone, Default)]
+pub struct RecordFilter {
+    pub device: Option<switchyard_core::DeviceId>,
+    pub property: Option<String>,
+    pub kind: Option<switchyard_core::RecordKind>,
+    /// Sampled at or after (ms).
+    pub from: Option<i64>,
+    /// Sampled before (ms).
+    pub to: Option<i64>,
+}
+
+/// A stored record and where it came from.
+#[derive(Debug, Clone)]
+pub struct StoredRecord {
+    pub id: RecordId,
+    pub record: Record,
+    pub source: Option<RecordSource>,
 }
 
 /// A delivery claimed for sending: leased until the lease runs out.

@@ -15,8 +15,11 @@ use switchyard_core::{DeliveryId, IntegrationId, OrgId};
 
 use crate::db::Durability;
 use crate::deliveries::{MOVE_GUARD, MOVE_LATEST};
-use crate::statements::{delivery_params, record_params, state_params, states_one_row, DELIVERIES, RECORDS};
-use crate::{Claimed, Completion, IngestOutcome, NewRecord, Result, StoreError};
+use crate::statements::{
+    delivery_params, message_params, record_ids, record_params, state_params, states_one_row, DELIVERIES, MESSAGES,
+    RECORDS,
+};
+use crate::{Batch, Claimed, Completion, IngestOutcome, Result, StoreError};
 
 pub(crate) struct RoundConnection {
     db: rusqlite::Connection,
@@ -61,7 +64,7 @@ impl RoundConnection {
 pub(crate) fn write(
     conn: &mut RoundConnection,
     durability: Durability,
-    batches: &[(OrgId, Vec<NewRecord>)],
+    batches: &[Batch],
     completions: &[Completion],
     now: i64,
 ) -> Result<Vec<IngestOutcome>> {
@@ -84,7 +87,7 @@ pub(crate) fn write(
 
 fn statements(
     db: &rusqlite::Connection,
-    batches: &[(OrgId, Vec<NewRecord>)],
+    batches: &[Batch],
     completions: &[Completion],
     now: i64,
 ) -> Result<Vec<IngestOutcome>> {
@@ -92,8 +95,20 @@ fn statements(
     if !batches.is_empty() {
         let mut records = db.prepare_cached(RECORDS.one_row())?;
         let mut deliveries = db.prepare_cached(DELIVERIES.one_row())?;
-        for ((org, batch), outcome) in batches.iter().zip(outcomes.iter_mut()) {
-            for (i, r) in batch.iter().enumerate() {
+        for (batch, outcome) in batches.iter().zip(outcomes.iter_mut()) {
+            let org = &batch.org;
+            if let Some(m) = &batch.message {
+                let mut messages = db.prepare_cached(MESSAGES.one_row())?;
+                let ids = record_ids(batch.records.iter());
+                if messages.execute(message_params(org, m, &ids, false))? == 0 {
+                    messages.execute(message_params(org, m, &ids, true))?;
+                    outcome.duplicate_message = true;
+                    outcome.duplicates = batch.records.len();
+                    outcome.skipped = (0..batch.records.len()).collect();
+                    continue;
+                }
+            }
+            for (i, r) in batch.records.iter().enumerate() {
                 let stored = records.execute(record_params(org, r))? == 1;
                 if !stored {
                     outcome.duplicates += 1;
@@ -105,6 +120,12 @@ fn statements(
                 for t in &r.targets {
                     deliveries.execute(delivery_params(org, t, &r.id, now))?;
                 }
+            }
+            if let Some(m) = batch.message.as_ref().filter(|_| !outcome.skipped.is_empty()) {
+                let kept = batch.records.iter().enumerate().filter(|(i, _)| !outcome.skipped.contains(i));
+                let ids = record_ids(kept.map(|(_, r)| r));
+                db.prepare_cached("UPDATE ingress_messages SET record_ids = ?1 WHERE id = ?2")?
+                    .execute(params![ids, m.id.as_str()])?;
             }
         }
     }

@@ -11,7 +11,7 @@ use switchyard_core::{ActionId, DeliveryStatus, OrgId, RecordId};
 
 use crate::db::Arg;
 use crate::deliveries::new_state;
-use crate::{Completion, NewDelivery, NewRecord};
+use crate::{Completion, NewDelivery, NewMessage, NewRecord};
 
 /// An `INSERT` of a fixed column list; its texts are made once.
 pub(crate) struct Insert {
@@ -113,6 +113,96 @@ pub(crate) fn record_params<'a>(
         r.source.as_ref().map(|s| s.id()),
         r.source.as_ref().and_then(|s| s.message_id()),
     )
+}
+
+/// Message log entries; one whose source id the integration logged before
+/// is not inserted (the caller logs it as a duplicate).
+pub(crate) static MESSAGES: Insert = Insert::new(
+    "ingress_messages",
+    &[
+        "id",
+        "org_id",
+        "integration_id",
+        "received_at",
+        "source_ref",
+        "source_id",
+        "outcome",
+        "reason",
+        "record_ids",
+        "payload",
+        "payload_encoding",
+        "payload_size",
+    ],
+    " ON CONFLICT (integration_id, source_id) DO NOTHING",
+);
+
+/// A message's values, in [`MESSAGES`]' order: `duplicate` logs it as a
+/// duplicate (without its source id, with no records).
+pub(crate) fn message_values(org: &OrgId, m: &NewMessage, records: &str, duplicate: bool) -> Vec<Arg> {
+    let p = message_params(org, m, records, duplicate);
+    vec![
+        p.0.into(),
+        p.1.into(),
+        p.2.into(),
+        p.3.into(),
+        p.4.into(),
+        p.5.into(),
+        p.6.into(),
+        p.7.into(),
+        p.8.into(),
+        p.9.into(),
+        p.10.into(),
+        p.11.into(),
+    ]
+}
+
+/// The same values for the SQLite round, borrowed.
+#[allow(clippy::type_complexity)]
+pub(crate) fn message_params<'a>(
+    org: &'a OrgId,
+    m: &'a NewMessage,
+    records: &'a str,
+    duplicate: bool,
+) -> (
+    &'a str,
+    &'a str,
+    &'a str,
+    i64,
+    &'a str,
+    Option<&'a str>,
+    &'static str,
+    Option<&'a str>,
+    &'a str,
+    &'a str,
+    &'static str,
+    i64,
+) {
+    use switchyard_core::MessageOutcome;
+    let (source_id, outcome, reason, records) = if duplicate {
+        (None, MessageOutcome::Duplicate, Some("seen before: its records are stored already"), "[]")
+    } else {
+        (m.source_id.as_deref(), m.outcome, m.reason.as_deref(), records)
+    };
+    (
+        m.id.as_str(),
+        org.as_str(),
+        m.integration_id.as_str(),
+        m.received_at,
+        m.source_ref.as_str(),
+        source_id,
+        outcome.as_str(),
+        reason,
+        records,
+        m.payload.as_str(),
+        m.payload_encoding,
+        m.payload_size as i64,
+    )
+}
+
+/// The ids of a batch's records, as a message's `record_ids`.
+pub(crate) fn record_ids<'a>(records: impl Iterator<Item = &'a NewRecord>) -> String {
+    let ids: Vec<&str> = records.map(|r| r.id.as_str()).collect();
+    serde_json::to_string(&ids).expect("strings serialise")
 }
 
 /// Pending deliveries, due at once (or when the lease they are written with ends).
@@ -305,6 +395,7 @@ mod tests {
         assert_eq!(RECORDS.one_row().matches('?').count(), RECORDS.columns.len());
         assert_eq!(RECORDS.columns.len(), 11, "record_values and record_params bind 11");
         assert_eq!(DELIVERIES.columns.len(), 12, "delivery_values and delivery_params bind 12");
+        assert_eq!(MESSAGES.columns.len(), 12, "message_values and message_params bind 12");
         assert_eq!(
             states_one_row().matches('?').count(),
             STATE_COLUMNS.len() + 2,

@@ -7,8 +7,8 @@ use std::collections::HashSet;
 use switchyard_core::{ActionId, OrgId, RecordId};
 
 use crate::db::{q, Conn, Q};
-use crate::statements::{delivery_values, record_values, DELIVERIES, RECORDS};
-use crate::{IngestOutcome, NewDelivery, NewRecord, Result};
+use crate::statements::{delivery_values, message_values, record_ids, record_values, DELIVERIES, MESSAGES, RECORDS};
+use crate::{Batch, IngestOutcome, NewDelivery, NewRecord, Result};
 
 /// Rows per multi-row INSERT (well under both drivers' parameter limits).
 const CHUNK: usize = 400;
@@ -41,17 +41,22 @@ pub(crate) async fn insert_pending(
     Ok(inserted)
 }
 
-/// Stores the records (skipping sender ids seen before) and their fan-out
-/// inside the caller's transaction: one outcome per batch, in order.
-pub(crate) async fn insert_records(
-    conn: &mut Conn<'_>,
-    batches: &[(OrgId, Vec<NewRecord>)],
-    now: i64,
-) -> Result<Vec<IngestOutcome>> {
+/// Logs the batches' messages, then stores the records (skipping sender ids
+/// seen before, and every record of a message logged before) and their
+/// fan-out, inside the caller's transaction: one outcome per batch, in order.
+pub(crate) async fn insert_records(conn: &mut Conn<'_>, batches: &[Batch], now: i64) -> Result<Vec<IngestOutcome>> {
+    let mut outcomes = vec![IngestOutcome::default(); batches.len()];
+    let logged = insert_messages(conn, batches).await?;
+    for (b, batch) in batches.iter().enumerate() {
+        if batch.message.as_ref().is_some_and(|m| !logged.contains(m.id.as_str())) {
+            outcomes[b].duplicate_message = true;
+        }
+    }
     let rows: Vec<(usize, usize, &OrgId, &NewRecord)> = batches
         .iter()
         .enumerate()
-        .flat_map(|(b, (org, records))| records.iter().enumerate().map(move |(i, r)| (b, i, org, r)))
+        .filter(|(b, _)| !outcomes[*b].duplicate_message)
+        .flat_map(|(b, batch)| batch.records.iter().enumerate().map(move |(i, r)| (b, i, &batch.org, r)))
         .collect();
     let mut stored: HashSet<String> = HashSet::with_capacity(rows.len());
     for chunk in rows.chunks(CHUNK) {
@@ -65,7 +70,6 @@ pub(crate) async fn insert_records(
             stored.insert(row.get("id")?);
         }
     }
-    let mut outcomes = vec![IngestOutcome::default(); batches.len()];
     let mut fanout: Vec<(&OrgId, &NewDelivery, &RecordId)> = Vec::new();
     for (b, i, org, r) in &rows {
         if stored.contains(r.id.as_str()) {
@@ -77,6 +81,46 @@ pub(crate) async fn insert_records(
             outcomes[*b].skipped.push(*i);
         }
     }
+    for (batch, outcome) in batches.iter().zip(outcomes.iter_mut()) {
+        if outcome.duplicate_message {
+            outcome.duplicates = batch.records.len();
+            outcome.skipped = (0..batch.records.len()).collect();
+        } else if let Some(m) = batch.message.as_ref().filter(|_| !outcome.skipped.is_empty()) {
+            let kept = batch.records.iter().filter(|r| stored.contains(r.id.as_str()));
+            conn.execute(
+                q("UPDATE ingress_messages SET record_ids = $1 WHERE id = $2").bind(record_ids(kept)).bind(&m.id),
+            )
+            .await?;
+        }
+    }
     insert_pending(conn, &fanout, None, now).await?;
     Ok(outcomes)
+}
+
+/// Logs the batches' messages; returns the ids of those logged as new. A
+/// message whose source id was logged before is logged as a duplicate.
+async fn insert_messages(conn: &mut Conn<'_>, batches: &[Batch]) -> Result<HashSet<String>> {
+    let messages: Vec<(&Batch, &crate::NewMessage)> =
+        batches.iter().filter_map(|b| b.message.as_ref().map(|m| (b, m))).collect();
+    let mut logged = HashSet::with_capacity(messages.len());
+    for chunk in messages.chunks(CHUNK) {
+        let mut insert = q(MESSAGES.head());
+        for (batch, m) in chunk {
+            push_row(&mut insert, message_values(&batch.org, m, &record_ids(batch.records.iter()), false));
+        }
+        insert.push_sql(MESSAGES.tail());
+        insert.push_sql(" RETURNING id");
+        for row in conn.fetch_all(insert).await? {
+            logged.insert(row.get("id")?);
+        }
+        let seen: Vec<_> = chunk.iter().filter(|(_, m)| !logged.contains(m.id.as_str())).collect();
+        if !seen.is_empty() {
+            let mut insert = q(MESSAGES.head());
+            for (batch, m) in seen {
+                push_row(&mut insert, message_values(&batch.org, m, "[]", true));
+            }
+            conn.execute(insert).await?;
+        }
+    }
+    Ok(logged)
 }

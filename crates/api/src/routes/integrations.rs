@@ -8,6 +8,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 use switchyard_core::input::{CreateIntegration, UpdateIntegration};
 use switchyard_core::{Direction, Integration, IntegrationId, Metadata, Org};
+use switchyard_engine::ingress::{ConnectionState, ConnectionView, StateChange};
 use switchyard_store::IntegrationFilter;
 use utoipa::{IntoParams, ToSchema};
 
@@ -55,6 +56,26 @@ pub struct IntegrationView {
     /// For EGRESS integrations: the circuit breaker's state.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub status: Option<DeliveryStatusView>,
+    /// For INGRESS integrations: the connection to the source.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub connection: Option<ConnectionView>,
+}
+
+/// An ingress integration's connection as this node has it: before its
+/// task reported, `connecting` (or `disabled`) since its last change.
+fn connection(state: &AppState, integration: &Integration) -> (ConnectionView, Vec<StateChange>) {
+    state.engine.connection(&integration.id).unwrap_or_else(|| {
+        let state = if integration.enabled { ConnectionState::Connecting } else { ConnectionState::Disabled };
+        let view = ConnectionView {
+            state,
+            since: integration.updated_at,
+            last_message_at: None,
+            last_error: None,
+            throttled: false,
+            counters: Default::default(),
+        };
+        (view, vec![StateChange { state, at: integration.updated_at, error: None }])
+    })
 }
 
 /// The view of an integration, with its live status.
@@ -65,7 +86,8 @@ pub(crate) fn view(state: &AppState, integration: Integration) -> IntegrationVie
             serde_json::to_value(c.state).ok().and_then(|v| v.as_str().map(str::to_owned)).unwrap_or_default();
         DeliveryStatusView { circuit, since: c.since, consecutive_failures: c.consecutive_failures }
     });
-    IntegrationView { status, ..IntegrationView::from(integration) }
+    let connection = (integration.direction == Direction::Ingress).then(|| connection(state, &integration).0);
+    IntegrationView { status, connection, ..IntegrationView::from(integration) }
 }
 
 impl From<Integration> for IntegrationView {
@@ -85,6 +107,7 @@ impl From<Integration> for IntegrationView {
             generated_secrets: None,
             actions: switchyard_engine::actions::available(i.direction).to_vec(),
             status: None,
+            connection: None,
         }
     }
 }
@@ -189,4 +212,28 @@ pub async fn delete(
     let id: IntegrationId = path_id(&id)?;
     state.engine.config().delete_integration(&caller.org, &id).await?;
     Ok(StatusCode::NO_CONTENT)
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct StatusHistory {
+    /// The last 50 state changes of the connection, newest first.
+    pub data: Vec<StateChange>,
+}
+
+/// An ingress integration's last 50 connection state changes, newest first.
+#[utoipa::path(get, operation_id = "getStatusHistory", path = "/v2/integrations/{integrationId}/status-history", tag = "integrations",
+    params(("integrationId" = String, Path, description = "`int_` id")),
+    responses((status = 200, body = StatusHistory), (status = 401, body = crate::Problem), (status = 404, body = crate::Problem),
+        (status = 422, body = crate::Problem)),
+    security(("apiKey" = [])))]
+pub async fn status_history(
+    State(state): State<AppState>,
+    caller: Caller<Read>,
+    Path(id): Path<String>,
+) -> ApiResult<Json<StatusHistory>> {
+    let integration = load(&state, &caller.org, &id).await?;
+    if integration.direction != Direction::Ingress {
+        return Err(ApiError::invalid("integrationId", "only INGRESS integrations hold a connection"));
+    }
+    Ok(Json(StatusHistory { data: connection(&state, &integration).1 }))
 }

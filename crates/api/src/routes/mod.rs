@@ -12,6 +12,7 @@ pub mod devices;
 pub mod globals;
 pub mod integrations;
 pub mod mappings;
+pub mod messages;
 pub mod places;
 pub mod recipients;
 pub mod resources;

@@ -113,7 +113,9 @@ async fn property_specs_per_type_and_direction() {
     let egress = app.get("/v2/integrations/properties?type=MQTT&direction=EGRESS").await;
     assert_eq!(egress.body["directions"][0]["availability"], "available");
     let ingress = app.get("/v2/integrations/properties?type=MQTT&direction=INGRESS").await;
-    assert_eq!(ingress.body["directions"][0]["availability"], "disabled", "not yet");
+    assert_eq!(ingress.body["directions"][0]["availability"], "available");
+    let sqs = app.get("/v2/integrations/properties?type=AWS_SQS&direction=INGRESS").await;
+    assert_eq!(sqs.body["directions"][0]["availability"], "disabled", "not yet");
     assert!(egress.body["directions"][0]["properties"]
         .as_array()
         .unwrap()

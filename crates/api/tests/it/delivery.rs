@@ -170,7 +170,7 @@ async fn external_ids_resolve_through_an_ingress_integrations_mappings(backend: 
     let app = spawn_configured(backend, |_| {}).await;
     let rx = Receiver::start(vec![]).await;
     let s = webhook_with_trigger(&app, &rx.url, json!({}), json!({"kinds": ["value"]})).await;
-    // No ingress type is offered yet, so the store holds one directly: the API path under test is the mapping.
+    // Held in the store directly (no receiver runs for it): the path under test is the mapping.
     let ingress = switchyard_core::Integration {
         id: switchyard_core::IntegrationId::new(),
         org_id: app.org.id.clone(),

@@ -27,6 +27,7 @@ mod catalog;
 mod connectors;
 mod delivery;
 mod errors;
+mod ingress;
 mod integrations;
 mod openapi;
 mod ops;

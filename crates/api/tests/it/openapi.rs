@@ -32,6 +32,9 @@ const ROUTES: &[(&str, &str)] = &[
     ("put", "/v2/devices/{deviceId}"),
     ("delete", "/v2/devices/{deviceId}"),
     ("post", "/v2/telemetry"),
+    ("get", "/v2/telemetry"),
+    ("get", "/v2/integrations/{integrationId}/messages"),
+    ("get", "/v2/integrations/{integrationId}/status-history"),
     ("get", "/v2/integrations/{integrationId}/triggers"),
     ("post", "/v2/integrations/{integrationId}/triggers"),
     ("get", "/v2/integrations/{integrationId}/triggers/{triggerId}"),
@@ -254,6 +257,38 @@ async fn responses_match_their_documented_schemas() {
         "/v2/integrations/resource-mappings/{mappingId}",
         &call(Method::DELETE, format!("/v2/integrations/resource-mappings/{mapping_id}"), None).await,
     );
+
+    // An ingress integration (disabled: it connects nowhere), its log and status, and records read back.
+    let ingress = call(
+        Method::POST,
+        "/v2/integrations".into(),
+        Some(json!({"name": "B", "type": "MQTT", "direction": "INGRESS", "enabled": false,
+                    "properties": {"host": "127.0.0.1", "topics": ["a/+"], "externalIdFrom": "topic:1"}})),
+    )
+    .await;
+    c.check("post", "/v2/integrations", &ingress);
+    let ingress = ingress.body["id"].as_str().unwrap().to_owned();
+    c.check(
+        "get",
+        "/v2/integrations/{integrationId}",
+        &call(Method::GET, format!("/v2/integrations/{ingress}"), None).await,
+    );
+    for path in ["messages?outcome=stored", "status-history"] {
+        let template = format!("/v2/integrations/{{integrationId}}/{}", path.split('?').next().unwrap());
+        c.check("get", &template, &call(Method::GET, format!("/v2/integrations/{ingress}/{path}"), None).await);
+        c.check("get", &template, &call(Method::GET, format!("/v2/integrations/{id}/{path}"), None).await);
+    }
+    let posted = call(
+        Method::POST,
+        "/v2/telemetry".into(),
+        Some(json!({"records": [{"kind": "value", "deviceId": device_id, "property": "p", "timestamp": 5, "payload": 1}]})),
+    )
+    .await;
+    assert_eq!(posted.status, StatusCode::ACCEPTED, "{:?}", posted.body);
+    let read = call(Method::GET, format!("/v2/telemetry?deviceId={device_id}&kind=value&limit=5"), None).await;
+    assert_eq!(read.body["data"][0]["source"]["kind"], "apiKey", "{:?}", read.body);
+    c.check("get", "/v2/telemetry", &read);
+    c.check("get", "/v2/telemetry", &call(Method::GET, "/v2/telemetry?deviceId=nope".into(), None).await);
 
     let busy = call(Method::DELETE, format!("/v2/places/{place_id}"), None).await;
     assert_eq!(busy.status, StatusCode::CONFLICT);

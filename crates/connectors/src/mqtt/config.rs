@@ -6,9 +6,11 @@ use switchyard_core::{Integration, Secret, ValidationErrors};
 use crate::egress::BuildError;
 use crate::shared::{objects_property, rate_property, Settings};
 
-/// The connection properties both directions share; `topic` is the direction's own.
-pub fn connection(topic: P) -> Vec<P> {
-    vec![
+/// The connection properties both directions share, then the direction's own.
+/// A receiving session is persistent by default (what the broker holds for
+/// it while disconnected arrives on reconnect); a sending one is clean.
+fn connection(own: Vec<P>, clean_session: bool) -> Vec<P> {
+    let mut props = vec![
         P::new("protocol", "Protocol", K::Enum).options(&["mqtt", "mqtts", "ws", "wss"]).default(json!("mqtt")),
         P::new("host", "Host", K::String).required(),
         P::new("port", "Port", K::Number)
@@ -16,7 +18,11 @@ pub fn connection(topic: P) -> Vec<P> {
             .describe("Defaults to the protocol's: 1883, 8883, 80 (ws) or 443 (wss)."),
         P::new("path", "WebSocket path", K::String).default(json!("/mqtt")).describe("For ws and wss."),
         P::new("version", "Protocol version", K::Enum).options(&["3.1.1", "5"]).default(json!("3.1.1")),
-        P::new("cleanSession", "Clean session", K::Bool).default(json!(true)),
+        P::new("cleanSession", "Clean session", K::Bool).default(json!(clean_session)),
+        P::new("keepAliveSeconds", "Keep-alive (s)", K::Number)
+            .range(5.0, 3600.0)
+            .default(json!(30))
+            .describe("How often the link is checked with a ping; a missed answer ends the connection."),
         P::new("clientId", "Client id", K::String).describe("`switchyard-` and the integration id when blank."),
         P::new("authMethod", "Authentication", K::Enum)
             .options(&["NONE", "PASSWORD", "CERTIFICATE"])
@@ -28,27 +34,45 @@ pub fn connection(topic: P) -> Vec<P> {
         P::new("privateKey", "Private key (PEM)", K::Secret).required_when("authMethod", &["CERTIFICATE"]),
         P::new("caCertificate", "CA certificate (PEM)", K::String)
             .describe("Trusted beside the public roots, for brokers with a private CA (mqtts, wss)."),
-        topic,
-    ]
+    ];
+    props.extend(own);
+    props
 }
 
+/// The sending direction's properties.
 pub fn properties() -> Vec<P> {
-    let mut props = connection(
-        P::new("topicTemplate", "Topic template", K::Template)
-            .required()
-            .default(json!("switchyard/{{ record.kind }}/{{ record.deviceId }}/{{ record.property }}"))
-            .describe("Rendered per record from `record` and `globals`."),
-    );
-    props.extend([
-        P::new("qos", "QoS", K::Enum)
-            .options(&["0", "1", "2"])
-            .default(json!("1"))
-            .describe("0: sent once, no acknowledgement; 1 and 2: delivered when the broker acknowledges."),
-        P::new("retain", "Retain", K::Bool).default(json!(false)),
-        objects_property(),
-        rate_property(),
-    ]);
-    props
+    connection(
+        vec![
+            P::new("topicTemplate", "Topic template", K::Template)
+                .required()
+                .default(json!("switchyard/{{ record.kind }}/{{ record.deviceId }}/{{ record.property }}"))
+                .describe("Rendered per record from `record` and `globals`."),
+            P::new("qos", "QoS", K::Enum)
+                .options(&["0", "1", "2"])
+                .default(json!("1"))
+                .describe("0: sent once, no acknowledgement; 1 and 2: delivered when the broker acknowledges."),
+            P::new("retain", "Retain", K::Bool).default(json!(false)),
+            objects_property(),
+            rate_property(),
+        ],
+        true,
+    )
+}
+
+/// The receiving direction's properties.
+pub fn ingress_properties() -> Vec<P> {
+    let mut own = vec![
+        P::new("topics", "Topics", K::List).required().describe(
+            "Topic filters to subscribe to: `+` matches one level, `#` the rest; `$share/group/filter` shares a \
+             subscription between clients (MQTT 5).",
+        ),
+        P::new("qos", "QoS", K::Enum).options(&["0", "1", "2"]).default(json!("1")).describe(
+            "The subscription's QoS. With 1 and 2 a message is acknowledged only once it is stored; 0 has no \
+             acknowledgement (what arrives while disconnected is lost).",
+        ),
+    ];
+    own.extend(crate::decode::properties());
+    connection(own, false)
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -89,6 +113,7 @@ pub enum Auth {
 
 pub struct MqttConfig {
     pub protocol: Protocol,
+    pub keep_alive: u64,
     pub host: String,
     pub port: u16,
     pub path: String,
@@ -97,16 +122,19 @@ pub struct MqttConfig {
     pub client_id: Option<String>,
     pub auth: Auth,
     pub ca: Option<String>,
-    pub topic_template: String,
     pub qos: u8,
+    /// Sending: the topic of each record.
+    pub topic_template: String,
     pub retain: bool,
     pub rate: f64,
+    /// Receiving: the filters subscribed to.
+    pub topics: Vec<String>,
 }
 
 impl MqttConfig {
     pub fn from_integration(i: &Integration) -> Result<Self, BuildError> {
-        let specs = properties();
-        let s = Settings::new(&specs, i);
+        let s = Settings::of(i)?;
+        let egress = i.direction == switchyard_core::Direction::Egress;
         let protocol = match s.text("protocol")?.unwrap_or("mqtt") {
             "mqtts" => Protocol::Mqtts,
             "ws" => Protocol::Ws,
@@ -131,10 +159,12 @@ impl MqttConfig {
             client_id: s.text("clientId")?.map(str::to_owned),
             auth,
             ca: s.text("caCertificate")?.map(str::to_owned),
-            topic_template: s.required("topicTemplate")?.to_owned(),
+            keep_alive: s.number("keepAliveSeconds")?.map_or(30, |n| n as u64),
             qos: s.text("qos")?.and_then(|q| q.parse().ok()).unwrap_or(1),
-            retain: s.flag("retain")?,
-            rate: s.rate()?,
+            topic_template: if egress { s.required("topicTemplate")?.to_owned() } else { String::new() },
+            retain: egress && s.flag("retain")?,
+            rate: if egress { s.rate()? } else { 0.0 },
+            topics: if egress { vec![] } else { s.strings("topics")? },
         })
     }
 
@@ -149,11 +179,55 @@ impl MqttConfig {
     }
 }
 
-/// Certificates must be PEM; a client id must fit MQTT's limits; the port must be whole.
-pub fn check(resolved: &Resolved) -> Result<(), ValidationErrors> {
-    let mut errors = ValidationErrors::default();
-    let specs = properties();
+/// Checks the receiving direction: the shared checks, the topic filters and the decoding.
+pub fn check_ingress(resolved: &Resolved) -> Result<(), ValidationErrors> {
+    let specs = ingress_properties();
+    let mut errors = check_with(&specs, resolved).err().unwrap_or_default();
     let s = Settings::of_resolved(&specs, resolved);
+    for (i, topic) in s.strings("topics").unwrap_or_default().iter().enumerate() {
+        if let Err(e) = topic_filter(topic) {
+            errors.push(format!("properties.topics[{i}]"), e);
+        }
+    }
+    if let Err(e) = crate::decode::check(resolved, &specs) {
+        errors.0.extend(e.0);
+    }
+    errors.into_result()
+}
+
+/// A topic filter as MQTT allows it: `+` a whole level, `#` a whole last level.
+fn topic_filter(filter: &str) -> Result<(), String> {
+    let filter = match filter.strip_prefix("$share/") {
+        Some(rest) => match rest.split_once('/') {
+            Some((group, f)) if !group.is_empty() && !group.contains(['+', '#']) => f,
+            _ => return Err("a shared subscription is `$share/group/filter`".into()),
+        },
+        None => filter,
+    };
+    if filter.is_empty() || filter.len() > 65535 {
+        return Err("must be 1 to 65535 bytes".into());
+    }
+    let levels: Vec<&str> = filter.split('/').collect();
+    for (i, level) in levels.iter().enumerate() {
+        if level.contains('#') && (*level != "#" || i + 1 != levels.len()) {
+            return Err("`#` must be a whole level, the last".into());
+        }
+        if level.contains('+') && *level != "+" {
+            return Err("`+` must be a whole level".into());
+        }
+    }
+    Ok(())
+}
+
+/// Checks the sending direction.
+pub fn check(resolved: &Resolved) -> Result<(), ValidationErrors> {
+    check_with(&properties(), resolved)
+}
+
+/// Certificates must be PEM; a client id must fit MQTT's limits; the port must be whole.
+fn check_with(specs: &[P], resolved: &Resolved) -> Result<(), ValidationErrors> {
+    let mut errors = ValidationErrors::default();
+    let s = Settings::of_resolved(specs, resolved);
     if s.number("port").ok().flatten().is_some_and(|n| n.fract() != 0.0) {
         errors.push("properties.port", "must be a whole number");
     }

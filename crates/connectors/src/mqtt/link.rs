@@ -57,48 +57,16 @@ fn lock(w: &Mutex<Waiters>) -> std::sync::MutexGuard<'_, Waiters> {
 
 impl Link {
     pub fn open(config: &MqttConfig, client_id: &str) -> Result<Link, String> {
-        let (host, transport) = match config.protocol {
-            Protocol::Mqtt => (config.host.clone(), rumqttc::Transport::Tcp),
-            Protocol::Mqtts => (
-                config.host.clone(),
-                rumqttc::Transport::Tls(rumqttc::TlsConfiguration::Rustls(tls::client_config(config)?)),
-            ),
-            Protocol::Ws => (format!("ws://{}:{}{}", config.host, config.port, config.path), rumqttc::Transport::Ws),
-            Protocol::Wss => (
-                format!("wss://{}:{}{}", config.host, config.port, config.path),
-                rumqttc::Transport::Wss(rumqttc::TlsConfiguration::Rustls(tls::client_config(config)?)),
-            ),
-        };
-        let credentials = match &config.auth {
-            Auth::Password(user, password) => Some((user.clone(), password.expose().to_owned())),
-            _ => None,
-        };
         let waiters: Arc<Mutex<Waiters>> = Arc::default();
         let alive = Arc::new(AtomicBool::new(true));
         let (stop, stopped) = oneshot::channel();
         let qos = config.qos;
         let client = if config.v5 {
-            let mut options = rumqttc::v5::MqttOptions::new(client_id, host, config.port);
-            options
-                .set_transport(transport)
-                .set_keep_alive(Duration::from_secs(30))
-                .set_clean_start(config.clean_session);
-            if let Some((user, password)) = credentials {
-                options.set_credentials(user, password);
-            }
-            let (client, events) = rumqttc::v5::AsyncClient::new(options, 64);
+            let (client, events) = rumqttc::v5::AsyncClient::new(options_v5(config, client_id)?, 64);
             tokio::spawn(run_v5(events, waiters.clone(), alive.clone(), stopped));
             Client::V5(client)
         } else {
-            let mut options = rumqttc::MqttOptions::new(client_id, host, config.port);
-            options
-                .set_transport(transport)
-                .set_keep_alive(Duration::from_secs(30))
-                .set_clean_session(config.clean_session);
-            if let Some((user, password)) = credentials {
-                options.set_credentials(user, password);
-            }
-            let (client, events) = rumqttc::AsyncClient::new(options, 64);
+            let (client, events) = rumqttc::AsyncClient::new(options_v3(config, client_id)?, 64);
             tokio::spawn(run_v3(events, waiters.clone(), alive.clone(), stopped, qos));
             Client::V3(client)
         };
@@ -143,7 +111,62 @@ impl Link {
     }
 }
 
-fn qos_v3(q: u8) -> rumqttc::QoS {
+/// Where and how to connect: the broker address rumqttc takes, and the transport.
+fn transport(config: &MqttConfig) -> Result<(String, rumqttc::Transport), String> {
+    Ok(match config.protocol {
+        Protocol::Mqtt => (config.host.clone(), rumqttc::Transport::Tcp),
+        Protocol::Mqtts => (
+            config.host.clone(),
+            rumqttc::Transport::Tls(rumqttc::TlsConfiguration::Rustls(tls::client_config(config)?)),
+        ),
+        Protocol::Ws => (format!("ws://{}:{}{}", config.host, config.port, config.path), rumqttc::Transport::Ws),
+        Protocol::Wss => (
+            format!("wss://{}:{}{}", config.host, config.port, config.path),
+            rumqttc::Transport::Wss(rumqttc::TlsConfiguration::Rustls(tls::client_config(config)?)),
+        ),
+    })
+}
+
+fn credentials(config: &MqttConfig) -> Option<(String, String)> {
+    match &config.auth {
+        Auth::Password(user, password) => Some((user.clone(), password.expose().to_owned())),
+        _ => None,
+    }
+}
+
+/// A 3.1.1 session's options, for either direction.
+pub(super) fn options_v3(config: &MqttConfig, client_id: &str) -> Result<rumqttc::MqttOptions, String> {
+    let (host, transport) = transport(config)?;
+    let mut options = rumqttc::MqttOptions::new(client_id, host, config.port);
+    options
+        .set_transport(transport)
+        .set_keep_alive(Duration::from_secs(config.keep_alive))
+        .set_clean_session(config.clean_session);
+    if let Some((user, password)) = credentials(config) {
+        options.set_credentials(user, password);
+    }
+    Ok(options)
+}
+
+/// A 5 session's options, for either direction.
+pub(super) fn options_v5(config: &MqttConfig, client_id: &str) -> Result<rumqttc::v5::MqttOptions, String> {
+    let (host, transport) = transport(config)?;
+    let mut options = rumqttc::v5::MqttOptions::new(client_id, host, config.port);
+    options
+        .set_transport(transport)
+        .set_keep_alive(Duration::from_secs(config.keep_alive))
+        .set_clean_start(config.clean_session);
+    if !config.clean_session {
+        // A persistent session lasts while disconnected (5 ends it at once by default).
+        options.set_session_expiry_interval(Some(u32::MAX));
+    }
+    if let Some((user, password)) = credentials(config) {
+        options.set_credentials(user, password);
+    }
+    Ok(options)
+}
+
+pub(super) fn qos_v3(q: u8) -> rumqttc::QoS {
     match q {
         0 => rumqttc::QoS::AtMostOnce,
         2 => rumqttc::QoS::ExactlyOnce,
@@ -151,7 +174,7 @@ fn qos_v3(q: u8) -> rumqttc::QoS {
     }
 }
 
-fn qos_v5(q: u8) -> rumqttc::v5::mqttbytes::QoS {
+pub(super) fn qos_v5(q: u8) -> rumqttc::v5::mqttbytes::QoS {
     match q {
         0 => rumqttc::v5::mqttbytes::QoS::AtMostOnce,
         2 => rumqttc::v5::mqttbytes::QoS::ExactlyOnce,

@@ -1,16 +1,21 @@
-//! MQTT (EGRESS): each record published to an external broker over MQTT
-//! 3.1.1 or 5, on TCP, TLS, WebSocket or secure WebSocket. With QoS 1 or 2 a
+//! MQTT, over 3.1.1 or 5, on TCP, TLS, WebSocket or secure WebSocket.
+//! EGRESS: each record published to an external broker; with QoS 1 or 2 a
 //! delivery succeeds only once the broker has acknowledged the message.
+//! INGRESS: a subscription to topic filters on a persistent session; with
+//! QoS 1 or 2 a message is acknowledged only once it is stored.
 mod classify;
 mod config;
 mod egress;
+mod ingress;
 mod link;
 mod tls;
 
-pub use config::{connection as config_connection, properties, MqttConfig};
+pub use config::{ingress_properties, properties, MqttConfig};
 pub use egress::MqttEgress;
+pub use ingress::MqttIngress;
 
 use crate::egress::{BuildError, Egress, EgressContext};
+use crate::ingress::Ingress;
 use crate::{Category, ConnectorType, DirectionSupport};
 use switchyard_core::{Integration, Metadata};
 
@@ -25,13 +30,24 @@ fn build(
     Ok(Box::new(MqttEgress::new(MqttConfig::from_integration(integration)?, integration, globals, ctx)?))
 }
 
-pub fn connector_type(ingress: DirectionSupport) -> ConnectorType {
+fn build_ingress(
+    integration: &Integration,
+    globals: &Metadata,
+    ctx: &EgressContext,
+) -> Result<Box<dyn Ingress>, BuildError> {
+    Ok(Box::new(MqttIngress::new(MqttConfig::from_integration(integration)?, integration, globals, ctx)?))
+}
+
+pub fn connector_type() -> ConnectorType {
     ConnectorType {
         key: KEY.into(),
         name: "MQTT broker".into(),
         description: "Subscribe to, or publish to, an external MQTT broker.".into(),
         category: Category::Standard,
-        directions: vec![ingress, DirectionSupport::egress(properties(), config::check, build)],
+        directions: vec![
+            DirectionSupport::ingress(ingress_properties(), config::check_ingress, build_ingress),
+            DirectionSupport::egress(properties(), config::check, build),
+        ],
         message: crate::Message::Published,
         recipients: None,
         send_code: None,

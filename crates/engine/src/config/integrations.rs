@@ -97,7 +97,7 @@ impl Configuration<'_> {
             updated_at: now,
         };
         self.engine.store.create_integration(&integration).await?;
-        self.engine.routes_changed(&org.id);
+        self.engine.integration_changed(&org.id, &integration.id);
         tracing::info!(integration = %integration.id, r#type = %t.key, "integration created");
         Ok((integration, generated))
     }
@@ -175,7 +175,7 @@ impl Configuration<'_> {
     /// Deletes the integration and its resource mappings.
     pub async fn delete_integration(&self, org: &Org, id: &IntegrationId) -> Result<(), ConfigError> {
         let found = self.engine.store.delete_integration(&org.id, id).await?;
-        self.engine.routes_changed(&org.id);
+        self.engine.integration_changed(&org.id, id);
         if found {
             tracing::info!(integration = %id, "integration deleted");
         }

@@ -52,4 +52,5 @@ conformance!(
     leases_renew_only_for_their_holder,
     every_attempt_is_kept_in_order,
     released_leases_are_due_at_once,
+    the_message_log_deduplicates_by_source_id,
 );

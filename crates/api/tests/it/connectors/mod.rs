@@ -32,6 +32,24 @@ pub struct PeerProcess {
     child: std::process::Child,
 }
 
+impl PeerProcess {
+    pub fn new(child: std::process::Child) -> Self {
+        Self { child }
+    }
+
+    /// Stops it with SIGTERM, as an operator would, and waits until it has exited.
+    pub async fn terminate(mut self) {
+        let _ = std::process::Command::new("kill").args(["-TERM", &self.child.id().to_string()]).status();
+        for _ in 0..500 {
+            if self.child.try_wait().ok().flatten().is_some() {
+                return;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+        }
+        panic!("the peer did not stop on SIGTERM");
+    }
+}
+
 impl Drop for PeerProcess {
     fn drop(&mut self) {
         let _ = self.child.kill();
@@ -153,8 +171,12 @@ fn fields(peer: &dyn Peer, body: &Value) -> (Value, Value, Value, Value, Value) 
 }
 
 pub async fn integration(app: &App, peer: &dyn Peer, name: &str, properties: Value, trigger: Value) -> String {
-    let created =
-        app.post("/v2/integrations", json!({"name": name, "type": peer.type_key(), "properties": properties})).await;
+    let created = app
+        .post(
+            "/v2/integrations",
+            json!({"name": name, "type": peer.type_key(), "direction": "EGRESS", "properties": properties}),
+        )
+        .await;
     assert_eq!(created.status, StatusCode::CREATED, "{:?}", created.body);
     let id = created.body["id"].as_str().unwrap().to_owned();
     peer.prepare(app, &id).await;

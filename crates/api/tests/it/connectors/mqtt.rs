@@ -212,7 +212,9 @@ async fn mqtts_with_a_client_certificate_passes_the_connector_checks(backend: Ba
     let mut bad = target.properties();
     bad["caCertificate"] = json!("not a certificate");
     bad["privateKey"] = json!("not a key");
-    let res = app.post("/v2/integrations", json!({"name": "x", "type": "MQTT", "properties": bad})).await;
+    let res = app
+        .post("/v2/integrations", json!({"name": "x", "type": "MQTT", "direction": "EGRESS", "properties": bad}))
+        .await;
     assert_eq!(res.fields(), ["properties.caCertificate", "properties.privateKey"]);
 }
 

@@ -1,0 +1,264 @@
+//! Ingress end to end: a broker this test starts, a receiver the engine
+//! supervises, records read back through the API and delivered to a webhook.
+use std::time::Duration;
+
+use reqwest::StatusCode;
+use serde_json::{json, Value};
+
+use crate::connectors::{free_port, PeerProcess};
+use crate::receiver::{webhook_with_trigger, Receiver};
+use crate::{spawn_configured, App, Backend};
+
+/// A Mosquitto on one port that keeps sessions across its own restarts
+/// (persistence in its directory, saved when it stops).
+struct Broker {
+    port: u16,
+    conf: std::path::PathBuf,
+    process: Option<PeerProcess>,
+    _dir: tempfile::TempDir,
+}
+
+impl Broker {
+    async fn start() -> Broker {
+        let dir = tempfile::tempdir().unwrap();
+        let port = free_port();
+        let conf = dir.path().join("mosquitto.conf");
+        std::fs::write(
+            &conf,
+            format!(
+                "user root\nlistener {port} 127.0.0.1\nallow_anonymous true\npersistence true\n\
+                 persistence_location {}/\nmax_queued_messages 10000\n",
+                dir.path().display()
+            ),
+        )
+        .unwrap();
+        let mut broker = Broker { port, conf, process: None, _dir: dir };
+        broker.up().await;
+        broker
+    }
+
+    async fn up(&mut self) {
+        let child = std::process::Command::new("mosquitto")
+            .args(["-c", self.conf.to_str().unwrap()])
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .expect("mosquitto from Debian's mosquitto package (scripts/services)");
+        self.process = Some(PeerProcess::new(child));
+        for _ in 0..500 {
+            if tokio::net::TcpStream::connect(("127.0.0.1", self.port)).await.is_ok() {
+                return;
+            }
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+        panic!("mosquitto did not listen on {}", self.port);
+    }
+
+    /// Stops it as an operator would (SIGTERM: it saves its sessions).
+    async fn down(&mut self) {
+        if let Some(p) = self.process.take() {
+            p.terminate().await;
+        }
+    }
+
+    /// Publishes each payload to `topic` at QoS 1 and returns once the broker acknowledged them all.
+    async fn publish(&self, topic: &str, payloads: &[Value]) {
+        let raw: Vec<Vec<u8>> = payloads.iter().map(|p| serde_json::to_vec(p).unwrap()).collect();
+        self.publish_raw(topic, &raw).await
+    }
+
+    async fn publish_raw(&self, topic: &str, payloads: &[Vec<u8>]) {
+        use rumqttc::{AsyncClient, Event, MqttOptions, Packet, QoS};
+        let mut options = MqttOptions::new(format!("publisher-{}", free_port()), "127.0.0.1", self.port);
+        options.set_inflight(100);
+        let (client, mut events) = AsyncClient::new(options, payloads.len() + 10);
+        for p in payloads {
+            client.publish(topic, QoS::AtLeastOnce, false, p.clone()).await.unwrap();
+        }
+        let mut acked = 0;
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+        while acked < payloads.len() {
+            let event = tokio::time::timeout_at(deadline, events.poll()).await.expect("the broker acknowledges");
+            if let Ok(Event::Incoming(Packet::PubAck(_))) = event {
+                acked += 1;
+            }
+        }
+        let _ = client.disconnect().await;
+    }
+}
+
+/// Polls `path` until `done` holds for its body (15 s at most).
+async fn until(app: &App, path: &str, what: &str, done: impl Fn(&Value) -> bool) -> Value {
+    let mut last = Value::Null;
+    for _ in 0..1500 {
+        last = app.get(path).await.body;
+        if done(&last) {
+            return last;
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    panic!("{what}: {path} never did; last {last:#}");
+}
+
+fn state(integration: &Value) -> &str {
+    integration["connection"]["state"].as_str().unwrap_or_default()
+}
+
+fn records(list: &Value) -> Vec<Value> {
+    list["data"].as_array().cloned().unwrap_or_default()
+}
+
+/// An MQTT ingress integration mapped to the webhook setup's device.
+async fn mqtt_ingress(app: &App, broker: &Broker, device_path: &str, extra: Value) -> String {
+    let mut properties = json!({
+        "host": "127.0.0.1", "port": broker.port, "topics": ["sites/+/data"],
+        "format": "json", "externalIdFrom": "topic:1", "rateLimitPerSecond": 1000
+    });
+    properties.as_object_mut().unwrap().extend(extra.as_object().unwrap().clone());
+    let created = app
+        .post(
+            "/v2/integrations",
+            json!({"name": "site broker", "type": "MQTT", "direction": "INGRESS", "properties": properties}),
+        )
+        .await;
+    assert_eq!(created.status, StatusCode::CREATED, "{:?}", created.body);
+    let id = created.body["id"].as_str().unwrap().to_owned();
+    let m = app
+        .post(
+            "/v2/integrations/resource-mappings",
+            json!({"integrationId": id, "externalId": "sensor-7", "resourcePath": device_path}),
+        )
+        .await;
+    assert_eq!(m.status, StatusCode::CREATED, "{:?}", m.body);
+    id
+}
+
+async fn mqtt_messages_are_stored_delivered_logged_and_survive_a_broker_restart(backend: Backend) {
+    let mut broker = Broker::start().await;
+    let app = spawn_configured(backend, |_| {}).await;
+    let rx = Receiver::start(vec![]).await;
+    let s = webhook_with_trigger(&app, &rx.url, json!({}), json!({"kinds": ["value"]})).await;
+    let device_path = format!("/places/{}/devices/{}", s.place, s.device);
+    let id = mqtt_ingress(&app, &broker, &device_path, json!({})).await;
+    let integration = format!("/v2/integrations/{id}");
+    until(&app, &integration, "connected", |i| state(i) == "connected").await;
+
+    broker.publish("sites/sensor-7/data", &[json!({"power": 12.5, "temp": 21})]).await;
+    let telemetry = format!("/v2/telemetry?deviceId={}", s.device);
+    let stored = until(&app, &telemetry, "two records", |l| records(l).len() == 2).await;
+    let power = records(&stored).into_iter().find(|r| r["record"]["property"] == "power").unwrap();
+    assert_eq!(power["record"]["payload"], 12.5);
+    assert_eq!(power["source"]["kind"], "integration");
+    assert_eq!(power["source"]["integrationId"], id.as_str());
+    let got = rx.wait_for(2).await;
+    assert!(got.iter().all(|r| r.json()["deviceId"] == s.device), "delivered by the webhook trigger");
+
+    // The message log: stored with its records; the status tells of it.
+    let log = app.get(&format!("{integration}/messages")).await.body;
+    let message = &log["data"][0];
+    assert_eq!(message["outcome"], "stored");
+    assert_eq!(message["sourceRef"], "sites/sensor-7/data");
+    assert_eq!(message["recordIds"].as_array().unwrap().len(), 2);
+    assert_eq!(message["payload"], r#"{"power":12.5,"temp":21}"#);
+    assert_eq!(power["source"]["messageId"], message["id"], "a record names its message");
+    let view = app.get(&integration).await.body;
+    assert!(view["connection"]["lastMessageAt"].as_i64().is_some(), "{view:#}");
+    assert_eq!(view["connection"]["counters"]["stored"], 1);
+    assert_eq!(view["connection"]["counters"]["records"], 2);
+
+    // A poison message and an unmapped one are logged with why, and acknowledged.
+    broker.publish_raw("sites/sensor-7/data", &[b"not json".to_vec()]).await;
+    broker.publish("sites/sensor-8/data", &[json!({"power": 1})]).await;
+    let log = until(&app, &format!("{integration}/messages"), "three messages", |l| records(l).len() == 3).await;
+    let outcomes: Vec<String> = records(&log).iter().map(|m| m["outcome"].as_str().unwrap().to_owned()).collect();
+    assert_eq!(outcomes, ["unmapped", "decode_error", "stored"], "newest first");
+    assert_eq!(log["data"][0]["reason"], "no resource mapping for sensor-8");
+    assert!(log["data"][1]["reason"].as_str().unwrap().starts_with("not JSON"), "{:#}", log["data"][1]);
+    let unmapped = app.get(&format!("{integration}/messages?outcome=unmapped")).await.body;
+    assert_eq!(records(&unmapped).len(), 1);
+
+    // The broker stops: the status says so, with the error.
+    broker.down().await;
+    let down = until(&app, &integration, "reconnecting", |i| state(i) == "reconnecting").await;
+    assert!(down["connection"]["lastError"].as_str().is_some_and(|e| !e.is_empty()), "{down:#}");
+    // It starts again: QoS 1 messages published before Switchyard is back wait in its persistent session.
+    broker.up().await;
+    let burst: Vec<Value> = (0..20).map(|n| json!({"n": n})).collect();
+    broker.publish("sites/sensor-7/data", &burst).await;
+    until(&app, &integration, "connected again", |i| state(i) == "connected").await;
+    let arrived =
+        until(&app, &format!("{telemetry}&property=n&limit=200"), "the burst", |l| records(l).len() >= 20).await;
+    let mut seen: Vec<i64> = records(&arrived).iter().map(|r| r["record"]["payload"].as_i64().unwrap()).collect();
+    seen.sort();
+    assert_eq!(seen, (0..20).collect::<Vec<_>>(), "each once");
+    let history = app.get(&format!("{integration}/status-history")).await.body;
+    let states: Vec<&str> = history["data"].as_array().unwrap().iter().map(|c| c["state"].as_str().unwrap()).collect();
+    assert_eq!(&states[..3], ["connected", "reconnecting", "connected"], "{states:?}");
+
+    // Disabled: it lets go of the broker, which keeps what comes meanwhile; enabled: it arrives.
+    let off = app.put(&integration, json!({"enabled": false})).await;
+    assert_eq!(off.status, StatusCode::OK, "{:?}", off.body);
+    until(&app, &integration, "disabled", |i| state(i) == "disabled").await;
+    broker.publish("sites/sensor-7/data", &[json!({"late": 1})]).await;
+    app.put(&integration, json!({"enabled": true})).await;
+    let late = format!("{telemetry}&property=late");
+    until(&app, &late, "the message sent while disabled", |l| records(l).len() == 1).await;
+
+    // Deleted: its task stops and its log goes with it.
+    assert_eq!(app.delete(&integration).await.status, StatusCode::NO_CONTENT);
+    assert_eq!(app.get(&format!("{integration}/messages")).await.status, StatusCode::NOT_FOUND);
+}
+
+async fn a_message_id_deduplicates_redelivered_messages(backend: Backend) {
+    let broker = Broker::start().await;
+    let app = spawn_configured(backend, |_| {}).await;
+    let rx = Receiver::start(vec![]).await;
+    let s = webhook_with_trigger(&app, &rx.url, json!({}), json!({"kinds": ["value"]})).await;
+    let device_path = format!("/places/{}/devices/{}", s.place, s.device);
+    let id = mqtt_ingress(&app, &broker, &device_path, json!({"messageIdFrom": "pointer:/id"})).await;
+    let integration = format!("/v2/integrations/{id}");
+    until(&app, &integration, "connected", |i| state(i) == "connected").await;
+    let again = json!({"id": "m-1", "power": 3});
+    broker.publish("sites/sensor-7/data", &[again.clone(), again, json!({"id": "m-2", "power": 4})]).await;
+    let log = until(&app, &format!("{integration}/messages"), "three messages", |l| records(l).len() == 3).await;
+    let outcomes: Vec<String> = records(&log).iter().map(|m| m["outcome"].as_str().unwrap().to_owned()).collect();
+    assert_eq!(outcomes, ["stored", "duplicate", "stored"]);
+    assert_eq!(log["data"][1]["sourceId"], Value::Null, "a duplicate keeps no id");
+    assert_eq!(log["data"][0]["sourceId"], "m-2");
+    let stored = app.get(&format!("/v2/telemetry?deviceId={}", s.device)).await.body;
+    let powers: Vec<i64> = records(&stored).iter().map(|r| r["record"]["payload"].as_i64().unwrap()).collect();
+    assert_eq!(powers, [4, 3], "stored once each, newest first; the id is no value");
+    assert_eq!(rx.settled(Duration::from_millis(300)).await.len(), 2, "delivered once each");
+}
+
+async fn settings_that_cannot_work_are_refused_and_secrets_never_shown(backend: Backend) {
+    let app = spawn_configured(backend, |_| {}).await;
+    let bad = app
+        .post(
+            "/v2/integrations",
+            json!({"name": "b", "type": "MQTT", "direction": "INGRESS",
+                   "properties": {"host": "h", "topics": ["a/#/b"], "format": "json"}}),
+        )
+        .await;
+    assert_eq!(bad.status, StatusCode::UNPROCESSABLE_ENTITY, "{:?}", bad.body);
+    assert_eq!(bad.fields(), ["properties.topics[0]", "properties.externalIdFrom"]);
+    assert!(app.get("/v2/integrations?direction=INGRESS").await.body["data"].as_array().unwrap().is_empty());
+    let ok = app
+        .post(
+            "/v2/integrations",
+            json!({"name": "b", "type": "MQTT", "direction": "INGRESS", "enabled": false,
+                   "properties": {"host": "127.0.0.1", "topics": ["a/+"], "externalIdFrom": "topic:1",
+                                  "authMethod": "PASSWORD", "username": "u", "password": "hunter2-secret"}}),
+        )
+        .await;
+    assert_eq!(ok.status, StatusCode::CREATED, "{:?}", ok.body);
+    assert!(!ok.body.to_string().contains("hunter2-secret"));
+    assert_eq!(ok.body["secretsSet"], json!(["password"]));
+    assert_eq!(state(&ok.body), "disabled");
+}
+
+on_both_stores!(
+    mqtt_messages_are_stored_delivered_logged_and_survive_a_broker_restart,
+    a_message_id_deduplicates_redelivered_messages,
+    settings_that_cannot_work_are_refused_and_secrets_never_shown,
+);

@@ -1,0 +1,229 @@
+//! Receiving: one session per integration, subscribed on every connect.
+//! Acknowledgements are manual: each message goes to the sink as it
+//! arrives, and its PUBACK (QoS 1) or PUBREC (QoS 2) is sent once the sink
+//! has stored it, in arrival order (as MQTT requires), while later messages
+//! are already being stored. A QoS 1 or 2 message the link loses before its
+//! acknowledgement the broker sends again on the persistent session.
+use std::future::Future;
+use std::pin::Pin;
+
+use async_trait::async_trait;
+use futures_util::stream::{FuturesOrdered, StreamExt};
+use switchyard_core::{now_ms, InboundMessage, Integration, MessageOutcome, Metadata};
+
+use super::classify;
+use super::config::MqttConfig;
+use super::link::{options_v3, options_v5, qos_v3, qos_v5};
+use crate::egress::{BuildError, EgressContext, Outcome};
+use crate::ingress::{Ingress, IngressSink, LinkEvent};
+use crate::policy::EgressPolicy;
+use crate::shared::resolve_allowed;
+
+/// Messages being stored at once, at most; beyond it the link is not read
+/// (QoS 1 and 2 brokers hold what is unacknowledged anyway).
+const IN_FLIGHT: usize = 512;
+
+pub struct MqttIngress {
+    config: MqttConfig,
+    client_id: String,
+    policy: EgressPolicy,
+}
+
+impl MqttIngress {
+    pub fn new(
+        config: MqttConfig,
+        integration: &Integration,
+        _globals: &Metadata,
+        ctx: &EgressContext,
+    ) -> Result<Self, BuildError> {
+        if config.topics.is_empty() {
+            return Err(BuildError::Config("topics: subscribe to at least one topic filter".into()));
+        }
+        // Stable across restarts, so the broker keeps the persistent session.
+        let client_id = config.client_id.clone().unwrap_or_else(|| format!("switchyard-{}", integration.id));
+        Ok(Self { config, client_id, policy: ctx.policy.clone() })
+    }
+}
+
+fn reason(outcome: Outcome) -> String {
+    match outcome {
+        Outcome::Retry { reason, .. } | Outcome::Reject { reason, .. } => reason,
+        Outcome::Delivered => "the connection ended".into(),
+    }
+}
+
+/// What the two protocol versions report, in one shape.
+enum Event<P> {
+    Connected,
+    Subscribed(Result<(), String>),
+    Message(P, InboundMessage),
+    /// The DISCONNECT asked for is written (after every acknowledgement queued before it).
+    Disconnected,
+    Other,
+}
+
+/// A session of either protocol version.
+#[async_trait]
+trait Session: Send {
+    type Publish: Send;
+    async fn poll(&mut self) -> Result<Event<Self::Publish>, String>;
+    async fn subscribe(&mut self, topics: &[String], qos: u8) -> Result<(), String>;
+    fn ack(&self, publish: &Self::Publish) -> Result<(), String>;
+    fn disconnect(&self);
+}
+
+struct V3(rumqttc::AsyncClient, rumqttc::EventLoop);
+struct V5(rumqttc::v5::AsyncClient, rumqttc::v5::EventLoop);
+
+#[async_trait]
+impl Session for V3 {
+    type Publish = rumqttc::Publish;
+    async fn poll(&mut self) -> Result<Event<Self::Publish>, String> {
+        use rumqttc::{Event as E, Packet, SubscribeReasonCode};
+        Ok(match self.1.poll().await.map_err(|e| reason(classify::v3(&e)))? {
+            E::Incoming(Packet::ConnAck(_)) => Event::Connected,
+            E::Incoming(Packet::SubAck(a)) => {
+                Event::Subscribed(if a.return_codes.iter().any(|c| matches!(c, SubscribeReasonCode::Failure)) {
+                    Err("the broker refused a subscription".into())
+                } else {
+                    Ok(())
+                })
+            }
+            E::Incoming(Packet::Publish(p)) => {
+                let message = InboundMessage {
+                    source_ref: p.topic.clone(),
+                    payload: p.payload.to_vec(),
+                    received_at: now_ms(),
+                    ..Default::default()
+                };
+                Event::Message(p, message)
+            }
+            E::Outgoing(rumqttc::Outgoing::Disconnect) => Event::Disconnected,
+            _ => Event::Other,
+        })
+    }
+    async fn subscribe(&mut self, topics: &[String], qos: u8) -> Result<(), String> {
+        let filters = topics.iter().map(|t| rumqttc::SubscribeFilter::new(t.clone(), qos_v3(qos)));
+        self.0.subscribe_many(filters).await.map_err(|e| e.to_string())
+    }
+    fn ack(&self, publish: &Self::Publish) -> Result<(), String> {
+        self.0.try_ack(publish).map_err(|e| e.to_string())
+    }
+    fn disconnect(&self) {
+        let _ = self.0.try_disconnect();
+    }
+}
+
+#[async_trait]
+impl Session for V5 {
+    type Publish = rumqttc::v5::mqttbytes::v5::Publish;
+    async fn poll(&mut self) -> Result<Event<Self::Publish>, String> {
+        use rumqttc::v5::mqttbytes::v5::{Packet, SubscribeReasonCode};
+        use rumqttc::v5::Event as E;
+        Ok(match self.1.poll().await.map_err(|e| reason(classify::v5(&e)))? {
+            E::Incoming(Packet::ConnAck(_)) => Event::Connected,
+            E::Incoming(Packet::SubAck(a)) => {
+                Event::Subscribed(match a.return_codes.iter().find(|c| !matches!(c, SubscribeReasonCode::Success(_))) {
+                    Some(refused) => Err(format!("the broker refused a subscription: {refused:?}")),
+                    None => Ok(()),
+                })
+            }
+            E::Incoming(Packet::Publish(p)) => {
+                let mut attributes = Vec::new();
+                if let Some(props) = &p.properties {
+                    attributes.extend(props.user_properties.iter().cloned());
+                    if let Some(c) = &props.correlation_data {
+                        attributes.push(("correlationData".into(), String::from_utf8_lossy(c).into_owned()));
+                    }
+                    if let Some(t) = &props.content_type {
+                        attributes.push(("contentType".into(), t.clone()));
+                    }
+                }
+                let message = InboundMessage {
+                    source_ref: String::from_utf8_lossy(&p.topic).into_owned(),
+                    payload: p.payload.to_vec(),
+                    attributes,
+                    received_at: now_ms(),
+                    ..Default::default()
+                };
+                Event::Message(p, message)
+            }
+            E::Outgoing(rumqttc::Outgoing::Disconnect) => Event::Disconnected,
+            _ => Event::Other,
+        })
+    }
+    async fn subscribe(&mut self, topics: &[String], qos: u8) -> Result<(), String> {
+        let filters = topics.iter().map(|t| rumqttc::v5::mqttbytes::v5::Filter::new(t.clone(), qos_v5(qos)));
+        self.0.subscribe_many(filters).await.map_err(|e| e.to_string())
+    }
+    fn ack(&self, publish: &Self::Publish) -> Result<(), String> {
+        self.0.try_ack(publish).map_err(|e| e.to_string())
+    }
+    fn disconnect(&self) {
+        let _ = self.0.try_disconnect();
+    }
+}
+
+type Storing<'a, P> = Pin<Box<dyn Future<Output = (P, Result<MessageOutcome, String>)> + Send + 'a>>;
+
+/// The session's loop: read, hand over, acknowledge in order; on a stop,
+/// acknowledge what is stored and leave.
+async fn serve<S: Session>(mut session: S, config: &MqttConfig, sink: &dyn IngressSink) -> Result<(), String> {
+    let mut storing: FuturesOrdered<Storing<'_, S::Publish>> = FuturesOrdered::new();
+    let mut stopping = false;
+    let stop = sink.stopping();
+    tokio::pin!(stop);
+    loop {
+        tokio::select! {
+            _ = &mut stop, if !stopping => {
+                stopping = true;
+                if storing.is_empty() {
+                    break;
+                }
+            }
+            Some((publish, stored)) = storing.next(), if !storing.is_empty() => {
+                stored?;
+                session.ack(&publish)?;
+                if stopping && storing.is_empty() {
+                    break;
+                }
+            }
+            event = session.poll(), if storing.len() < IN_FLIGHT => match event? {
+                Event::Connected => session.subscribe(&config.topics, config.qos).await?,
+                Event::Subscribed(result) => {
+                    result?;
+                    sink.link(LinkEvent::Connected);
+                }
+                // What arrives once stopping is left unacknowledged: the broker sends it again.
+                Event::Message(publish, message) if !stopping => {
+                    storing.push_back(Box::pin(async move { (publish, sink.message(message).await) }));
+                }
+                _ => {}
+            }
+        }
+    }
+    // Write the acknowledgements queued, then leave the session as it is (never unsubscribed).
+    session.disconnect();
+    let flush = async { while !matches!(session.poll().await, Ok(Event::Disconnected) | Err(_)) {} };
+    let _ = tokio::time::timeout(std::time::Duration::from_secs(5), flush).await;
+    Ok(())
+}
+
+#[async_trait]
+impl Ingress for MqttIngress {
+    async fn run(&mut self, sink: &dyn IngressSink) -> Result<(), String> {
+        resolve_allowed(&self.policy, &self.config.host, self.config.port).await?;
+        let capacity = IN_FLIGHT * 2;
+        if self.config.v5 {
+            let mut options = options_v5(&self.config, &self.client_id)?;
+            options.set_manual_acks(true);
+            let (client, events) = rumqttc::v5::AsyncClient::new(options, capacity);
+            serve(V5(client, events), &self.config, sink).await
+        } else {
+            let mut options = options_v3(&self.config, &self.client_id)?;
+            options.set_manual_acks(true);
+            let (client, events) = rumqttc::AsyncClient::new(options, capacity);
+            serve(V3(client, events), &self.config, sink).await
+        }
+    }
+}

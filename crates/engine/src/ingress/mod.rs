@@ -1,0 +1,229 @@
+//! Ingress supervision: one task per enabled ingress integration on this
+//! node. A task builds the integration's receiver and runs it, backing off
+//! 1 s → 60 s with jitter between tries, forever; a change to the
+//! integration (or its deletion, or a disable) stops it within a second and
+//! starts what the new settings say; a shutdown lets each receiver
+//! acknowledge what is stored before it leaves. Messages go through the
+//! [`Sink`] to [`Engine::receive`], the ingest path.
+//!
+//! [`Engine::receive`]: crate::Engine::receive
+mod sink;
+pub mod status;
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex, OnceLock, Weak};
+use std::time::{Duration, Instant};
+
+use switchyard_connectors::connection::Backoff;
+use switchyard_connectors::decode::Decoder;
+use switchyard_connectors::Role;
+use switchyard_core::{now_ms, Direction, Integration, IntegrationId, OrgId};
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
+
+use crate::Engine;
+use sink::Sink;
+use status::Connection;
+pub use status::{ConnectionState, ConnectionView, StateChange};
+
+/// How long a stopping receiver may take to acknowledge what is stored.
+const DRAIN: Duration = Duration::from_secs(10);
+/// A link that held this long starts its next back-off from the first delay.
+const HELD: Duration = Duration::from_secs(30);
+
+struct Running {
+    stop: CancellationToken,
+    done: tokio::sync::oneshot::Receiver<()>,
+}
+
+#[derive(Default)]
+pub(crate) struct Supervisor {
+    engine: OnceLock<Weak<Engine>>,
+    tracker: OnceLock<TaskTracker>,
+    shutdown: OnceLock<CancellationToken>,
+    running: Mutex<HashMap<IntegrationId, Running>>,
+    /// Every ingress integration's connection seen on this node, kept across restarts of its task.
+    connections: Mutex<HashMap<IntegrationId, Arc<Connection>>>,
+    /// Serialises reconciles of one integration (a burst of changes applies in order).
+    turns: tokio::sync::Mutex<()>,
+}
+
+impl Supervisor {
+    /// Starts every enabled ingress integration's task.
+    pub(crate) async fn start(
+        &self,
+        engine: &Arc<Engine>,
+        tracker: &TaskTracker,
+        shutdown: &CancellationToken,
+    ) -> Result<(), switchyard_store::StoreError> {
+        let _ = self.engine.set(Arc::downgrade(engine));
+        let _ = self.tracker.set(tracker.clone());
+        let _ = self.shutdown.set(shutdown.clone());
+        let filter = switchyard_store::IntegrationFilter {
+            direction: Some(Direction::Ingress),
+            enabled: Some(true),
+            ..Default::default()
+        };
+        for org in engine.store.list_orgs().await? {
+            let mut page = switchyard_store::PageRequest { limit: 200, after: None };
+            loop {
+                let found = engine.store.list_integrations(&org.id, &filter, &page).await?;
+                for integration in found.items {
+                    let id = integration.id.clone();
+                    self.reconcile_with(&org.id, &id, Some(integration)).await;
+                }
+                match found.next_cursor {
+                    Some(next) => page.after = Some(next),
+                    None => break,
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// Applies the integration's current settings: stops its task, and
+    /// starts a new one if it is an enabled ingress integration.
+    pub(crate) fn changed(&self, org: &OrgId, id: &IntegrationId) {
+        let Some(engine) = self.engine.get().and_then(Weak::upgrade) else { return };
+        let (org, id) = (org.clone(), id.clone());
+        let spawn = self.tracker.get().cloned();
+        if let Some(tracker) = spawn {
+            tracker.spawn(async move {
+                let found = match engine.store.get_integration(&org, &id).await {
+                    Ok(found) => found,
+                    Err(e) => {
+                        tracing::error!(integration = %id, error = %e, "reading a changed integration failed");
+                        return;
+                    }
+                };
+                engine.ingress.reconcile_with(&org, &id, found).await;
+            });
+        }
+    }
+
+    async fn reconcile_with(&self, org: &OrgId, id: &IntegrationId, found: Option<Integration>) {
+        let _turn = self.turns.lock().await;
+        let previous = self.lock_running().remove(id);
+        if let Some(previous) = previous {
+            previous.stop.cancel();
+            let _ = tokio::time::timeout(DRAIN + Duration::from_secs(1), previous.done).await;
+        }
+        let Some(integration) = found.filter(|i| i.direction == Direction::Ingress) else {
+            self.lock_connections().remove(id);
+            return;
+        };
+        let connection = self.connection(id);
+        if !integration.enabled {
+            connection.set(ConnectionState::Disabled, None);
+            return;
+        }
+        let (Some(engine), Some(tracker), Some(shutdown)) =
+            (self.engine.get().and_then(Weak::upgrade), self.tracker.get(), self.shutdown.get())
+        else {
+            return;
+        };
+        if shutdown.is_cancelled() {
+            return;
+        }
+        let stop = shutdown.child_token();
+        let (finished, done) = tokio::sync::oneshot::channel();
+        let task = supervise(engine, org.clone(), integration, connection, stop.clone());
+        tracker.spawn(async move {
+            task.await;
+            let _ = finished.send(());
+        });
+        self.lock_running().insert(id.clone(), Running { stop, done });
+    }
+
+    fn lock_running(&self) -> std::sync::MutexGuard<'_, HashMap<IntegrationId, Running>> {
+        self.running.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    fn lock_connections(&self) -> std::sync::MutexGuard<'_, HashMap<IntegrationId, Arc<Connection>>> {
+        self.connections.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    fn connection(&self, id: &IntegrationId) -> Arc<Connection> {
+        self.lock_connections()
+            .entry(id.clone())
+            .or_insert_with(|| Arc::new(Connection::new(ConnectionState::Connecting)))
+            .clone()
+    }
+
+    /// The connection of an ingress integration as this node sees it (none
+    /// when it never ran here).
+    pub(crate) fn view(&self, id: &IntegrationId) -> Option<(ConnectionView, Vec<StateChange>)> {
+        let c = self.lock_connections().get(id).cloned()?;
+        Some((c.view(), c.history()))
+    }
+}
+
+/// One integration's task: build, run, back off, until stopped.
+async fn supervise(
+    engine: Arc<Engine>,
+    org: OrgId,
+    integration: Integration,
+    connection: Arc<Connection>,
+    stop: CancellationToken,
+) {
+    let id = integration.id.clone();
+    let failed = |e: String| {
+        tracing::warn!(integration = %id, error = %e, "ingress settings cannot work");
+        connection.set(ConnectionState::Failed, Some(e));
+    };
+    let built = async {
+        let build = switchyard_connectors::find(&integration.type_key)
+            .and_then(|t| t.direction(Direction::Ingress))
+            .and_then(|d| match d.role {
+                Role::Ingress(build) => Some(build),
+                _ => None,
+            })
+            .ok_or_else(|| format!("{} cannot receive yet", integration.type_key))?;
+        let globals = engine.store.get_globals(&org).await.map_err(|e| e.to_string())?;
+        let decoder = Decoder::of(&integration).map_err(|e| e.to_string())?;
+        let receiver = build(&integration, &globals, &engine.egress).map_err(|e| e.to_string())?;
+        Ok::<_, String>((decoder, receiver))
+    };
+    let (decoder, mut receiver) = match built.await {
+        Ok(built) => built,
+        Err(e) => {
+            failed(e);
+            return;
+        }
+    };
+    let interval = decoder.expected_interval;
+    let sink = Sink::new(engine.clone(), org, id.clone(), decoder, connection.clone(), stop.clone());
+    let mut backoff = Backoff::default();
+    let mut tick = tokio::time::interval(Duration::from_secs(1));
+    loop {
+        if connection.state() != ConnectionState::Reconnecting {
+            connection.set(ConnectionState::Connecting, None);
+        }
+        let started = Instant::now();
+        let run = receiver.run(&sink);
+        tokio::pin!(run);
+        let result = loop {
+            tokio::select! {
+                result = &mut run => break result,
+                _ = stop.cancelled() => {
+                    // The receiver sees the stop too: it acknowledges what is stored, then returns.
+                    break tokio::time::timeout(DRAIN, &mut run).await.unwrap_or(Ok(()));
+                }
+                _ = tick.tick() => connection.check_silence(interval, now_ms()),
+            }
+        };
+        if stop.is_cancelled() {
+            break;
+        }
+        let error = result.err().unwrap_or_else(|| "the source ended the connection".into());
+        tracing::warn!(integration = %id, error = %error, "ingress link lost; reconnecting");
+        connection.set(ConnectionState::Reconnecting, Some(error));
+        if started.elapsed() >= HELD {
+            backoff.reset();
+        }
+        tokio::select! {
+            _ = tokio::time::sleep(backoff.next_delay()) => {}
+            _ = stop.cancelled() => break,
+        }
+    }
+}
