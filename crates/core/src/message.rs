@@ -65,6 +65,8 @@ pub struct LoggedMessage {
     /// The source's id of the message, when it has one (what deduplicates it).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub source_id: Option<String>,
+    /// Its attributes or headers (MQTT 5 user properties, queue attributes), as `[name, value]` pairs.
+    pub attributes: Vec<(String, String)>,
     pub outcome: MessageOutcome,
     /// Why it was not stored (unmapped, decode error).
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -77,4 +79,17 @@ pub struct LoggedMessage {
     pub payload_encoding: String,
     /// The payload's whole size in bytes.
     pub payload_size: u64,
+}
+
+impl LoggedMessage {
+    /// The kept payload's bytes; `None` when only its start was kept (a
+    /// message longer than [`PAYLOAD_KEPT`] cannot be run again from the log).
+    pub fn payload_bytes(&self) -> Option<Vec<u8>> {
+        use base64::Engine as _;
+        let bytes = match self.payload_encoding.as_str() {
+            "base64" => base64::engine::general_purpose::STANDARD.decode(&self.payload).ok()?,
+            _ => self.payload.as_bytes().to_vec(),
+        };
+        (bytes.len() as u64 == self.payload_size).then_some(bytes)
+    }
 }

@@ -5,6 +5,9 @@
 //!   triggers and retries; the attempt is in the action and the delivery log.
 //! - `backfill`: stored records of a time range that match the integration's
 //!   triggers are delivered again, through the outbox and its rate limit.
+//! - `replay-unmapped` (ingress): the messages its log keeps as unmapped are
+//!   run again, after mappings were added; those that now map are stored
+//!   and their entries say so; the rest stay unmapped.
 use std::sync::Arc;
 
 use serde_json::{json, Map, Value};
@@ -19,6 +22,7 @@ use crate::Engine;
 
 pub const TEST_SEND: &str = "test-send";
 pub const BACKFILL: &str = "backfill";
+pub const REPLAY_UNMAPPED: &str = "replay-unmapped";
 
 /// Records read per page while backfilling.
 const PAGE: usize = 500;
@@ -29,7 +33,7 @@ const MAX_RANGE_MS: i64 = 366 * 24 * 3600 * 1000;
 pub fn available(direction: Direction) -> &'static [&'static str] {
     match direction {
         Direction::Egress => &[TEST_SEND, BACKFILL],
-        Direction::Ingress => &[],
+        Direction::Ingress => &[REPLAY_UNMAPPED],
     }
 }
 
@@ -53,6 +57,7 @@ enum Plan {
         from: i64,
         to: i64,
     },
+    ReplayUnmapped,
 }
 
 fn plan(kind: &str, params: &Map<String, Value>) -> Result<Plan, ActionError> {
@@ -60,12 +65,15 @@ fn plan(kind: &str, params: &Map<String, Value>) -> Result<Plan, ActionError> {
     let known: &[&str] = match kind {
         TEST_SEND => &["deviceId", "kind", "property", "payload"],
         BACKFILL => &["from", "to"],
+        REPLAY_UNMAPPED => &[],
         other => return Err(ActionError::Unknown(other.to_owned())),
     };
     for key in params.keys().filter(|k| !known.contains(&k.as_str())) {
         errors.push(key.clone(), format!("unknown parameter; {kind} takes: {}", known.join(", ")));
     }
-    let plan = if kind == TEST_SEND {
+    let plan = if kind == REPLAY_UNMAPPED {
+        Plan::ReplayUnmapped
+    } else if kind == TEST_SEND {
         let placeholder = || DeviceId::from_stored(format!("{}{}", "dev_", "0".repeat(26)));
         let device = match params.get("deviceId") {
             Some(Value::String(raw)) => DeviceId::parse(raw).unwrap_or_else(|e| {
@@ -172,6 +180,7 @@ impl Engine {
                 Ok(()) => match plan {
                     Plan::TestSend { record, .. } => engine.test_send(&integration, &mut action, *record).await,
                     Plan::Backfill { from, to } => engine.backfill(&integration, &mut action, from, to).await,
+                    Plan::ReplayUnmapped => engine.replay_unmapped(&integration, &mut action).await,
                 },
                 Err(e) => Err(e),
             };
@@ -232,6 +241,57 @@ impl Engine {
         }));
         action.status = if delivered { ActionStatus::Succeeded } else { ActionStatus::Failed };
         action.error = if delivered { None } else { a.error.clone().or_else(|| Some("not delivered".into())) };
+        Ok(())
+    }
+
+    async fn replay_unmapped(&self, integration: &Integration, action: &mut Action) -> Result<(), StoreError> {
+        let org = &integration.org_id;
+        let decoder = match switchyard_connectors::decode::Decoder::of(integration) {
+            Ok(d) => d,
+            Err(e) => {
+                action.status = ActionStatus::Failed;
+                action.error = Some(e.to_string());
+                return Ok(());
+            }
+        };
+        let order = tokio::sync::Mutex::new(());
+        let filter = switchyard_store::MessageFilter { outcome: Some(switchyard_core::MessageOutcome::Unmapped) };
+        let mut page = switchyard_store::PageRequest { limit: 200, after: None };
+        let (mut replayed, mut unmapped, mut cut) = (0u64, 0u64, 0u64);
+        loop {
+            let found = self.store.list_messages(org, &integration.id, &filter, &page).await?;
+            for logged in &found.items {
+                let Some(payload) = logged.payload_bytes() else {
+                    cut += 1;
+                    continue;
+                };
+                let message = switchyard_core::InboundMessage {
+                    source_ref: logged.source_ref.clone(),
+                    dedup_key: logged.source_id.clone(),
+                    attributes: logged.attributes.clone(),
+                    payload,
+                    received_at: logged.received_at,
+                };
+                let replay = Some(logged.id.clone());
+                let stored = self.store_message(org, &integration.id, &decoder, message, &order, replay).await;
+                match stored.map_err(|e| match e {
+                    crate::IngestError::Store(e) => e,
+                    other => StoreError::Corrupt(other.to_string()),
+                })? {
+                    (switchyard_core::MessageOutcome::Stored, _) => replayed += 1,
+                    _ => unmapped += 1,
+                }
+            }
+            action.progress = json!({"replayed": replayed, "stillUnmapped": unmapped, "payloadCut": cut});
+            action.updated_at = now_ms();
+            self.store.update_action(org, action).await?;
+            match found.next_cursor {
+                Some(c) => page.after = Some(c),
+                None => break,
+            }
+        }
+        action.status = ActionStatus::Succeeded;
+        action.result = Some(json!({"replayed": replayed, "stillUnmapped": unmapped, "payloadCut": cut}));
         Ok(())
     }
 

@@ -169,27 +169,42 @@ impl Engine {
         org: &OrgId,
         integration: &IntegrationId,
         decoder: &Decoder,
-        mut message: InboundMessage,
+        message: InboundMessage,
         order: &tokio::sync::Mutex<()>,
     ) -> Result<(MessageOutcome, usize), IngestError> {
+        self.store_message(org, integration, decoder, message, order, None).await
+    }
+
+    /// `receive`, or with `replay` the unmapped message logged under that id
+    /// run again: stored if it now maps, its entry updated; left as it is if not.
+    pub(crate) async fn store_message(
+        &self,
+        org: &OrgId,
+        integration: &IntegrationId,
+        decoder: &Decoder,
+        mut message: InboundMessage,
+        order: &tokio::sync::Mutex<()>,
+        replay: Option<MessageId>,
+    ) -> Result<(MessageOutcome, usize), IngestError> {
         let turn = order.lock().await;
-        let id = MessageId::new();
-        message.dedup_key = decoder.message_id(&message);
+        let id = replay.clone().unwrap_or_else(MessageId::new);
+        if replay.is_none() {
+            message.dedup_key = decoder.message_id(&message);
+        }
         let source =
             RecordSource::Integration { integration_id: integration.clone(), message_id: Some(id.to_string()) };
         let (records, outcome, reason) = match decoder.decode(&message) {
             Err(e) => (vec![], MessageOutcome::DecodeError, Some(e.0)),
-            Ok(drafts) => match ingest::resolve(&*self.store, &self.router, org, &source, drafts).await {
+            Ok(drafts) => match self.resolve_message(org, integration, decoder, &source, drafts).await? {
                 Ok(records) => (self.route(org, records, &source).await?, MessageOutcome::Stored, None),
-                Err(IngestError::Unmapped { external_ids, .. }) => {
-                    let reason = format!("no resource mapping for {}", external_ids.join(", "));
-                    (vec![], MessageOutcome::Unmapped, Some(reason))
-                }
-                Err(IngestError::Invalid(errors)) => (vec![], MessageOutcome::DecodeError, Some(errors.to_string())),
-                Err(e) => return Err(e),
+                Err((outcome, reason)) => (vec![], outcome, Some(reason)),
             },
         };
-        let entry = NewMessage::new(id, integration.clone(), &message, outcome, reason);
+        if replay.is_some() && outcome != MessageOutcome::Stored {
+            return Ok((outcome, 0));
+        }
+        let mut entry = NewMessage::new(id, integration.clone(), &message, outcome, reason);
+        entry.replay = replay.is_some();
         let committed = self.writer.submit(Batch::new(org.clone(), records).with_message(entry)).await?;
         drop(turn);
         let written = committed.await?;
@@ -198,6 +213,79 @@ impl Engine {
             return Ok((MessageOutcome::Duplicate, 0));
         }
         Ok((outcome, written.stored))
+    }
+
+    /// A message's records, or why it has none. External ids no mapping
+    /// resolves get a device in the integration's Place, when it has one,
+    /// mapped to them; otherwise the message is unmapped.
+    async fn resolve_message(
+        &self,
+        org: &OrgId,
+        integration: &IntegrationId,
+        decoder: &Decoder,
+        source: &RecordSource,
+        drafts: Vec<RecordDraft>,
+    ) -> Result<Result<Vec<Record>, (MessageOutcome, String)>, IngestError> {
+        let again = decoder.place.as_ref().map(|_| drafts.clone());
+        let mut found = ingest::resolve(&*self.store, &self.router, org, source, drafts).await;
+        if let (Err(IngestError::Unmapped { external_ids, .. }), Some(place), Some(drafts)) =
+            (&found, &decoder.place, again)
+        {
+            match self.map_new_devices(org, integration, place, external_ids).await {
+                Err(IngestError::Invalid(e)) => {
+                    return Ok(Err((MessageOutcome::Unmapped, format!("no device could be created for it: {e}"))))
+                }
+                done => done?,
+            }
+            found = ingest::resolve(&*self.store, &self.router, org, source, drafts).await;
+        }
+        match found {
+            Ok(records) => Ok(Ok(records)),
+            Err(IngestError::Unmapped { external_ids, .. }) => {
+                Ok(Err((MessageOutcome::Unmapped, format!("no resource mapping for {}", external_ids.join(", ")))))
+            }
+            Err(IngestError::Invalid(errors)) => Ok(Err((MessageOutcome::DecodeError, errors.to_string()))),
+            Err(e) => Err(e),
+        }
+    }
+
+    /// A device per external id in the Place at `place`, each mapped to its id.
+    async fn map_new_devices(
+        &self,
+        org: &OrgId,
+        integration: &IntegrationId,
+        place: &str,
+        external_ids: &[String],
+    ) -> Result<(), IngestError> {
+        let invalid = |field: &str, e: String| IngestError::Invalid(switchyard_core::ValidationErrors::one(field, e));
+        let place = match switchyard_core::ResourcePath::parse(place) {
+            Ok(switchyard_core::ResourcePath::Place(p)) => p,
+            _ => return Err(invalid("properties.place", format!("`{place}` is not a Place"))),
+        };
+        let config = self.config();
+        for external in external_ids {
+            let device = switchyard_core::input::CreateDevice {
+                name: external.clone(),
+                place_id: place.to_string(),
+                device_type: "device".into(),
+                external_ids: [(integration.to_string(), external.clone())].into(),
+                metadata: Default::default(),
+            };
+            let failed = |e: ConfigError| match e {
+                ConfigError::Store(e) => IngestError::Store(e),
+                other => invalid("properties.place", other.to_string()),
+            };
+            let device = config.create_device(org, device).await.map_err(failed)?;
+            let mapping = switchyard_core::input::CreateMapping {
+                integration_id: integration.to_string(),
+                external_id: external.clone(),
+                resource_path: format!("/places/{place}/devices/{}", device.id),
+                device_type: None,
+            };
+            config.create_mapping(org, mapping).await.map_err(failed)?;
+            tracing::info!(integration = %integration, external_id = %external, device = %device.id, "device created for an unmapped external id");
+        }
+        Ok(())
     }
 
     /// The records with one delivery per integration their triggers route them to.
@@ -259,7 +347,7 @@ impl Engine {
 
     /// The Prometheus text exposition.
     pub async fn render_metrics(&self) -> Result<String, StoreError> {
-        self.metrics.render(&*self.store, &self.circuits, self.queues.queues()).await
+        self.metrics.render(&*self.store, &self.circuits, self.queues.queues(), self.ingress.views()).await
     }
 
     pub fn store(&self) -> &Arc<dyn Store> {

@@ -13,6 +13,7 @@ use switchyard_core::{now_ms, IntegrationId};
 use switchyard_store::{Store, StoreError};
 
 use crate::dispatcher::Circuits;
+use crate::ingress::ConnectionView;
 use crate::limits::CircuitState;
 
 type Labels = Vec<(&'static str, String)>;
@@ -35,6 +36,9 @@ pub struct Metrics {
     queued: Family<Labels, Gauge>,
     queued_bytes: Gauge,
     queue_budget: Gauge,
+    ingress_messages: Family<Labels, Counter>,
+    ingress_state: Family<Labels, Gauge>,
+    ingress_throttled: Family<Labels, Gauge>,
 }
 
 /// What the workers of this node hold, read at scrape time.
@@ -62,6 +66,26 @@ impl Default for Metrics {
         let round = Histogram::new(exponential_buckets(0.0001, 2.0, 16));
         let queued = Family::<Labels, Gauge>::default();
         let (queued_bytes, queue_budget) = (Gauge::default(), Gauge::default());
+        let ingress_messages = Family::<Labels, Counter>::default();
+        let ingress_state = Family::<Labels, Gauge>::default();
+        let ingress_throttled = Family::<Labels, Gauge>::default();
+        registry.register(
+            "ingress_messages",
+            "Messages ingress integrations received on this node, by outcome (received, stored, duplicate, unmapped, \
+             decode_error)",
+            ingress_messages.clone(),
+        );
+        registry.register(
+            "ingress_connection_state",
+            "1 for each ingress integration's connection state on this node (connecting, connected, silent, \
+             reconnecting, failed, disabled)",
+            ingress_state.clone(),
+        );
+        registry.register(
+            "ingress_throttled",
+            "1 while an ingress integration's messages wait for its rate limit",
+            ingress_throttled.clone(),
+        );
         registry.register(
             "deliveries",
             "Delivery attempts by integration and outcome (delivered, retry, rejected, dead)",
@@ -122,6 +146,9 @@ impl Default for Metrics {
             queued,
             queued_bytes,
             queue_budget,
+            ingress_messages,
+            ingress_state,
+            ingress_throttled,
         }
     }
 }
@@ -183,7 +210,31 @@ impl Metrics {
         store: &dyn Store,
         circuits: &Circuits,
         queues: Queues,
+        connections: Vec<(IntegrationId, ConnectionView)>,
     ) -> Result<String, StoreError> {
+        self.ingress_messages.clear();
+        self.ingress_state.clear();
+        self.ingress_throttled.clear();
+        for (id, c) in connections {
+            let with = |k: &'static str, v: &str| {
+                let mut l = labels(&id);
+                l.push((k, v.to_owned()));
+                l
+            };
+            let n = &c.counters;
+            for (outcome, count) in [
+                ("received", n.received),
+                ("stored", n.stored),
+                ("duplicate", n.duplicates),
+                ("unmapped", n.unmapped),
+                ("decode_error", n.decode_errors),
+            ] {
+                self.ingress_messages.get_or_create(&with("outcome", outcome)).inc_by(count);
+            }
+            let state = serde_json::to_value(c.state).ok().and_then(|v| v.as_str().map(str::to_owned));
+            self.ingress_state.get_or_create(&with("state", &state.unwrap_or_default())).set(1);
+            self.ingress_throttled.get_or_create(&labels(&id)).set(i64::from(c.throttled));
+        }
         self.pending.clear();
         self.oldest.clear();
         let now = now_ms();

@@ -12,6 +12,7 @@ CREATE TABLE ingress_messages (
     received_at BIGINT NOT NULL,
     source_ref TEXT NOT NULL,
     source_id TEXT,
+    attributes TEXT NOT NULL,
     outcome TEXT NOT NULL,
     reason TEXT,
     record_ids TEXT NOT NULL,

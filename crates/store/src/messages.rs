@@ -42,6 +42,7 @@ fn message_from(row: &Row) -> Result<LoggedMessage> {
         received_at: row.get("received_at")?,
         source_ref: row.get("source_ref")?,
         source_id: row.get("source_id")?,
+        attributes: from_json("ingress_messages.attributes", &row.get::<String>("attributes")?)?,
         outcome: MessageOutcome::parse(&outcome)
             .ok_or_else(|| StoreError::Corrupt(format!("message outcome `{outcome}`")))?,
         reason: row.get("reason")?,

@@ -39,12 +39,17 @@ pub struct NewMessage {
     pub received_at: i64,
     pub source_ref: String,
     pub source_id: Option<String>,
+    /// The attributes as JSON (`[[name, value], …]`).
+    pub attributes: String,
     pub outcome: MessageOutcome,
     pub reason: Option<String>,
     /// The kept part of the payload, as text or base64 (`payload_encoding`).
     pub payload: String,
     pub payload_encoding: &'static str,
     pub payload_size: u64,
+    /// A replay of the unmapped message logged as `id`: its entry takes the
+    /// new outcome, if it is still unmapped (else the batch is a duplicate).
+    pub replay: bool,
 }
 
 impl NewMessage {
@@ -71,11 +76,13 @@ impl NewMessage {
             received_at: message.received_at,
             source_ref: message.source_ref.clone(),
             source_id: message.dedup_key.clone(),
+            attributes: crate::json_text(&message.attributes),
             outcome,
             reason,
             payload,
             payload_encoding,
             payload_size: message.payload.len() as u64,
+            replay: false,
         }
     }
 }

@@ -17,7 +17,7 @@ use crate::db::Durability;
 use crate::deliveries::{MOVE_GUARD, MOVE_LATEST};
 use crate::statements::{
     delivery_params, message_params, record_ids, record_params, state_params, states_one_row, DELIVERIES, MESSAGES,
-    RECORDS,
+    RECORDS, REPLAY,
 };
 use crate::{Batch, Claimed, Completion, IngestOutcome, Result, StoreError};
 
@@ -98,10 +98,16 @@ fn statements(
         for (batch, outcome) in batches.iter().zip(outcomes.iter_mut()) {
             let org = &batch.org;
             if let Some(m) = &batch.message {
-                let mut messages = db.prepare_cached(MESSAGES.one_row())?;
                 let ids = record_ids(batch.records.iter());
-                if messages.execute(message_params(org, m, &ids, false))? == 0 {
-                    messages.execute(message_params(org, m, &ids, true))?;
+                let logged = if m.replay {
+                    let mut replay = db.prepare_cached(REPLAY)?;
+                    replay.execute(params![m.outcome.as_str(), m.reason, ids, m.id.as_str()])? == 1
+                } else {
+                    let mut messages = db.prepare_cached(MESSAGES.one_row())?;
+                    messages.execute(message_params(org, m, &ids, false))? == 1
+                        || messages.execute(message_params(org, m, &ids, true)).map(|_| false)?
+                };
+                if !logged {
                     outcome.duplicate_message = true;
                     outcome.duplicates = batch.records.len();
                     outcome.skipped = (0..batch.records.len()).collect();

@@ -126,6 +126,7 @@ pub(crate) static MESSAGES: Insert = Insert::new(
         "received_at",
         "source_ref",
         "source_id",
+        "attributes",
         "outcome",
         "reason",
         "record_ids",
@@ -153,6 +154,7 @@ pub(crate) fn message_values(org: &OrgId, m: &NewMessage, records: &str, duplica
         p.9.into(),
         p.10.into(),
         p.11.into(),
+        p.12.into(),
     ]
 }
 
@@ -170,6 +172,7 @@ pub(crate) fn message_params<'a>(
     i64,
     &'a str,
     Option<&'a str>,
+    &'a str,
     &'static str,
     Option<&'a str>,
     &'a str,
@@ -190,6 +193,7 @@ pub(crate) fn message_params<'a>(
         m.received_at,
         m.source_ref.as_str(),
         source_id,
+        m.attributes.as_str(),
         outcome.as_str(),
         reason,
         records,
@@ -198,6 +202,11 @@ pub(crate) fn message_params<'a>(
         m.payload_size as i64,
     )
 }
+
+/// A replayed unmapped message's new outcome: `$1` outcome, `$2` reason,
+/// `$3` record ids, `$4` its id (once: a second replay changes nothing).
+pub(crate) const REPLAY: &str = "UPDATE ingress_messages SET outcome = $1, reason = $2, record_ids = $3 \
+                                 WHERE id = $4 AND outcome = 'unmapped'";
 
 /// The ids of a batch's records, as a message's `record_ids`.
 pub(crate) fn record_ids<'a>(records: impl Iterator<Item = &'a NewRecord>) -> String {
@@ -395,7 +404,7 @@ mod tests {
         assert_eq!(RECORDS.one_row().matches('?').count(), RECORDS.columns.len());
         assert_eq!(RECORDS.columns.len(), 11, "record_values and record_params bind 11");
         assert_eq!(DELIVERIES.columns.len(), 12, "delivery_values and delivery_params bind 12");
-        assert_eq!(MESSAGES.columns.len(), 12, "message_values and message_params bind 12");
+        assert_eq!(MESSAGES.columns.len(), 13, "message_values and message_params bind 13");
         assert_eq!(
             states_one_row().matches('?').count(),
             STATE_COLUMNS.len() + 2,

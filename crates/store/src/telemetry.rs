@@ -7,7 +7,9 @@ use std::collections::HashSet;
 use switchyard_core::{ActionId, OrgId, RecordId};
 
 use crate::db::{q, Conn, Q};
-use crate::statements::{delivery_values, message_values, record_ids, record_values, DELIVERIES, MESSAGES, RECORDS};
+use crate::statements::{
+    delivery_values, message_values, record_ids, record_values, DELIVERIES, MESSAGES, RECORDS, REPLAY,
+};
 use crate::{Batch, IngestOutcome, NewDelivery, NewRecord, Result};
 
 /// Rows per multi-row INSERT (well under both drivers' parameter limits).
@@ -100,9 +102,16 @@ pub(crate) async fn insert_records(conn: &mut Conn<'_>, batches: &[Batch], now: 
 /// Logs the batches' messages; returns the ids of those logged as new. A
 /// message whose source id was logged before is logged as a duplicate.
 async fn insert_messages(conn: &mut Conn<'_>, batches: &[Batch]) -> Result<HashSet<String>> {
-    let messages: Vec<(&Batch, &crate::NewMessage)> =
-        batches.iter().filter_map(|b| b.message.as_ref().map(|m| (b, m))).collect();
+    let (replays, messages): (Vec<_>, Vec<_>) =
+        batches.iter().filter_map(|b| b.message.as_ref().map(|m| (b, m))).partition(|(_, m)| m.replay);
     let mut logged = HashSet::with_capacity(messages.len());
+    for (batch, m) in replays {
+        let update =
+            q(REPLAY).bind(m.outcome.as_str()).bind(m.reason.as_deref()).bind(record_ids(batch.records.iter()));
+        if conn.execute(update.bind(&m.id)).await? == 1 {
+            logged.insert(m.id.to_string());
+        }
+    }
     for chunk in messages.chunks(CHUNK) {
         let mut insert = q(MESSAGES.head());
         for (batch, m) in chunk {

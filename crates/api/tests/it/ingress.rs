@@ -257,7 +257,86 @@ async fn settings_that_cannot_work_are_refused_and_secrets_never_shown(backend: 
     assert_eq!(state(&ok.body), "disabled");
 }
 
+/// Runs `replay-unmapped` and waits until it finished.
+async fn replay_unmapped(app: &App, integration: &str) -> Value {
+    let started = app.post(&format!("{integration}/actions/replay-unmapped"), json!({})).await;
+    assert_eq!(started.status, StatusCode::ACCEPTED, "{:?}", started.body);
+    crate::actions::finished(app, started.body["id"].as_str().unwrap()).await
+}
+
+async fn unmapped_messages_replay_after_a_mapping_and_a_place_creates_devices(backend: Backend) {
+    let broker = Broker::start().await;
+    let app = spawn_configured(backend, |_| {}).await;
+    let (place, device, device_path) = app.place_and_device("meter").await;
+    let id = mqtt_ingress(&app, &broker, &device_path, json!({})).await;
+    let integration = format!("/v2/integrations/{id}");
+    until(&app, &integration, "connected", |i| state(i) == "connected").await;
+    broker.publish("sites/sensor-9/data", &[json!({"kwh": 9})]).await;
+    until(&app, &format!("{integration}/messages?outcome=unmapped"), "unmapped", |l| records(l).len() == 1).await;
+    let m = app
+        .post(
+            "/v2/integrations/resource-mappings",
+            json!({"integrationId": id, "externalId": "sensor-9", "resourcePath": device_path}),
+        )
+        .await;
+    assert_eq!(m.status, StatusCode::CREATED, "{:?}", m.body);
+    let done = replay_unmapped(&app, &integration).await;
+    assert_eq!(done["result"], json!({"replayed": 1, "stillUnmapped": 0, "payloadCut": 0}), "{done:#}");
+    let log = app.get(&format!("{integration}/messages")).await.body;
+    assert_eq!(log["data"][0]["outcome"], "stored");
+    assert_eq!(log["data"][0]["recordIds"].as_array().unwrap().len(), 1);
+    let stored = app.get(&format!("/v2/telemetry?deviceId={device}")).await.body;
+    assert_eq!(stored["data"][0]["record"]["payload"], 9);
+    assert_eq!(replay_unmapped(&app, &integration).await["result"]["replayed"], 0, "nothing is replayed twice");
+
+    // With a Place, an unknown external id gets a device there, mapped to it.
+    let with_place = app.put(&integration, json!({"properties": {"place": format!("/places/{place}")}})).await;
+    assert_eq!(with_place.status, StatusCode::OK, "{:?}", with_place.body);
+    until(&app, &integration, "reconnected with the change", |i| {
+        state(i) == "connected" && i["connection"]["since"].as_i64() >= with_place.body["updatedAt"].as_i64()
+    })
+    .await;
+    broker.publish("sites/new-meter/data", &[json!({"kwh": 1})]).await;
+    until(&app, &format!("{integration}/messages?outcome=stored"), "stored", |l| records(l).len() == 2).await;
+    let mappings = app.get(&format!("{integration}/resource-mappings")).await.body;
+    let created = records(&mappings).into_iter().find(|m| m["externalId"] == "new-meter").expect("a mapping");
+    let new_device = created["resourcePath"].as_str().unwrap().rsplit('/').next().unwrap().to_owned();
+    let device = app.get(&format!("/v2/devices/{new_device}")).await.body;
+    assert_eq!((device["name"].as_str(), device["placeId"].as_str()), (Some("new-meter"), Some(place.as_str())));
+    let stored = app.get(&format!("/v2/telemetry?deviceId={new_device}")).await.body;
+    assert_eq!(stored["data"][0]["record"]["payload"], 1);
+}
+
+async fn a_burst_waits_for_the_rate_limit_and_all_of_it_is_stored(backend: Backend) {
+    let broker = Broker::start().await;
+    let app = spawn_configured(backend, |_| {}).await;
+    let (_, device, device_path) = app.place_and_device("meter").await;
+    let id = mqtt_ingress(&app, &broker, &device_path, json!({"rateLimitPerSecond": 20})).await;
+    let integration = format!("/v2/integrations/{id}");
+    until(&app, &integration, "connected", |i| state(i) == "connected").await;
+    let burst: Vec<Value> = (0..200).map(|n| json!({"n": n})).collect();
+    let started = std::time::Instant::now();
+    broker.publish("sites/sensor-7/data", &burst).await;
+    until(&app, &integration, "throttled", |i| i["connection"]["throttled"] == true).await;
+    let telemetry = format!("/v2/telemetry?deviceId={device}&limit=200");
+    let all = until(&app, &telemetry, "all 200", |l| records(l).len() == 200).await;
+    let took = started.elapsed();
+    // 20 at once (the bucket's burst), then 20 a second: 9 s for the other 180.
+    assert!(took >= Duration::from_millis(8_500), "the rate limit spaced them: {took:?}");
+    let mut seen: Vec<i64> = records(&all).iter().map(|r| r["record"]["payload"].as_i64().unwrap()).collect();
+    seen.sort();
+    assert_eq!(seen, (0..200).collect::<Vec<_>>(), "none dropped, none twice");
+    let metrics = app.client.get(format!("{}/metrics", app.base)).send().await.unwrap().text().await.unwrap();
+    let stored = format!("switchyard_ingress_messages_total{{integration=\"{id}\",outcome=\"stored\"}} 200");
+    assert!(metrics.contains(&stored), "{metrics}");
+    assert!(
+        metrics.contains(&format!("switchyard_ingress_connection_state{{integration=\"{id}\",state=\"connected\"}} 1"))
+    );
+}
+
 on_both_stores!(
+    unmapped_messages_replay_after_a_mapping_and_a_place_creates_devices,
+    a_burst_waits_for_the_rate_limit_and_all_of_it_is_stored,
     mqtt_messages_are_stored_delivered_logged_and_survive_a_broker_restart,
     a_message_id_deduplicates_redelivered_messages,
     settings_that_cannot_work_are_refused_and_secrets_never_shown,

@@ -150,6 +150,12 @@ impl Supervisor {
             .clone()
     }
 
+    /// Every connection this node holds, for the metrics.
+    pub(crate) fn views(&self) -> Vec<(IntegrationId, ConnectionView)> {
+        let connections: Vec<_> = self.lock_connections().iter().map(|(id, c)| (id.clone(), c.clone())).collect();
+        connections.into_iter().map(|(id, c)| (id, c.view())).collect()
+    }
+
     /// The connection of an ingress integration as this node sees it (none
     /// when it never ran here).
     pub(crate) fn view(&self, id: &IntegrationId) -> Option<(ConnectionView, Vec<StateChange>)> {
