@@ -138,3 +138,175 @@ async fn sigkill_mid_load_loses_no_accepted_record() {
     );
     drop(restarted);
 }
+
+/// A Mosquitto on a free port, keeping sessions in memory while the server is down.
+struct Broker {
+    port: u16,
+    child: std::process::Child,
+    _dir: tempfile::TempDir,
+}
+
+impl Broker {
+    async fn start() -> Broker {
+        let dir = tempfile::tempdir().unwrap();
+        let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+        let conf = dir.path().join("mosquitto.conf");
+        let text = format!("user root\nlistener {port} 127.0.0.1\nallow_anonymous true\nmax_queued_messages 100000\n");
+        std::fs::write(&conf, text).unwrap();
+        let child = std::process::Command::new("mosquitto")
+            .args(["-c", conf.to_str().unwrap()])
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .expect("mosquitto from Debian's mosquitto package (scripts/services)");
+        // Dropped (killed and waited for) if it never listens.
+        let broker = Broker { port, child, _dir: dir };
+        for _ in 0..500 {
+            if tokio::net::TcpStream::connect(("127.0.0.1", port)).await.is_ok() {
+                return broker;
+            }
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+        panic!("mosquitto did not listen on {port}");
+    }
+}
+
+impl Drop for Broker {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// Every record of the device, following the pages.
+async fn stored_sequence(base: &str, key: &str, device: &str) -> Vec<i64> {
+    let mut seq = Vec::new();
+    let mut cursor = String::new();
+    loop {
+        let url = format!("{base}/v2/telemetry?deviceId={device}&limit=200{cursor}");
+        let (status, page) = call(Method::GET, &url, key, None).await;
+        assert_eq!(status, 200, "{page}");
+        seq.extend(page["data"].as_array().unwrap().iter().map(|r| r["record"]["payload"].as_i64().unwrap()));
+        match page["nextCursor"].as_str() {
+            Some(next) => cursor = format!("&cursor={next}"),
+            None => return seq,
+        }
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sigkill_mid_mqtt_flow_stores_every_message_once() {
+    use rumqttc::{AsyncClient, Event, MqttOptions, Packet, QoS};
+    let broker = Broker::start().await;
+    let dir = tempfile::tempdir().unwrap();
+    let mut server = start(dir.path());
+    let key = std::fs::read_to_string(dir.path().join("data/admin.key")).unwrap().trim().to_owned();
+    let base = server.base.clone();
+    let (_, place) = call(Method::POST, &format!("{base}/v2/places"), &key, Some(json!({"name": "P"}))).await;
+    let (_, device) = call(
+        Method::POST,
+        &format!("{base}/v2/devices"),
+        &key,
+        Some(json!({"name": "D", "placeId": place["id"], "deviceType": "meter"})),
+    )
+    .await;
+    let device = device["id"].as_str().unwrap().to_owned();
+    let properties = json!({"host": "127.0.0.1", "port": broker.port, "topics": ["meters/+"], "qos": "1",
+        "externalIdFrom": "topic:1", "messageIdFrom": "pointer:/id", "rateLimitPerSecond": 5000});
+    let (status, ingress) = call(
+        Method::POST,
+        &format!("{base}/v2/integrations"),
+        &key,
+        Some(json!({"name": "meters", "type": "MQTT", "direction": "INGRESS", "properties": properties})),
+    )
+    .await;
+    assert_eq!(status, 201, "{ingress}");
+    let id = ingress["id"].as_str().unwrap().to_owned();
+    let path = format!("/places/{}/devices/{device}", place["id"].as_str().unwrap());
+    let mapping = json!({"integrationId": id, "externalId": "m1", "resourcePath": path});
+    let (status, _) =
+        call(Method::POST, &format!("{base}/v2/integrations/resource-mappings"), &key, Some(mapping)).await;
+    assert_eq!(status, 201);
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let (_, view) = call(Method::GET, &format!("{base}/v2/integrations/{id}"), &key, None).await;
+        if view["connection"]["state"] == "connected" {
+            break;
+        }
+        assert!(Instant::now() < deadline, "never connected: {view}");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+
+    // A publisher at QoS 1: a message counts as sent once the broker acknowledged it.
+    let acked = Arc::new(std::sync::atomic::AtomicI64::new(0));
+    let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let publisher = {
+        let (acked, stop, port) = (acked.clone(), stop.clone(), broker.port);
+        tokio::spawn(async move {
+            let mut options = MqttOptions::new("crash-publisher", "127.0.0.1", port);
+            options.set_inflight(50);
+            let (client, mut events) = AsyncClient::new(options, 100);
+            let pump = tokio::spawn(async move {
+                while let Ok(event) = events.poll().await {
+                    if let Event::Incoming(Packet::PubAck(_)) = event {
+                        acked.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+                    }
+                }
+            });
+            let mut n = 0i64;
+            while !stop.load(std::sync::atomic::Ordering::SeqCst) {
+                let payload = serde_json::to_vec(&json!({"id": format!("m-{n}"), "seq": n})).unwrap();
+                client.publish("meters/m1", QoS::AtLeastOnce, false, payload).await.unwrap();
+                n += 1;
+                if n % 50 == 0 {
+                    tokio::time::sleep(Duration::from_millis(5)).await;
+                }
+            }
+            // The acknowledgements still in flight.
+            tokio::time::sleep(Duration::from_millis(500)).await;
+            pump.abort();
+            n
+        })
+    };
+    let deadline = Instant::now() + Duration::from_secs(20);
+    let mut stored_before = 0;
+    while stored_before < 1000 && Instant::now() < deadline {
+        tokio::time::sleep(Duration::from_millis(50)).await;
+        stored_before = stored_sequence(&base, &key, &device).await.len();
+    }
+    server.kill();
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let restarted = start(dir.path());
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    stop.store(true, std::sync::atomic::Ordering::SeqCst);
+    let published = publisher.await.unwrap();
+    let sent = acked.load(std::sync::atomic::Ordering::SeqCst);
+    assert!(sent >= 1000 && sent <= published, "the publisher ran ({sent} acknowledged of {published})");
+    let base = restarted.base.clone();
+    let deadline = Instant::now() + Duration::from_secs(20);
+    let stored = loop {
+        let stored = stored_sequence(&base, &key, &device).await;
+        if stored.len() as i64 >= sent || Instant::now() > deadline {
+            break stored;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    };
+    let mut sorted = stored.clone();
+    sorted.sort();
+    let unique: std::collections::BTreeSet<i64> = sorted.iter().copied().collect();
+    assert_eq!(sorted.len(), unique.len(), "a message was stored twice");
+    let missing: Vec<i64> = (0..sent).filter(|n| !unique.contains(n)).collect();
+    let (_, view) = call(Method::GET, &format!("{base}/v2/integrations/{id}"), &key, None).await;
+    let (_, history) = call(Method::GET, &format!("{base}/v2/integrations/{id}/status-history"), &key, None).await;
+    assert!(
+        missing.is_empty(),
+        "{} acknowledged messages were never stored: {:?}…\n{view}\n{history}\n{}",
+        missing.len(),
+        &missing[..missing.len().min(10)],
+        restarted.logs()
+    );
+    println!(
+        "published {published}, acknowledged {sent}, stored before the kill {stored_before}, stored {}",
+        stored.len()
+    );
+}

@@ -4,6 +4,7 @@
 //! has stored it, in arrival order (as MQTT requires), while later messages
 //! are already being stored. A QoS 1 or 2 message the link loses before its
 //! acknowledgement the broker sends again on the persistent session.
+use std::collections::VecDeque;
 use std::future::Future;
 use std::pin::Pin;
 
@@ -68,7 +69,9 @@ trait Session: Send {
     type Publish: Send;
     async fn poll(&mut self) -> Result<Event<Self::Publish>, String>;
     async fn subscribe(&mut self, topics: &[String], qos: u8) -> Result<(), String>;
-    fn ack(&self, publish: &Self::Publish) -> Result<(), String>;
+    /// Queues the acknowledgement; `false` when the client's queue is full
+    /// (the event loop writes what it holds as it is polled).
+    fn ack(&self, publish: &Self::Publish) -> bool;
     fn disconnect(&self);
 }
 
@@ -106,8 +109,8 @@ impl Session for V3 {
         let filters = topics.iter().map(|t| rumqttc::SubscribeFilter::new(t.clone(), qos_v3(qos)));
         self.0.subscribe_many(filters).await.map_err(|e| e.to_string())
     }
-    fn ack(&self, publish: &Self::Publish) -> Result<(), String> {
-        self.0.try_ack(publish).map_err(|e| e.to_string())
+    fn ack(&self, publish: &Self::Publish) -> bool {
+        self.0.try_ack(publish).is_ok()
     }
     fn disconnect(&self) {
         let _ = self.0.try_disconnect();
@@ -156,8 +159,8 @@ impl Session for V5 {
         let filters = topics.iter().map(|t| rumqttc::v5::mqttbytes::v5::Filter::new(t.clone(), qos_v5(qos)));
         self.0.subscribe_many(filters).await.map_err(|e| e.to_string())
     }
-    fn ack(&self, publish: &Self::Publish) -> Result<(), String> {
-        self.0.try_ack(publish).map_err(|e| e.to_string())
+    fn ack(&self, publish: &Self::Publish) -> bool {
+        self.0.try_ack(publish).is_ok()
     }
     fn disconnect(&self) {
         let _ = self.0.try_disconnect();
@@ -170,10 +173,18 @@ type Storing<'a, P> = Pin<Box<dyn Future<Output = (P, Result<MessageOutcome, Str
 /// acknowledge what is stored and leave.
 async fn serve<S: Session>(mut session: S, config: &MqttConfig, sink: &dyn IngressSink) -> Result<(), String> {
     let mut storing: FuturesOrdered<Storing<'_, S::Publish>> = FuturesOrdered::new();
+    // Stored, in order, waiting for room in the client's queue.
+    let mut acks: VecDeque<S::Publish> = VecDeque::new();
     let mut stopping = false;
     let stop = sink.stopping();
     tokio::pin!(stop);
     loop {
+        while let Some(publish) = acks.front() {
+            if !session.ack(publish) {
+                break;
+            }
+            acks.pop_front();
+        }
         tokio::select! {
             _ = &mut stop, if !stopping => {
                 stopping = true;
@@ -182,18 +193,23 @@ async fn serve<S: Session>(mut session: S, config: &MqttConfig, sink: &dyn Ingre
                 }
             }
             Some((publish, stored)) = storing.next(), if !storing.is_empty() => {
-                stored?;
-                session.ack(&publish)?;
+                match stored {
+                    Ok(_) => acks.push_back(publish),
+                    // Stopping, the sink took no more: acknowledge nothing after it.
+                    Err(_) if stopping => break,
+                    Err(e) => return Err(e),
+                }
                 if stopping && storing.is_empty() {
                     break;
                 }
             }
-            event = session.poll(), if storing.len() < IN_FLIGHT => match event? {
-                Event::Connected => session.subscribe(&config.topics, config.qos).await?,
-                Event::Subscribed(result) => {
-                    result?;
+            // Polled while acknowledgements wait too: that is what writes them.
+            event = session.poll(), if storing.len() + acks.len() < IN_FLIGHT || !acks.is_empty() => match event? {
+                Event::Connected => {
+                    session.subscribe(&config.topics, config.qos).await?;
                     sink.link(LinkEvent::Connected);
                 }
+                Event::Subscribed(result) => result?,
                 // What arrives once stopping is left unacknowledged: the broker sends it again.
                 Event::Message(publish, message) if !stopping => {
                     storing.push_back(Box::pin(async move { (publish, sink.message(message).await) }));
@@ -203,6 +219,16 @@ async fn serve<S: Session>(mut session: S, config: &MqttConfig, sink: &dyn Ingre
         }
     }
     // Write the acknowledgements queued, then leave the session as it is (never unsubscribed).
+    let flush = async {
+        while let Some(publish) = acks.front() {
+            if session.ack(publish) {
+                acks.pop_front();
+            } else if session.poll().await.is_err() {
+                break;
+            }
+        }
+    };
+    let _ = tokio::time::timeout(std::time::Duration::from_secs(5), flush).await;
     session.disconnect();
     let flush = async { while !matches!(session.poll().await, Ok(Event::Disconnected) | Err(_)) {} };
     let _ = tokio::time::timeout(std::time::Duration::from_secs(5), flush).await;

@@ -49,7 +49,11 @@ impl IngressSink for Sink {
         let wait = self.bucket.lock().unwrap_or_else(|e| e.into_inner()).take(Instant::now());
         if !wait.is_zero() {
             self.connection.throttled(now_ms() + wait.as_millis() as i64);
-            tokio::time::sleep(wait).await;
+            tokio::select! {
+                _ = tokio::time::sleep(wait) => {}
+                // Stopping: what still waits is not taken; the source sends it again.
+                _ = self.stop.cancelled() => return Err("stopping: the message was not taken".into()),
+            }
         }
         let (outcome, records) = self
             .engine
