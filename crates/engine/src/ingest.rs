@@ -6,13 +6,10 @@
 //! devices.
 //!
 //! [`Engine::ingest`]: crate::Engine::ingest
-use std::collections::HashMap;
-
 use switchyard_core::{
-    now_ms, DeviceId, DeviceRef, Direction, IntegrationId, OrgId, Record, RecordDraft, RecordSource, ResourcePath,
-    ValidationErrors,
+    now_ms, DeviceId, DeviceRef, Direction, OrgId, Record, RecordDraft, RecordSource, ResourcePath, ValidationErrors,
 };
-use switchyard_store::{Store, StoreError};
+use switchyard_store::StoreError;
 
 use crate::router::Router;
 
@@ -34,7 +31,6 @@ pub enum IngestError {
 /// Parses the drafts and resolves their devices: the records, or every
 /// problem by field (`records[i].field`).
 pub(crate) async fn resolve(
-    store: &dyn Store,
     router: &Router,
     org: &OrgId,
     source: &RecordSource,
@@ -46,15 +42,7 @@ pub(crate) async fn resolve(
     let received = now_ms();
     let mut errors = ValidationErrors::default();
     let mut records = Vec::with_capacity(drafts.len());
-    let mut resolver = Resolver {
-        store,
-        router,
-        org,
-        integrations: HashMap::new(),
-        mappings: HashMap::new(),
-        unmapped: vec![],
-        unmapped_errors: 0,
-    };
+    let mut resolver = Resolver { router, org, unmapped: vec![], unmapped_errors: 0 };
     for (i, draft) in drafts.into_iter().enumerate() {
         let at = |f: &str| format!("records[{i}].{f}");
         let Some(parsed) = draft.parse(&at, source, &mut errors) else { continue };
@@ -69,16 +57,12 @@ pub(crate) async fn resolve(
     Ok(records)
 }
 
-/// Resolves the devices of one ingest. Integrations and external ids are
-/// looked up once, however many records repeat them; devices by id through
-/// the router's ancestry cache.
+/// Resolves the devices of one ingest: integrations and external ids are
+/// looked up through the router's cache, once per ingest however many
+/// records repeat them.
 struct Resolver<'a> {
-    store: &'a dyn Store,
     router: &'a Router,
     org: &'a OrgId,
-    /// Per integration: `None` when it may resolve external ids, else why not.
-    integrations: HashMap<IntegrationId, Option<String>>,
-    mappings: HashMap<(IntegrationId, String), Option<ResourcePath>>,
     /// External ids with no mapping, in order of appearance.
     unmapped: Vec<String>,
     unmapped_errors: usize,
@@ -103,24 +87,18 @@ impl Resolver<'_> {
             }
             DeviceRef::External { integration, external_id } => (integration, external_id),
         };
-        if !self.integrations.contains_key(integration) {
-            let problem = match self.store.get_integration(self.org, integration).await? {
-                Some(i) if i.direction == Direction::Ingress => None,
-                Some(_) => Some("must be an INGRESS integration".to_owned()),
-                None => Some(format!("no integration `{integration}`")),
-            };
-            self.integrations.insert(integration.clone(), problem);
+        match self.router.direction(self.org, integration).await? {
+            Some(Direction::Ingress) => {}
+            Some(_) => {
+                errors.push(at("integrationId"), "must be an INGRESS integration");
+                return Ok(None);
+            }
+            None => {
+                errors.push(at("integrationId"), format!("no integration `{integration}`"));
+                return Ok(None);
+            }
         }
-        if let Some(Some(problem)) = self.integrations.get(integration) {
-            errors.push(at("integrationId"), problem.clone());
-            return Ok(None);
-        }
-        let key = (integration.clone(), external.clone());
-        if !self.mappings.contains_key(&key) {
-            let found = self.store.find_mapping(self.org, integration, external).await?.map(|m| m.resource_path);
-            self.mappings.insert(key.clone(), found);
-        }
-        match &self.mappings[&key] {
+        match &*self.router.mapping(self.org, integration, external).await? {
             Some(ResourcePath::Device(_, device)) => Ok(Some(device.clone())),
             Some(_) => {
                 errors.push(at("externalId"), format!("`{external}` is mapped to a Place, not a device"));

@@ -148,7 +148,7 @@ impl Engine {
         source: RecordSource,
         drafts: Vec<RecordDraft>,
     ) -> Result<IngestOutcome, IngestError> {
-        let records = ingest::resolve(&*self.store, &self.router, org, &source, drafts).await?;
+        let records = ingest::resolve(&self.router, org, &source, drafts).await?;
         let batch = Batch::new(org.clone(), self.route(org, records, &source).await?);
         let outcome = self.writer.ingest(batch).await?;
         self.metrics.accepted(outcome.stored as u64);
@@ -227,7 +227,7 @@ impl Engine {
         drafts: Vec<RecordDraft>,
     ) -> Result<Result<Vec<Record>, (MessageOutcome, String)>, IngestError> {
         let again = decoder.place.as_ref().map(|_| drafts.clone());
-        let mut found = ingest::resolve(&*self.store, &self.router, org, source, drafts).await;
+        let mut found = ingest::resolve(&self.router, org, source, drafts).await;
         if let (Err(IngestError::Unmapped { external_ids, .. }), Some(place), Some(drafts)) =
             (&found, &decoder.place, again)
         {
@@ -237,7 +237,7 @@ impl Engine {
                 }
                 done => done?,
             }
-            found = ingest::resolve(&*self.store, &self.router, org, source, drafts).await;
+            found = ingest::resolve(&self.router, org, source, drafts).await;
         }
         match found {
             Ok(records) => Ok(Ok(records)),

@@ -1,7 +1,9 @@
 //! Routing: which egress integrations a record goes to. Triggers are indexed
 //! per organization by kind and exact object, so a record is checked only
 //! against the triggers that can match it (plus glob and any-object ones),
-//! never against every trigger.
+//! never against every trigger. The same cache keeps what resolving a
+//! record's device reads: device ancestries, integrations' directions and
+//! resource mappings (a message stream repeats the same few external ids).
 use std::collections::{HashMap, HashSet};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -110,6 +112,10 @@ impl RouteTable {
     }
 }
 
+/// Entries one cache holds at most: past it, expired ones go, then all (a
+/// stream of ever new external ids must not grow memory without bound).
+const CACHE_MAX: usize = 100_000;
+
 /// Values kept for [`ROUTES_TTL`].
 struct TtlCache<K, V>(Mutex<HashMap<K, (Instant, Arc<V>)>>);
 
@@ -125,28 +131,75 @@ impl<K: std::hash::Hash + Eq, V> TtlCache<K, V> {
     }
     fn put(&self, key: K, value: V) -> Arc<V> {
         let value = Arc::new(value);
-        self.lock().insert(key, (Instant::now(), value.clone()));
+        let mut map = self.lock();
+        if map.len() >= CACHE_MAX {
+            map.retain(|_, (at, _)| at.elapsed() < ROUTES_TTL);
+            if map.len() >= CACHE_MAX {
+                map.clear();
+            }
+        }
+        map.insert(key, (Instant::now(), value.clone()));
         value
     }
 }
 
-/// Route tables and device ancestries, cached per organization.
+/// Route tables, device ancestries, integrations' directions and resource
+/// mappings, cached per organization.
 pub struct Router {
     store: Arc<dyn Store>,
     tables: TtlCache<OrgId, RouteTable>,
     ancestry: TtlCache<(OrgId, DeviceId), Vec<PlaceId>>,
+    directions: TtlCache<(OrgId, IntegrationId), Option<Direction>>,
+    mappings: TtlCache<(OrgId, IntegrationId, String), Option<ResourcePath>>,
 }
 
 impl Router {
     pub fn new(store: Arc<dyn Store>) -> Self {
-        Self { store, tables: TtlCache::new(), ancestry: TtlCache::new() }
+        Self {
+            store,
+            tables: TtlCache::new(),
+            ancestry: TtlCache::new(),
+            directions: TtlCache::new(),
+            mappings: TtlCache::new(),
+        }
     }
 
     /// Forget what is cached for an organization (its triggers, integrations,
-    /// Places or devices changed).
+    /// mappings, Places or devices changed).
     pub fn invalidate(&self, org: &OrgId) {
         self.tables.lock().remove(org);
         self.ancestry.lock().retain(|(o, _), _| o != org);
+        self.directions.lock().retain(|(o, _), _| o != org);
+        self.mappings.lock().retain(|(o, _, _), _| o != org);
+    }
+
+    /// The integration's direction (`None`: no such integration).
+    pub async fn direction(&self, org: &OrgId, id: &IntegrationId) -> Result<Option<Direction>, StoreError> {
+        let key = (org.clone(), id.clone());
+        match self.directions.get(&key) {
+            Some(d) => Ok(*d),
+            None => {
+                let found = self.store.get_integration(org, id).await?.map(|i| i.direction);
+                Ok(*self.directions.put(key, found))
+            }
+        }
+    }
+
+    /// What the integration's resource mapping for `external` names, if any.
+    pub async fn mapping(
+        &self,
+        org: &OrgId,
+        integration: &IntegrationId,
+        external: &str,
+    ) -> Result<Arc<Option<ResourcePath>>, StoreError> {
+        let key = (org.clone(), integration.clone(), external.to_owned());
+        match self.mappings.get(&key) {
+            Some(found) => Ok(found),
+            None => {
+                let found = self.store.find_mapping(org, integration, external).await?.map(|m| m.resource_path);
+                Ok(self.mappings.put(key, found))
+            }
+        }
     }
 
     pub async fn table(&self, org: &OrgId) -> Result<Arc<RouteTable>, StoreError> {

@@ -62,10 +62,13 @@ impl Configuration<'_> {
             created_at: now_ms(),
         };
         self.engine.store.create_mapping(org, &mapping).await?;
+        self.engine.routes_changed(org);
         Ok(mapping)
     }
 
     pub async fn delete_mapping(&self, org: &OrgId, id: &MappingId) -> Result<(), ConfigError> {
-        deleted(self.engine.store.delete_mapping(org, id).await?, "resource mapping", id)
+        let found = self.engine.store.delete_mapping(org, id).await?;
+        self.engine.routes_changed(org);
+        deleted(found, "resource mapping", id)
     }
 }

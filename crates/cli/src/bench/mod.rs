@@ -13,6 +13,8 @@ use serde_json::{json, Value};
 use switchyard_connectors::http::{HttpClient, ANSWER_MAX};
 use switchyard_core::{keys, now_ms, ApiKey, ApiKeyId, Cipher, Org, OrgId, Scope};
 
+mod ingress;
+
 /// Of every request the bench makes (none comes near it).
 const TIMEOUT: Duration = Duration::from_secs(60);
 
@@ -36,6 +38,8 @@ pub struct BenchArgs {
     /// Concurrent ingest requests (the baseline (a) always runs 64).
     #[arg(long, default_value_t = 64)]
     pub clients: usize,
+    #[command(flatten)]
+    pub ingress: ingress::IngressArgs,
 }
 
 /// Counts arrivals and keeps, per record id, when it arrived.
@@ -54,8 +58,14 @@ impl Receiver {
             async move {
                 if me.track.load(Ordering::Relaxed) {
                     if let Ok(v) = serde_json::from_slice::<Value>(&body) {
-                        if let Some(id) = v["id"].as_str() {
-                            me.arrivals.lock().unwrap().insert(id.to_owned(), Instant::now());
+                        // A posted record by its id; an ingress run's by its sequence number.
+                        let key = match (v["id"].as_str(), v["property"].as_str()) {
+                            (Some(id), _) => Some(id.to_owned()),
+                            (None, Some("seq")) => Some(format!("seq-{}", v["payload"])),
+                            _ => None,
+                        };
+                        if let Some(key) = key {
+                            me.arrivals.lock().unwrap().insert(key, Instant::now());
                         }
                     }
                 }
@@ -156,6 +166,35 @@ impl Ingest {
     }
 }
 
+/// The bench's own calls to the API.
+#[derive(Clone)]
+struct Api {
+    client: HttpClient,
+    base: String,
+    key: String,
+}
+
+impl Api {
+    async fn call(&self, method: http::Method, path: &str, body: Option<Value>) -> anyhow::Result<Value> {
+        let body = body.map(|b| b.to_string()).unwrap_or_default();
+        let request = http::Request::builder()
+            .method(method)
+            .uri(format!("{}{path}", self.base))
+            .header("x-api-key", self.key.as_str())
+            .header("content-type", "application/json")
+            .body(body.into())?;
+        let res = self.client.send(request, TIMEOUT).await?;
+        let status = res.status();
+        let body: Value = serde_json::from_slice(&res.bytes(ANSWER_MAX).await).unwrap_or(Value::Null);
+        anyhow::ensure!((200..300).contains(&status), "{path}: {status} {body}");
+        Ok(body)
+    }
+
+    async fn post(&self, path: &str, body: Value) -> anyhow::Result<Value> {
+        self.call(http::Method::POST, path, Some(body)).await
+    }
+}
+
 fn percentile(sorted: &[f64], p: f64) -> f64 {
     if sorted.is_empty() {
         return f64::NAN;
@@ -197,7 +236,7 @@ pub async fn run(args: BenchArgs, engine: switchyard_engine::EngineConfig) -> an
     .await?;
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
     let api = format!("http://{}/v2", listener.local_addr()?);
-    let state = switchyard_api::AppState::new(engine);
+    let state = switchyard_api::AppState::new(engine.clone());
     tokio::spawn(async move {
         switchyard_api::serve(listener, state, &switchyard_api::ApiConfig::default(), std::future::pending()).await
     });
@@ -210,25 +249,15 @@ pub async fn run(args: BenchArgs, engine: switchyard_engine::EngineConfig) -> an
         url: format!("{api}/telemetry").parse()?,
         key: http::HeaderValue::from_str(&key)?,
     };
-    let post = move |path: &str, body: Value| {
-        let (client, api, key) = (client.clone(), api.clone(), key.clone());
-        let path = path.to_owned();
-        async move {
-            let headers = [("x-api-key", key.as_str()), ("content-type", "application/json")];
-            let res = client.post(&format!("{api}{path}"), &headers, body.to_string(), TIMEOUT).await?;
-            let status = res.status();
-            let body: Value = serde_json::from_slice(&res.bytes(ANSWER_MAX).await).unwrap_or(Value::Null);
-            anyhow::ensure!((200..300).contains(&status), "{path}: {status} {body}");
-            Ok::<Value, anyhow::Error>(body)
-        }
-    };
-    let place = post("/places", json!({"name": "bench"})).await?;
-    let device = post("/devices", json!({"name": "m", "placeId": place["id"], "deviceType": "meter"})).await?;
+    let api = Api { client, base: api, key };
+    let place = api.post("/places", json!({"name": "bench"})).await?;
+    let device = api.post("/devices", json!({"name": "m", "placeId": place["id"], "deviceType": "meter"})).await?;
     let device = device["id"].as_str().context("device id")?.to_owned();
+    let device_path = format!("/places/{}/devices/{device}", place["id"].as_str().unwrap_or_default());
     let hook =
-        post("/integrations", json!({"name": "bench", "type": "WEBHOOK", "properties": {"url": target}})).await?;
-    post(&format!("/integrations/{}/triggers", hook["id"].as_str().unwrap_or_default()), json!({"kinds": ["value"]}))
-        .await?;
+        api.post("/integrations", json!({"name": "bench", "type": "WEBHOOK", "properties": {"url": target}})).await?;
+    let trigger = json!({"kinds": ["value"]});
+    api.post(&format!("/integrations/{}/triggers", hook["id"].as_str().unwrap_or_default()), trigger).await?;
     tokio::time::sleep(Duration::from_millis(300)).await;
     let idle_rss = rss_kib("VmRSS:");
 
@@ -342,6 +371,7 @@ pub async fn run(args: BenchArgs, engine: switchyard_engine::EngineConfig) -> an
     println!("{:<62} {:>14.1} {:>12}", "(e) idle RSS, MB", idle_rss as f64 / 1024.0, "<= 40");
     println!("{:<62} {:>14.1} {:>12}", "    peak RSS, MB", peak_rss as f64 / 1024.0, "");
     println!("    ({} latency samples)", latencies.len());
+    ingress::run(&args.ingress, args.latency_seconds, &api, &engine, &receiver, &device_path).await?;
     stop.cancel();
     Ok(())
 }
