@@ -1,6 +1,7 @@
-//! Retention: finished deliveries (with their attempts) and records no
-//! delivery needs are deleted once older than the retention period, in small
-//! batches with pauses between them, so delivery never waits on a purge.
+//! Retention: finished deliveries (with their attempts), records no
+//! delivery needs and ingress message log entries are deleted once older
+//! than the retention period, in small batches with pauses between them, so
+//! delivery never waits on a purge.
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -22,16 +23,21 @@ pub(crate) fn spawn(
     tracker.spawn(async move {
         loop {
             let before = now_ms() - keep.as_millis() as i64;
-            let (mut deliveries, mut records) = (0, 0);
+            let (mut deliveries, mut records, mut messages) = (0, 0, 0);
             loop {
                 if shutdown.is_cancelled() {
                     return;
                 }
-                match store.purge(before, BATCH).await {
-                    Ok((d, r)) => {
+                let purged = match store.purge(before, BATCH).await {
+                    Ok((d, r)) => store.purge_messages(before, BATCH).await.map(|m| (d, r, m)),
+                    Err(e) => Err(e),
+                };
+                match purged {
+                    Ok((d, r, m)) => {
                         deliveries += d;
                         records += r;
-                        if d < BATCH as u64 && r < BATCH as u64 {
+                        messages += m;
+                        if d < BATCH as u64 && r < BATCH as u64 && m < BATCH as u64 {
                             break;
                         }
                     }
@@ -42,8 +48,8 @@ pub(crate) fn spawn(
                 }
                 tokio::time::sleep(PAUSE).await;
             }
-            if deliveries + records > 0 {
-                tracing::info!(deliveries, records, "retention purge");
+            if deliveries + records + messages > 0 {
+                tracing::info!(deliveries, records, messages, "retention purge");
             }
             tokio::select! {
                 _ = tokio::time::sleep(every) => {}
