@@ -108,6 +108,54 @@ impl<'a> Settings<'a> {
     }
 }
 
+/// The integration with its templated properties (`PropertySpec::template`)
+/// rendered over the organization's globals, as a connection is opened. A
+/// global the template names that is not set is an error naming the property.
+pub fn rendered(
+    integration: &switchyard_core::Integration,
+    globals: &Metadata,
+) -> Result<switchyard_core::Integration, BuildError> {
+    let specs = crate::find(&integration.type_key)
+        .and_then(|t| t.direction(integration.direction))
+        .map(|d| d.properties.as_slice())
+        .unwrap_or_default();
+    let mut out = integration.clone();
+    for spec in specs.iter().filter(|s| s.template) {
+        let name = &*spec.name;
+        if let Some(secret) = out.secrets.get_mut(name) {
+            *secret = Secret::new(render_global(name, secret.expose(), globals)?);
+        }
+        match out.properties.get_mut(name) {
+            Some(Value::String(text)) => *text = render_global(name, text, globals)?,
+            Some(Value::Array(items)) => {
+                for (i, item) in items.iter_mut().enumerate() {
+                    if let Value::String(text) = item {
+                        *text = render_global(&format!("{name}[{i}]"), text, globals)?;
+                    }
+                }
+            }
+            _ => {}
+        }
+    }
+    Ok(out)
+}
+
+fn render_global(name: &str, source: &str, globals: &Metadata) -> Result<String, BuildError> {
+    if !source.contains("{{") && !source.contains("{%") {
+        return Ok(source.to_owned());
+    }
+    let failed = |e: String| BuildError::Config(format!("{name}: {e}"));
+    let mut env = switchyard_core::template::environment(minijinja::UndefinedBehavior::Strict);
+    env.add_template("t", source).map_err(|e| failed(e.to_string()))?;
+    let template = env.get_template("t").map_err(|e| failed(e.to_string()))?;
+    let text = switchyard_core::template::render(&template, json!({ "globals": globals }))
+        .map_err(|e| failed(format!("{e} (the organization's globals: GET /v2/globals)")))?;
+    if text.trim().is_empty() {
+        return Err(failed("the template renders empty".into()));
+    }
+    Ok(text.trim().to_owned())
+}
+
 /// The rate limit property's name, for its spec and for reading it.
 const RATE: &str = "rateLimitPerSecond";
 

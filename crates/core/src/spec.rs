@@ -76,6 +76,10 @@ pub struct PropertySpec {
     pub max: Option<f64>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub required_when: Option<Condition>,
+    /// The value (each item of a list) may be a template over the
+    /// organization's globals (`{{ globals.broker }}`), rendered at connect.
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub template: bool,
 }
 
 const STRING_MAX: usize = 4096;
@@ -100,7 +104,13 @@ impl PropertySpec {
             min: None,
             max: None,
             required_when: None,
+            template: false,
         }
+    }
+    /// Accepts a template over the globals (a string, or a list's items).
+    pub fn templated(mut self) -> Self {
+        self.template = true;
+        self
     }
     pub fn required(mut self) -> Self {
         self.required = true;
@@ -268,6 +278,11 @@ fn check_value(spec: &PropertySpec, kind: PropertyKind, value: &Value) -> Result
             Ok(Value::String(s.to_owned()))
         }
     };
+    if spec.template {
+        if let Some(source) = value.as_str().filter(|s| s.contains("{{") || s.contains("{%")) {
+            crate::template::check(source, &crate::template::sample_context())?;
+        }
+    }
     match kind {
         PropertyKind::String => bounded(text()?, STRING_MAX),
         PropertyKind::Secret => bounded(text()?, SECRET_MAX),

@@ -364,8 +364,10 @@ impl Engine {
     }
 
     /// The organization's globals changed: every sender of it is rebuilt
-    /// before its next send on this node (other nodes within seconds).
+    /// before its next send on this node (other nodes within seconds), and
+    /// its ingress connections whose settings use them reconnect.
     pub(crate) fn globals_changed(&self, org: &OrgId) {
         self.changes.globals(org);
+        self.ingress.globals_changed(org);
     }
 }

@@ -334,7 +334,52 @@ async fn a_burst_waits_for_the_rate_limit_and_all_of_it_is_stored(backend: Backe
     );
 }
 
+async fn connection_settings_are_templates_over_the_globals(backend: Backend) {
+    let broker = Broker::start().await;
+    let app = spawn_configured(backend, |_| {}).await;
+    let (_, device, device_path) = app.place_and_device("meter").await;
+    let set = |site: &str| json!({"globals": {"broker": "127.0.0.1", "site": site}});
+    assert_eq!(app.put("/v2/globals", set("sites")).await.status, StatusCode::OK);
+    let templated = json!({"host": "{{ globals.broker }}", "topics": ["{{ globals.site }}/+/data"]});
+    let id = mqtt_ingress(&app, &broker, &device_path, templated).await;
+    let integration = format!("/v2/integrations/{id}");
+    let view = until(&app, &integration, "connected", |i| state(i) == "connected").await;
+    assert_eq!(view["properties"]["host"], "{{ globals.broker }}", "shown as written");
+    broker.publish("sites/sensor-7/data", &[json!({"a": 1})]).await;
+    let telemetry = format!("/v2/telemetry?deviceId={device}");
+    until(&app, &telemetry, "the first record", |l| records(l).len() == 1).await;
+
+    // A global it uses changes: it reconnects with the new topic.
+    let changed = app.put("/v2/globals", set("plant")).await;
+    assert_eq!(changed.status, StatusCode::OK);
+    let since = now();
+    until(&app, &integration, "reconnected", |i| {
+        state(i) == "connected" && i["connection"]["since"].as_i64().unwrap() >= since
+    })
+    .await;
+    broker.publish("sites/sensor-7/data", &[json!({"old": 1})]).await;
+    broker.publish("plant/sensor-7/data", &[json!({"b": 2})]).await;
+    broker.publish("plant/sensor-7/data", &[json!({"c": 3})]).await;
+    let after = until(&app, &telemetry, "the new topic's records", |l| records(l).len() >= 3).await;
+    let properties: Vec<&str> =
+        after["data"].as_array().unwrap().iter().map(|r| r["record"]["property"].as_str().unwrap()).collect();
+    assert_eq!(properties, ["c", "b", "a"], "what the session still holds for the old topic is not stored");
+
+    // A global it needs is gone: the status says which.
+    assert_eq!(app.put("/v2/globals", json!({"globals": {"broker": "127.0.0.1"}})).await.status, StatusCode::OK);
+    let failed = until(&app, &integration, "failed", |i| state(i) == "failed").await;
+    let error = failed["connection"]["lastError"].as_str().unwrap();
+    assert!(error.starts_with("topics[0]:") && error.contains("globals"), "{error}");
+    let bad = app.put(&integration, json!({"properties": {"host": "{{ globals.broker"}})).await;
+    assert_eq!(bad.fields(), ["properties.host"], "a template that does not compile is refused when saved");
+}
+
+fn now() -> i64 {
+    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_millis() as i64
+}
+
 on_both_stores!(
+    connection_settings_are_templates_over_the_globals,
     unmapped_messages_replay_after_a_mapping_and_a_place_creates_devices,
     a_burst_waits_for_the_rate_limit_and_all_of_it_is_stored,
     mqtt_messages_are_stored_delivered_logged_and_survive_a_broker_restart,

@@ -12,23 +12,25 @@ use crate::shared::{objects_property, rate_property, Settings};
 fn connection(own: Vec<P>, clean_session: bool) -> Vec<P> {
     let mut props = vec![
         P::new("protocol", "Protocol", K::Enum).options(&["mqtt", "mqtts", "ws", "wss"]).default(json!("mqtt")),
-        P::new("host", "Host", K::String).required(),
+        P::new("host", "Host", K::String).required().templated(),
         P::new("port", "Port", K::Number)
             .range(1.0, 65535.0)
             .describe("Defaults to the protocol's: 1883, 8883, 80 (ws) or 443 (wss)."),
-        P::new("path", "WebSocket path", K::String).default(json!("/mqtt")).describe("For ws and wss."),
+        P::new("path", "WebSocket path", K::String).default(json!("/mqtt")).describe("For ws and wss.").templated(),
         P::new("version", "Protocol version", K::Enum).options(&["3.1.1", "5"]).default(json!("3.1.1")),
         P::new("cleanSession", "Clean session", K::Bool).default(json!(clean_session)),
         P::new("keepAliveSeconds", "Keep-alive (s)", K::Number)
             .range(5.0, 3600.0)
             .default(json!(30))
             .describe("How often the link is checked with a ping; a missed answer ends the connection."),
-        P::new("clientId", "Client id", K::String).describe("`switchyard-` and the integration id when blank."),
+        P::new("clientId", "Client id", K::String)
+            .describe("`switchyard-` and the integration id when blank.")
+            .templated(),
         P::new("authMethod", "Authentication", K::Enum)
             .options(&["NONE", "PASSWORD", "CERTIFICATE"])
             .default(json!("NONE")),
-        P::new("username", "Username", K::String).required_when("authMethod", &["PASSWORD"]),
-        P::new("password", "Password", K::Secret).required_when("authMethod", &["PASSWORD"]),
+        P::new("username", "Username", K::String).required_when("authMethod", &["PASSWORD"]).templated(),
+        P::new("password", "Password", K::Secret).required_when("authMethod", &["PASSWORD"]).templated(),
         P::new("clientCertificate", "Client certificate (PEM)", K::Secret)
             .required_when("authMethod", &["CERTIFICATE"]),
         P::new("privateKey", "Private key (PEM)", K::Secret).required_when("authMethod", &["CERTIFICATE"]),
@@ -62,7 +64,7 @@ pub fn properties() -> Vec<P> {
 /// The receiving direction's properties.
 pub fn ingress_properties() -> Vec<P> {
     let mut own = vec![
-        P::new("topics", "Topics", K::List).required().describe(
+        P::new("topics", "Topics", K::List).required().templated().describe(
             "Topic filters to subscribe to: `+` matches one level, `#` the rest; `$share/group/filter` shares a \
              subscription between clients (MQTT 5).",
         ),
@@ -196,7 +198,7 @@ pub fn check_ingress(resolved: &Resolved) -> Result<(), ValidationErrors> {
 }
 
 /// A topic filter as MQTT allows it: `+` a whole level, `#` a whole last level.
-fn topic_filter(filter: &str) -> Result<(), String> {
+pub(super) fn topic_filter(filter: &str) -> Result<(), String> {
     let filter = match filter.strip_prefix("$share/") {
         Some(rest) => match rest.split_once('/') {
             Some((group, f)) if !group.is_empty() && !group.contains(['+', '#']) => f,
@@ -217,6 +219,29 @@ fn topic_filter(filter: &str) -> Result<(), String> {
         }
     }
     Ok(())
+}
+
+/// Whether `topic` matches the subscription `filter` (`+` one level, `#` the
+/// rest; a shared subscription's `$share/group/` prefix is not part of it).
+pub(super) fn topic_matches(filter: &str, topic: &str) -> bool {
+    let filter = match filter.strip_prefix("$share/").and_then(|rest| rest.split_once('/')) {
+        Some((_, f)) => f,
+        None => filter,
+    };
+    // Wildcards never match a topic starting with `$` at the first level.
+    if topic.starts_with('$') && (filter.starts_with('+') || filter.starts_with('#')) {
+        return false;
+    }
+    let mut levels = topic.split('/');
+    for want in filter.split('/') {
+        match (want, levels.next()) {
+            ("#", _) => return true,
+            ("+", Some(_)) => {}
+            (w, Some(level)) if w == level => {}
+            _ => return false,
+        }
+    }
+    levels.next().is_none()
 }
 
 /// Checks the sending direction.
@@ -252,4 +277,33 @@ fn check_with(specs: &[P], resolved: &Resolved) -> Result<(), ValidationErrors> 
         }
     }
     errors.into_result()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn topics_match_filters_as_mqtt_says() {
+        for (filter, topic, matches) in [
+            ("sites/+/data", "sites/s-7/data", true),
+            ("sites/+/data", "sites/s-7/other", false),
+            ("sites/+/data", "sites/s-7/data/more", false),
+            ("sites/#", "sites", true),
+            ("sites/#", "sites/a/b/c", true),
+            ("#", "anything/at/all", true),
+            ("#", "$SYS/broker/load", false),
+            ("+/x", "$SYS/x", false),
+            ("$share/group/sites/+", "sites/a", true),
+            ("a/b", "a/b", true),
+            ("a/b", "a/c", false),
+        ] {
+            assert_eq!(topic_matches(filter, topic), matches, "{filter} ~ {topic}");
+        }
+        for (filter, ok) in
+            [("a/#/b", false), ("a/b+", false), ("$share//x", false), ("$share/g/a/+", true), ("", false)]
+        {
+            assert_eq!(topic_filter(filter).is_ok(), ok, "{filter}");
+        }
+    }
 }

@@ -40,6 +40,11 @@ impl MqttIngress {
         if config.topics.is_empty() {
             return Err(BuildError::Config("topics: subscribe to at least one topic filter".into()));
         }
+        // Checked when saved, and again as rendered from the globals.
+        for (i, topic) in config.topics.iter().enumerate() {
+            super::config::topic_filter(topic)
+                .map_err(|e| BuildError::Config(format!("topics[{i}] `{topic}`: {e}")))?;
+        }
         // Stable across restarts, so the broker keeps the persistent session.
         let client_id = config.client_id.clone().unwrap_or_else(|| format!("switchyard-{}", integration.id));
         Ok(Self { config, client_id, policy: ctx.policy.clone() })
@@ -212,7 +217,12 @@ async fn serve<S: Session>(mut session: S, config: &MqttConfig, sink: &dyn Ingre
                 Event::Subscribed(result) => result?,
                 // What arrives once stopping is left unacknowledged: the broker sends it again.
                 Event::Message(publish, message) if !stopping => {
-                    storing.push_back(Box::pin(async move { (publish, sink.message(message).await) }));
+                    if config.topics.iter().any(|f| super::config::topic_matches(f, &message.source_ref)) {
+                        storing.push_back(Box::pin(async move { (publish, sink.message(message).await) }));
+                    } else {
+                        // A filter no longer in `topics` that the persistent session still holds: not ours any more.
+                        storing.push_back(Box::pin(async move { (publish, Ok(MessageOutcome::Duplicate)) }));
+                    }
                 }
                 _ => {}
             }

@@ -27,7 +27,8 @@ fn build(
     _recipients: &[switchyard_core::Recipient],
     ctx: &EgressContext,
 ) -> Result<Box<dyn Egress>, BuildError> {
-    Ok(Box::new(MqttEgress::new(MqttConfig::from_integration(integration)?, integration, globals, ctx)?))
+    let config = MqttConfig::from_integration(&crate::shared::rendered(integration, globals)?)?;
+    Ok(Box::new(MqttEgress::new(config, integration, globals, ctx)?))
 }
 
 fn build_ingress(
@@ -35,7 +36,8 @@ fn build_ingress(
     globals: &Metadata,
     ctx: &EgressContext,
 ) -> Result<Box<dyn Ingress>, BuildError> {
-    Ok(Box::new(MqttIngress::new(MqttConfig::from_integration(integration)?, integration, globals, ctx)?))
+    let config = MqttConfig::from_integration(&crate::shared::rendered(integration, globals)?)?;
+    Ok(Box::new(MqttIngress::new(config, integration, globals, ctx)?))
 }
 
 pub fn connector_type() -> ConnectorType {

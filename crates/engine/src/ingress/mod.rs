@@ -32,6 +32,9 @@ const DRAIN: Duration = Duration::from_secs(10);
 const HELD: Duration = Duration::from_secs(30);
 
 struct Running {
+    org: OrgId,
+    /// Its settings hold templates over the globals: a change to them restarts it.
+    templated: bool,
     stop: CancellationToken,
     done: tokio::sync::oneshot::Receiver<()>,
 }
@@ -127,12 +130,28 @@ impl Supervisor {
         }
         let stop = shutdown.child_token();
         let (finished, done) = tokio::sync::oneshot::channel();
+        let templated = integration.properties.values().any(|v| v.to_string().contains("{{"))
+            || integration.secrets.values().any(|s| s.expose().contains("{{"));
         let task = supervise(engine, org.clone(), integration, connection, stop.clone());
         tracker.spawn(async move {
             task.await;
             let _ = finished.send(());
         });
-        self.lock_running().insert(id.clone(), Running { stop, done });
+        self.lock_running().insert(id.clone(), Running { org: org.clone(), templated, stop, done });
+    }
+
+    /// The organization's globals changed: its running integrations whose
+    /// settings are templates start again with them rendered anew.
+    pub(crate) fn globals_changed(&self, org: &OrgId) {
+        let ids: Vec<IntegrationId> = self
+            .lock_running()
+            .iter()
+            .filter(|(_, r)| r.org == *org && r.templated)
+            .map(|(id, _)| id.clone())
+            .collect();
+        for id in ids {
+            self.changed(org, &id);
+        }
     }
 
     fn lock_running(&self) -> std::sync::MutexGuard<'_, HashMap<IntegrationId, Running>> {
