@@ -260,6 +260,9 @@ pub async fn run(args: BenchArgs, engine: switchyard_engine::EngineConfig) -> an
     api.post(&format!("/integrations/{}/triggers", hook["id"].as_str().unwrap_or_default()), trigger).await?;
     tokio::time::sleep(Duration::from_millis(300)).await;
     let idle_rss = rss_kib("VmRSS:");
+    // (i) first, while nothing else has run; the broker serves every ingress run.
+    let broker = ingress::Broker::start().await?;
+    let idle = ingress::idle(&broker, args.ingress.idle_integrations, &api, &engine).await?;
 
     println!(
         "switchyard bench: SQLite in {}, {} cores, queue budget {} MiB",
@@ -371,7 +374,7 @@ pub async fn run(args: BenchArgs, engine: switchyard_engine::EngineConfig) -> an
     println!("{:<62} {:>14.1} {:>12}", "(e) idle RSS, MB", idle_rss as f64 / 1024.0, "<= 40");
     println!("{:<62} {:>14.1} {:>12}", "    peak RSS, MB", peak_rss as f64 / 1024.0, "");
     println!("    ({} latency samples)", latencies.len());
-    ingress::run(&args.ingress, args.latency_seconds, &api, &engine, &receiver, &device_path).await?;
+    ingress::run(&broker, &args.ingress, &idle, args.latency_seconds, &api, &engine, &receiver, &device_path).await?;
     stop.cancel();
     Ok(())
 }

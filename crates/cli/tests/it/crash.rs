@@ -35,6 +35,16 @@ async fn receiver() -> (String, Seen) {
     (url, seen)
 }
 
+/// The admin key, and a Place with a device in it (their JSON).
+async fn place_and_device(server: &Server, dir: &std::path::Path) -> (String, Value, Value) {
+    let key = std::fs::read_to_string(dir.join("data/admin.key")).unwrap().trim().to_owned();
+    let base = &server.base;
+    let (_, place) = call(Method::POST, &format!("{base}/v2/places"), &key, Some(json!({"name": "P"}))).await;
+    let body = json!({"name": "D", "placeId": place["id"], "deviceType": "meter"});
+    let (_, device) = call(Method::POST, &format!("{base}/v2/devices"), &key, Some(body)).await;
+    (key, place, device)
+}
+
 fn start(dir: &std::path::Path) -> Server {
     Server::start(
         switchyard(dir).args(["serve", "--listen", "127.0.0.1:0"]).env("SWITCHYARD_EGRESS_ALLOW", "127.0.0.1/32"),
@@ -46,16 +56,8 @@ async fn sigkill_mid_load_loses_no_accepted_record() {
     let dir = tempfile::tempdir().unwrap();
     let (url, seen) = receiver().await;
     let mut server = start(dir.path());
-    let key = std::fs::read_to_string(dir.path().join("data/admin.key")).unwrap().trim().to_owned();
+    let (key, _, device) = place_and_device(&server, dir.path()).await;
     let base = server.base.clone();
-    let (_, place) = call(Method::POST, &format!("{base}/v2/places"), &key, Some(json!({"name": "P"}))).await;
-    let (_, device) = call(
-        Method::POST,
-        &format!("{base}/v2/devices"),
-        &key,
-        Some(json!({"name": "D", "placeId": place["id"], "deviceType": "meter"})),
-    )
-    .await;
     let (_, hook) = call(
         Method::POST,
         &format!("{base}/v2/integrations"),
@@ -200,16 +202,8 @@ async fn sigkill_mid_mqtt_flow_stores_every_message_once() {
     let broker = Broker::start().await;
     let dir = tempfile::tempdir().unwrap();
     let mut server = start(dir.path());
-    let key = std::fs::read_to_string(dir.path().join("data/admin.key")).unwrap().trim().to_owned();
+    let (key, place, device) = place_and_device(&server, dir.path()).await;
     let base = server.base.clone();
-    let (_, place) = call(Method::POST, &format!("{base}/v2/places"), &key, Some(json!({"name": "P"}))).await;
-    let (_, device) = call(
-        Method::POST,
-        &format!("{base}/v2/devices"),
-        &key,
-        Some(json!({"name": "D", "placeId": place["id"], "deviceType": "meter"})),
-    )
-    .await;
     let device = device["id"].as_str().unwrap().to_owned();
     let properties = json!({"host": "127.0.0.1", "port": broker.port, "topics": ["meters/+"], "qos": "1",
         "externalIdFrom": "topic:1", "messageIdFrom": "pointer:/id", "rateLimitPerSecond": 5000});

@@ -47,8 +47,9 @@ pub(crate) struct Supervisor {
     running: Mutex<HashMap<IntegrationId, Running>>,
     /// Every ingress integration's connection seen on this node, kept across restarts of its task.
     connections: Mutex<HashMap<IntegrationId, Arc<Connection>>>,
-    /// Serialises reconciles of one integration (a burst of changes applies in order).
-    turns: tokio::sync::Mutex<()>,
+    /// Per integration: one change applied at a time, each reading the
+    /// integration once it has its turn (so the last change read wins).
+    turns: Mutex<HashMap<IntegrationId, Arc<tokio::sync::Mutex<()>>>>,
 }
 
 impl Supervisor {
@@ -73,7 +74,7 @@ impl Supervisor {
                 let found = engine.store.list_integrations(&org.id, &filter, &page).await?;
                 for integration in found.items {
                     let id = integration.id.clone();
-                    self.reconcile_with(&org.id, &id, Some(integration)).await;
+                    self.apply(&org.id, &id, Some(integration)).await;
                 }
                 match found.next_cursor {
                     Some(next) => page.after = Some(next),
@@ -89,23 +90,29 @@ impl Supervisor {
     pub(crate) fn changed(&self, org: &OrgId, id: &IntegrationId) {
         let Some(engine) = self.engine.get().and_then(Weak::upgrade) else { return };
         let (org, id) = (org.clone(), id.clone());
-        let spawn = self.tracker.get().cloned();
-        if let Some(tracker) = spawn {
-            tracker.spawn(async move {
-                let found = match engine.store.get_integration(&org, &id).await {
+        if let Some(tracker) = self.tracker.get() {
+            tracker.spawn(async move { engine.ingress.apply(&org, &id, None).await });
+        }
+    }
+
+    /// Stops the integration's task and starts what its settings say: those
+    /// given (at start), else read once it is this change's turn.
+    async fn apply(&self, org: &OrgId, id: &IntegrationId, known: Option<Integration>) {
+        let turn = self.turns.lock().unwrap_or_else(|e| e.into_inner()).entry(id.clone()).or_default().clone();
+        let _turn = turn.lock().await;
+        let found = match known {
+            Some(integration) => Some(integration),
+            None => {
+                let Some(engine) = self.engine.get().and_then(Weak::upgrade) else { return };
+                match engine.store.get_integration(org, id).await {
                     Ok(found) => found,
                     Err(e) => {
                         tracing::error!(integration = %id, error = %e, "reading a changed integration failed");
                         return;
                     }
-                };
-                engine.ingress.reconcile_with(&org, &id, found).await;
-            });
-        }
-    }
-
-    async fn reconcile_with(&self, org: &OrgId, id: &IntegrationId, found: Option<Integration>) {
-        let _turn = self.turns.lock().await;
+                }
+            }
+        };
         let previous = self.lock_running().remove(id);
         if let Some(previous) = previous {
             previous.stop.cancel();
