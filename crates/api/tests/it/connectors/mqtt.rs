@@ -249,7 +249,82 @@ async fn a_password_and_qos_0_deliver(backend: Backend) {
     );
 }
 
+/// An ingress integration's view once it connected, or failed with an error (10 s at most).
+async fn settled_state(app: &crate::App, id: &str) -> Value {
+    let mut last = Value::Null;
+    for _ in 0..1000 {
+        last = app.get(&format!("/v2/integrations/{id}")).await.body;
+        let s = last["connection"]["state"].as_str().unwrap_or_default();
+        if s == "connected" || (s == "reconnecting" && last["connection"]["lastError"].is_string()) {
+            return last;
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    panic!("{id} neither connected nor failed: {last:#}");
+}
+
+/// Receiving over every transport and authentication the broker offers:
+/// each integration gets what is published on the plain listener; a wrong
+/// password keeps it reconnecting with the broker's refusal in its status.
+async fn ingress_connects_over_every_transport_and_authentication(backend: Backend) {
+    let broker = Mosquitto::start().await;
+    let app = crate::spawn_configured(backend, |_| {}).await;
+    let (place, device, _) = app.place_and_device("meter").await;
+    let cert = |p: Value| {
+        let mut p = p;
+        p["caCertificate"] = json!(broker.ca);
+        p
+    };
+    let variants = [
+        json!({"protocol": "ws", "port": broker.ws, "version": "5"}),
+        cert(json!({"protocol": "mqtts", "port": broker.tls, "version": "5", "authMethod": "CERTIFICATE",
+            "clientCertificate": broker.client.0, "privateKey": broker.client.1})),
+        cert(json!({"protocol": "wss", "port": broker.wss, "version": "3.1.1"})),
+        json!({"port": broker.auth, "authMethod": "PASSWORD", "username": "switchyard", "password": "right-password"}),
+        json!({"port": broker.auth, "authMethod": "PASSWORD", "username": "switchyard", "password": "wrong"}),
+    ];
+    let mut ids = Vec::new();
+    for (i, variant) in variants.iter().enumerate() {
+        let mut props = json!({"host": "127.0.0.1", "topics": [format!("t{i}/+/data")], "externalIdFrom": "topic:1"});
+        props.as_object_mut().unwrap().extend(variant.as_object().unwrap().clone());
+        let body = json!({"name": format!("in {i}"), "type": "MQTT", "direction": "INGRESS", "properties": props});
+        let created = app.post("/v2/integrations", body).await;
+        assert_eq!(created.status, reqwest::StatusCode::CREATED, "{:?}", created.body);
+        let id = created.body["id"].as_str().unwrap().to_owned();
+        let path = format!("/places/{place}/devices/{device}");
+        let mapping = json!({"integrationId": id, "externalId": "sensor-7", "resourcePath": path});
+        assert_eq!(app.post("/v2/integrations/resource-mappings", mapping).await.status, reqwest::StatusCode::CREATED);
+        ids.push(id);
+    }
+    let (publisher, mut events) = AsyncClient::new(MqttOptions::new("ingress-publisher", "127.0.0.1", broker.tcp), 64);
+    tokio::spawn(async move { while events.poll().await.is_ok() {} });
+    for (i, id) in ids.iter().enumerate().take(4) {
+        let view = settled_state(&app, id).await;
+        assert_eq!(view["connection"]["state"], "connected", "{view:#}");
+        publisher
+            .publish(format!("t{i}/sensor-7/data"), QoS::AtLeastOnce, false, format!(r#"{{"v{i}": {i}}}"#))
+            .await
+            .unwrap();
+        let telemetry = format!("/v2/telemetry?deviceId={device}&property=v{i}");
+        let mut stored = Value::Null;
+        for _ in 0..1000 {
+            stored = app.get(&telemetry).await.body;
+            if stored["data"].as_array().is_some_and(|d| !d.is_empty()) {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+        assert_eq!(stored["data"][0]["record"]["payload"], i, "variant {i}: {stored:#}");
+    }
+    let refused = settled_state(&app, &ids[4]).await;
+    assert_eq!(refused["connection"]["state"], "reconnecting");
+    let error = refused["connection"]["lastError"].as_str().unwrap();
+    assert!(error.starts_with("the broker refused the connection"), "{error}");
+    assert!(!refused.to_string().contains("wrong\""), "the password is never shown");
+}
+
 on_both_stores!(
+    ingress_connects_over_every_transport_and_authentication,
     mqtt_3_over_tcp_passes_the_connector_checks,
     mqtt_5_over_websocket_passes_the_connector_checks,
     mqtts_with_a_client_certificate_passes_the_connector_checks,
