@@ -147,3 +147,41 @@ async fn retention_purges_finished_deliveries_and_keeps_waiting_ones() {
         "the delivered record is gone too"
     );
 }
+
+#[tokio::test]
+async fn retention_purges_the_ingress_message_log() {
+    let app = spawn_configured(Backend::Sqlite, |c| {
+        c.retention = Duration::from_millis(300);
+        c.retention_interval = Duration::from_millis(100);
+    })
+    .await;
+    // Disabled (nothing connects); its messages come in through the engine's receive path.
+    let created = app
+        .post(
+            "/v2/integrations",
+            json!({"name": "b", "type": "MQTT", "direction": "INGRESS", "enabled": false,
+                   "properties": {"host": "127.0.0.1", "topics": ["a/+"], "externalIdFrom": "topic:1"}}),
+        )
+        .await;
+    let id = switchyard_core::IntegrationId::parse(created.body["id"].as_str().unwrap()).unwrap();
+    let integration = app.store.get_integration(&app.org.id, &id).await.unwrap().unwrap();
+    let decoder = switchyard_connectors::decode::Decoder::of(&integration).unwrap();
+    let message = switchyard_core::InboundMessage {
+        source_ref: "a/nobody".into(),
+        payload: br#"{"v": 1}"#.to_vec(),
+        received_at: switchyard_core::now_ms(),
+        ..Default::default()
+    };
+    let order = tokio::sync::Mutex::new(());
+    let (outcome, _) = app.engine.receive(&app.org.id, &id, &decoder, message, &order).await.unwrap();
+    assert_eq!(outcome, switchyard_core::MessageOutcome::Unmapped);
+    let log = format!("/v2/integrations/{id}/messages");
+    assert_eq!(app.get(&log).await.body["data"].as_array().unwrap().len(), 1);
+    for _ in 0..300 {
+        if app.get(&log).await.body["data"].as_array().unwrap().is_empty() {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    panic!("the message log was not purged after the retention");
+}
