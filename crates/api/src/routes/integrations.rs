@@ -169,6 +169,15 @@ pub(crate) async fn load(state: &AppState, org: &Org, raw_id: &str) -> ApiResult
     state.store.get_integration(&org.id, &id).await?.ok_or_else(|| ApiError::not_found("integration", &id))
 }
 
+/// An INGRESS integration, or 422 saying what only those have.
+pub(crate) async fn load_ingress(state: &AppState, org: &Org, raw_id: &str, what: &str) -> ApiResult<Integration> {
+    let integration = load(state, org, raw_id).await?;
+    if integration.direction != Direction::Ingress {
+        return Err(ApiError::invalid("integrationId", format!("only INGRESS integrations {what}")));
+    }
+    Ok(integration)
+}
+
 /// One integration.
 #[utoipa::path(get, operation_id = "getIntegration", path = "/v2/integrations/{integrationId}", tag = "integrations",
     params(("integrationId" = String, Path, description = "`int_` id")),
@@ -231,9 +240,6 @@ pub async fn status_history(
     caller: Caller<Read>,
     Path(id): Path<String>,
 ) -> ApiResult<Json<StatusHistory>> {
-    let integration = load(&state, &caller.org, &id).await?;
-    if integration.direction != Direction::Ingress {
-        return Err(ApiError::invalid("integrationId", "only INGRESS integrations hold a connection"));
-    }
+    let integration = load_ingress(&state, &caller.org, &id, "hold a connection").await?;
     Ok(Json(StatusHistory { data: connection(&state, &integration).1 }))
 }

@@ -4,12 +4,12 @@
 use axum::extract::{Path, State};
 use axum::Json;
 use serde::Deserialize;
-use switchyard_core::{Direction, LoggedMessage, MessageOutcome};
+use switchyard_core::{LoggedMessage, MessageOutcome};
 use switchyard_store::MessageFilter;
 use utoipa::IntoParams;
 
 use super::{page_request, List};
-use crate::error::{ApiError, ApiResult};
+use crate::error::ApiResult;
 use crate::extract::{ApiQuery, Caller, Read};
 use crate::state::AppState;
 
@@ -39,10 +39,7 @@ pub async fn list(
     ApiQuery(query): ApiQuery<MessageQuery>,
 ) -> ApiResult<Json<List<LoggedMessage>>> {
     let page = page_request(query.limit, query.cursor)?;
-    let integration = super::integrations::load(&state, &caller.org, &id).await?;
-    if integration.direction != Direction::Ingress {
-        return Err(ApiError::invalid("integrationId", "only INGRESS integrations receive messages"));
-    }
+    let integration = super::integrations::load_ingress(&state, &caller.org, &id, "receive messages").await?;
     let filter = MessageFilter { outcome: query.outcome };
     let found = state.store.list_messages(&caller.org.id, &integration.id, &filter, &page).await?;
     Ok(Json(List::from_page(found, |m| m)))
