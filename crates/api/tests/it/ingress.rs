@@ -108,19 +108,58 @@ fn records(list: &Value) -> Vec<Value> {
     list["data"].as_array().cloned().unwrap_or_default()
 }
 
-/// An MQTT ingress integration mapped to the webhook setup's device.
-async fn mqtt_ingress(app: &App, broker: &Broker, device_path: &str, extra: Value) -> String {
-    let mut properties = json!({
-        "host": "127.0.0.1", "port": broker.port, "topics": ["sites/+/data"],
-        "format": "json", "externalIdFrom": "topic:1", "rateLimitPerSecond": 1000
-    });
+/// A source an ingress type receives from, for the checks every ingress
+/// type passes ([`conformance`]).
+#[async_trait::async_trait]
+pub trait Source: Send + Sync {
+    fn type_key(&self) -> &'static str;
+    /// The integration's properties: JSON messages (`format: json`), the
+    /// device named by where this source puts the external id of [`Source::send`].
+    fn properties(&self) -> Value;
+    /// Where a message naming `external` comes from, as the message log shows it.
+    fn source_ref(&self, external: &str) -> String;
+    /// Sends each payload as a message naming `external`; returns once the source holds them all.
+    async fn send(&self, external: &str, payloads: &[Vec<u8>]);
+    /// Stops the source as an operator would; [`Source::start`] brings it back with what it held.
+    async fn stop(&mut self);
+    async fn start(&mut self);
+}
+
+#[async_trait::async_trait]
+impl Source for Broker {
+    fn type_key(&self) -> &'static str {
+        "MQTT"
+    }
+    fn properties(&self) -> Value {
+        json!({"host": "127.0.0.1", "port": self.port, "topics": ["sites/+/data"], "format": "json",
+               "externalIdFrom": "topic:1"})
+    }
+    fn source_ref(&self, external: &str) -> String {
+        format!("sites/{external}/data")
+    }
+    async fn send(&self, external: &str, payloads: &[Vec<u8>]) {
+        self.publish_raw(&self.source_ref(external), payloads).await
+    }
+    async fn stop(&mut self) {
+        self.down().await
+    }
+    async fn start(&mut self) {
+        self.up().await
+    }
+}
+
+fn json_payloads(values: &[Value]) -> Vec<Vec<u8>> {
+    values.iter().map(|v| serde_json::to_vec(v).unwrap()).collect()
+}
+
+/// An ingress integration on `source` (the rate limit lifted unless `extra`
+/// says otherwise), its `sensor-7` mapped to the device at `device_path`.
+async fn ingress_on(app: &App, source: &dyn Source, device_path: &str, extra: Value) -> String {
+    let mut properties = source.properties();
+    properties["rateLimitPerSecond"] = json!(1000);
     properties.as_object_mut().unwrap().extend(extra.as_object().unwrap().clone());
-    let created = app
-        .post(
-            "/v2/integrations",
-            json!({"name": "site broker", "type": "MQTT", "direction": "INGRESS", "properties": properties}),
-        )
-        .await;
+    let body = json!({"name": "source", "type": source.type_key(), "direction": "INGRESS", "properties": properties});
+    let created = app.post("/v2/integrations", body).await;
     assert_eq!(created.status, StatusCode::CREATED, "{:?}", created.body);
     let id = created.body["id"].as_str().unwrap().to_owned();
     let m = app
@@ -133,17 +172,20 @@ async fn mqtt_ingress(app: &App, broker: &Broker, device_path: &str, extra: Valu
     id
 }
 
-async fn mqtt_messages_are_stored_delivered_logged_and_survive_a_broker_restart(backend: Backend) {
-    let mut broker = Broker::start().await;
+/// What every ingress type must do, end to end: records stored, routed to a
+/// webhook and logged with their message; poison and unmapped messages
+/// logged with why; the status through connect, the source stopping and
+/// coming back (what it held meanwhile arrives, once); disable, enable, delete.
+pub async fn conformance(backend: Backend, source: &mut dyn Source) {
     let app = spawn_configured(backend, |_| {}).await;
     let rx = Receiver::start(vec![]).await;
     let s = webhook_with_trigger(&app, &rx.url, json!({}), json!({"kinds": ["value"]})).await;
     let device_path = format!("/places/{}/devices/{}", s.place, s.device);
-    let id = mqtt_ingress(&app, &broker, &device_path, json!({})).await;
+    let id = ingress_on(&app, &*source, &device_path, json!({})).await;
     let integration = format!("/v2/integrations/{id}");
     until(&app, &integration, "connected", |i| state(i) == "connected").await;
 
-    broker.publish("sites/sensor-7/data", &[json!({"power": 12.5, "temp": 21})]).await;
+    source.send("sensor-7", &json_payloads(&[json!({"power": 12.5, "temp": 21})])).await;
     let telemetry = format!("/v2/telemetry?deviceId={}", s.device);
     let stored = until(&app, &telemetry, "two records", |l| records(l).len() == 2).await;
     let power = records(&stored).into_iter().find(|r| r["record"]["property"] == "power").unwrap();
@@ -157,7 +199,7 @@ async fn mqtt_messages_are_stored_delivered_logged_and_survive_a_broker_restart(
     let log = app.get(&format!("{integration}/messages")).await.body;
     let message = &log["data"][0];
     assert_eq!(message["outcome"], "stored");
-    assert_eq!(message["sourceRef"], "sites/sensor-7/data");
+    assert_eq!(message["sourceRef"], source.source_ref("sensor-7"));
     assert_eq!(message["recordIds"].as_array().unwrap().len(), 2);
     assert_eq!(message["payload"], r#"{"power":12.5,"temp":21}"#);
     assert_eq!(power["source"]["messageId"], message["id"], "a record names its message");
@@ -167,8 +209,8 @@ async fn mqtt_messages_are_stored_delivered_logged_and_survive_a_broker_restart(
     assert_eq!(view["connection"]["counters"]["records"], 2);
 
     // A poison message and an unmapped one are logged with why, and acknowledged.
-    broker.publish_raw("sites/sensor-7/data", &[b"not json".to_vec()]).await;
-    broker.publish("sites/sensor-8/data", &[json!({"power": 1})]).await;
+    source.send("sensor-7", &[b"not json".to_vec()]).await;
+    source.send("sensor-8", &json_payloads(&[json!({"power": 1})])).await;
     let log = until(&app, &format!("{integration}/messages"), "three messages", |l| records(l).len() == 3).await;
     let outcomes: Vec<String> = records(&log).iter().map(|m| m["outcome"].as_str().unwrap().to_owned()).collect();
     assert_eq!(outcomes, ["unmapped", "decode_error", "stored"], "newest first");
@@ -177,14 +219,14 @@ async fn mqtt_messages_are_stored_delivered_logged_and_survive_a_broker_restart(
     let unmapped = app.get(&format!("{integration}/messages?outcome=unmapped")).await.body;
     assert_eq!(records(&unmapped).len(), 1);
 
-    // The broker stops: the status says so, with the error.
-    broker.down().await;
+    // The source stops: the status says so, with the error.
+    source.stop().await;
     let down = until(&app, &integration, "reconnecting", |i| state(i) == "reconnecting").await;
     assert!(down["connection"]["lastError"].as_str().is_some_and(|e| !e.is_empty()), "{down:#}");
-    // It starts again: QoS 1 messages published before Switchyard is back wait in its persistent session.
-    broker.up().await;
+    // It starts again: what it is sent before Switchyard is back is kept for it, and arrives once.
+    source.start().await;
     let burst: Vec<Value> = (0..20).map(|n| json!({"n": n})).collect();
-    broker.publish("sites/sensor-7/data", &burst).await;
+    source.send("sensor-7", &json_payloads(&burst)).await;
     until(&app, &integration, "connected again", |i| state(i) == "connected").await;
     let arrived =
         until(&app, &format!("{telemetry}&property=n&limit=200"), "the burst", |l| records(l).len() >= 20).await;
@@ -195,11 +237,11 @@ async fn mqtt_messages_are_stored_delivered_logged_and_survive_a_broker_restart(
     let states: Vec<&str> = history["data"].as_array().unwrap().iter().map(|c| c["state"].as_str().unwrap()).collect();
     assert_eq!(&states[..3], ["connected", "reconnecting", "connected"], "{states:?}");
 
-    // Disabled: it lets go of the broker, which keeps what comes meanwhile; enabled: it arrives.
+    // Disabled: it lets go of the source, which keeps what comes meanwhile; enabled: it arrives.
     let off = app.put(&integration, json!({"enabled": false})).await;
     assert_eq!(off.status, StatusCode::OK, "{:?}", off.body);
     until(&app, &integration, "disabled", |i| state(i) == "disabled").await;
-    broker.publish("sites/sensor-7/data", &[json!({"late": 1})]).await;
+    source.send("sensor-7", &json_payloads(&[json!({"late": 1})])).await;
     app.put(&integration, json!({"enabled": true})).await;
     let late = format!("{telemetry}&property=late");
     until(&app, &late, "the message sent while disabled", |l| records(l).len() == 1).await;
@@ -209,13 +251,18 @@ async fn mqtt_messages_are_stored_delivered_logged_and_survive_a_broker_restart(
     assert_eq!(app.get(&format!("{integration}/messages")).await.status, StatusCode::NOT_FOUND);
 }
 
+/// MQTT against a Mosquitto that keeps sessions across its restarts.
+async fn mqtt_messages_are_stored_delivered_logged_and_survive_a_broker_restart(backend: Backend) {
+    conformance(backend, &mut Broker::start().await).await;
+}
+
 async fn a_message_id_deduplicates_redelivered_messages(backend: Backend) {
     let broker = Broker::start().await;
     let app = spawn_configured(backend, |_| {}).await;
     let rx = Receiver::start(vec![]).await;
     let s = webhook_with_trigger(&app, &rx.url, json!({}), json!({"kinds": ["value"]})).await;
     let device_path = format!("/places/{}/devices/{}", s.place, s.device);
-    let id = mqtt_ingress(&app, &broker, &device_path, json!({"messageIdFrom": "pointer:/id"})).await;
+    let id = ingress_on(&app, &broker, &device_path, json!({"messageIdFrom": "pointer:/id"})).await;
     let integration = format!("/v2/integrations/{id}");
     until(&app, &integration, "connected", |i| state(i) == "connected").await;
     let again = json!({"id": "m-1", "power": 3});
@@ -268,7 +315,7 @@ async fn unmapped_messages_replay_after_a_mapping_and_a_place_creates_devices(ba
     let broker = Broker::start().await;
     let app = spawn_configured(backend, |_| {}).await;
     let (place, device, device_path) = app.place_and_device("meter").await;
-    let id = mqtt_ingress(&app, &broker, &device_path, json!({})).await;
+    let id = ingress_on(&app, &broker, &device_path, json!({})).await;
     let integration = format!("/v2/integrations/{id}");
     until(&app, &integration, "connected", |i| state(i) == "connected").await;
     broker.publish("sites/sensor-9/data", &[json!({"kwh": 9})]).await;
@@ -311,7 +358,7 @@ async fn a_burst_waits_for_the_rate_limit_and_all_of_it_is_stored(backend: Backe
     let broker = Broker::start().await;
     let app = spawn_configured(backend, |_| {}).await;
     let (_, device, device_path) = app.place_and_device("meter").await;
-    let id = mqtt_ingress(&app, &broker, &device_path, json!({"rateLimitPerSecond": 20})).await;
+    let id = ingress_on(&app, &broker, &device_path, json!({"rateLimitPerSecond": 20})).await;
     let integration = format!("/v2/integrations/{id}");
     until(&app, &integration, "connected", |i| state(i) == "connected").await;
     let burst: Vec<Value> = (0..200).map(|n| json!({"n": n})).collect();
@@ -341,7 +388,7 @@ async fn connection_settings_are_templates_over_the_globals(backend: Backend) {
     let set = |site: &str| json!({"globals": {"broker": "127.0.0.1", "site": site}});
     assert_eq!(app.put("/v2/globals", set("sites")).await.status, StatusCode::OK);
     let templated = json!({"host": "{{ globals.broker }}", "topics": ["{{ globals.site }}/+/data"]});
-    let id = mqtt_ingress(&app, &broker, &device_path, templated).await;
+    let id = ingress_on(&app, &broker, &device_path, templated).await;
     let integration = format!("/v2/integrations/{id}");
     let view = until(&app, &integration, "connected", |i| state(i) == "connected").await;
     assert_eq!(view["properties"]["host"], "{{ globals.broker }}", "shown as written");
