@@ -15,7 +15,7 @@ use utoipa::ToSchema;
 #[derive(Debug, thiserror::Error)]
 pub enum ApiError {
     #[error("{0}")]
-    Unauthorized(&'static str),
+    Unauthorized(std::borrow::Cow<'static, str>),
     #[error("{0}")]
     Forbidden(&'static str),
     #[error("{0}")]
@@ -33,6 +33,12 @@ pub enum ApiError {
     PayloadTooLarge(usize),
     #[error("the request body must be JSON (Content-Type: application/json)")]
     UnsupportedMediaType,
+    /// Over a rate limit: retry after this many seconds (`Retry-After`).
+    #[error("too many requests: retry after {0} s")]
+    TooManyRequests(u64),
+    /// Nothing can be taken now; retry after this many seconds (`Retry-After`).
+    #[error("{0}")]
+    Unavailable(String, u64),
     #[error("this route does not take {0}; the Allow header lists what it takes")]
     MethodNotAllowed(String),
     #[error("the request's path and query are longer than {0} bytes")]
@@ -81,11 +87,14 @@ impl ApiError {
             Self::UnsupportedMediaType => {
                 (StatusCode::UNSUPPORTED_MEDIA_TYPE, "unsupported_media_type", "Unsupported Media Type")
             }
+            Self::TooManyRequests(_) => (StatusCode::TOO_MANY_REQUESTS, "rate_limited", "Too Many Requests"),
+            Self::Unavailable(..) => (StatusCode::SERVICE_UNAVAILABLE, "unavailable", "Service Unavailable"),
             Self::MethodNotAllowed(_) => (StatusCode::METHOD_NOT_ALLOWED, "method_not_allowed", "Method Not Allowed"),
             Self::UriTooLong(_) => (StatusCode::URI_TOO_LONG, "uri_too_long", "URI Too Long"),
             Self::Other(status, _) => match *status {
                 StatusCode::BAD_REQUEST => (*status, "bad_request", "Bad Request"),
                 StatusCode::PAYLOAD_TOO_LARGE => (*status, "payload_too_large", "Content Too Large"),
+                StatusCode::UNSUPPORTED_MEDIA_TYPE => (*status, "unsupported_media_type", "Unsupported Media Type"),
                 s if s.is_server_error() => (s, "internal", "Internal Server Error"),
                 s => (s, "error", s.canonical_reason().unwrap_or("Error")),
             },
@@ -136,6 +145,10 @@ impl From<switchyard_engine::IngestError> for ApiError {
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
         let (status, code, title) = self.parts();
+        let retry_after = match self {
+            Self::TooManyRequests(s) | Self::Unavailable(_, s) => Some(s),
+            _ => None,
+        };
         let (detail, errors) = match self {
             Self::Validation(e) => (e.to_string(), e.0),
             Self::Internal(ref source) => {
@@ -157,6 +170,9 @@ impl IntoResponse for ApiError {
         response
             .headers_mut()
             .insert(header::CONTENT_TYPE, header::HeaderValue::from_static("application/problem+json"));
+        if let Some(seconds) = retry_after {
+            response.headers_mut().insert(header::RETRY_AFTER, header::HeaderValue::from(seconds));
+        }
         response
     }
 }

@@ -41,15 +41,18 @@ impl<S: ScopeMarker> FromRequestParts<AppState> for Caller<S> {
         let presented = parts
             .headers
             .get("x-api-key")
-            .ok_or(ApiError::Unauthorized("missing X-Api-Key header"))?
+            .ok_or(ApiError::Unauthorized("missing X-Api-Key header".into()))?
             .to_str()
-            .map_err(|_| ApiError::Unauthorized("the API key is not valid"))?;
+            .map_err(|_| ApiError::Unauthorized("the API key is not valid".into()))?;
         let hash = switchyard_core::keys::hash_api_key(presented.trim());
         let (key, org) = match state.keys.get(&hash) {
             Some(found) => found,
             None => {
-                let found =
-                    state.store.authenticate(&hash).await?.ok_or(ApiError::Unauthorized("the API key is not valid"))?;
+                let found = state
+                    .store
+                    .authenticate(&hash)
+                    .await?
+                    .ok_or(ApiError::Unauthorized("the API key is not valid".into()))?;
                 state.keys.put(hash, &found.0, &found.1);
                 found
             }

@@ -7,8 +7,8 @@ use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
 use crate::routes::{
-    actions, catalog, deliveries, devices, globals, integrations, mappings, messages, places, recipients, resources,
-    telemetry, triggers,
+    actions, catalog, deliveries, devices, globals, inbound, integrations, mappings, messages, places, recipients,
+    resources, telemetry, triggers,
 };
 use crate::state::AppState;
 
@@ -28,6 +28,7 @@ use crate::state::AppState;
         (name = "deliveries", description = "The delivery log, and resending"),
         (name = "actions", description = "Asynchronous actions: test-send, backfill"),
         (name = "globals", description = "Organization-wide values for templated properties"),
+        (name = "inbound", description = "HTTP inbound: where sources post messages (no API key: a token or a signature)"),
     )
 )]
 struct ApiDoc;
@@ -133,6 +134,8 @@ pub(crate) fn build() -> (axum::Router<AppState>, utoipa::openapi::OpenApi) {
         .routes(routes!(devices::get, devices::update, devices::delete))
         .routes(routes!(telemetry::list, telemetry::ingest))
         .routes(routes!(messages::list))
+        .routes(routes!(inbound::post))
+        .routes(routes!(inbound::post_path))
         .routes(routes!(integrations::status_history))
         .routes(routes!(triggers::list, triggers::create))
         .routes(routes!(triggers::get, triggers::update, triggers::delete))
@@ -149,5 +152,12 @@ pub(crate) fn build() -> (axum::Router<AppState>, utoipa::openapi::OpenApi) {
         .split_for_parts();
     standard_errors(&mut document);
     problem_media_type(&mut document);
+    wildcard_templates(&mut document);
     (router, document)
+}
+
+/// axum's catch-all segment `{*path}` is `{path}` in an OpenAPI path template.
+fn wildcard_templates(openapi: &mut utoipa::openapi::OpenApi) {
+    let paths = std::mem::take(&mut openapi.paths.paths);
+    openapi.paths.paths = paths.into_iter().map(|(path, item)| (path.replace("{*", "{"), item)).collect();
 }

@@ -47,3 +47,36 @@ pub trait Ingress: Send {
 /// Makes the receiver for one integration from its settings.
 /// `globals`: the organization's values, for templated properties.
 pub type BuildIngress = fn(&Integration, &Metadata, &EgressContext) -> Result<Box<dyn Ingress>, BuildError>;
+
+/// A request to an endpoint of Switchyard's own that a source posts its
+/// messages to (HTTP inbound), as the API received it.
+#[derive(Debug)]
+pub struct InboundRequest<'a> {
+    /// The path after the integration's id (`sites/sensor-7/data`), used as a topic; empty when none.
+    pub path: &'a str,
+    pub headers: &'a http::HeaderMap,
+    pub body: &'a [u8],
+    /// When it arrived (ms).
+    pub received_at: i64,
+}
+
+/// Why an endpoint refuses a request; nothing of it is stored.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Refusal {
+    /// The caller did not prove who it is (401), with what was wrong.
+    Unauthorized(String),
+    /// The body is larger than the integration takes (413), with its limit.
+    TooLarge(usize),
+    /// The body's content type is not one the integration's format reads (415), with why.
+    UnsupportedMediaType(String),
+}
+
+/// An endpoint that callers post messages to: it checks who sent a request
+/// and turns it into a message for the sink. Unlike a receiver it holds no
+/// link: the supervisor keeps it open while the integration is enabled.
+pub trait Endpoint: Send + Sync {
+    fn accept(&self, request: &InboundRequest<'_>) -> Result<InboundMessage, Refusal>;
+}
+
+/// Makes the endpoint of one integration from its settings.
+pub type BuildEndpoint = fn(&Integration, &Metadata) -> Result<Box<dyn Endpoint>, BuildError>;

@@ -17,6 +17,7 @@ pub mod email;
 pub mod event_hubs;
 pub mod gcp_pubsub;
 pub mod http;
+pub mod http_inbound;
 pub mod ingress;
 pub mod kafka;
 pub mod mqtt;
@@ -29,7 +30,7 @@ pub mod twilio;
 pub mod webhook;
 
 pub use egress::{BuildError, Egress, EgressContext, Outbound, Outcome, Resources, Response, SendResult};
-pub use ingress::{BuildIngress, Ingress, IngressSink, LinkEvent};
+pub use ingress::{BuildEndpoint, BuildIngress, Endpoint, InboundRequest, Ingress, IngressSink, LinkEvent, Refusal};
 pub use policy::EgressPolicy;
 
 /// Standard types are offered to every organization; custom (first-party)
@@ -52,6 +53,9 @@ pub enum Role {
     Egress(BuildEgress),
     /// Builds the receiver of an INGRESS integration, which the engine supervises.
     Ingress(BuildIngress),
+    /// Builds the endpoint of an INGRESS integration that sources post to
+    /// (HTTP inbound), which the engine keeps open while it is enabled.
+    Endpoint(BuildEndpoint),
 }
 
 impl std::fmt::Debug for Role {
@@ -60,6 +64,7 @@ impl std::fmt::Debug for Role {
             Self::Planned(d) => write!(f, "Planned({d:?})"),
             Self::Egress(_) => f.write_str("Egress"),
             Self::Ingress(_) => f.write_str("Ingress"),
+            Self::Endpoint(_) => f.write_str("Endpoint"),
         }
     }
 }
@@ -97,6 +102,15 @@ impl DirectionSupport {
         Self::of(Role::Ingress(build), properties, check)
     }
 
+    /// An INGRESS direction that sources post to.
+    pub fn endpoint(
+        properties: Vec<PropertySpec>,
+        check: fn(&Resolved) -> Result<(), ValidationErrors>,
+        build: BuildEndpoint,
+    ) -> Self {
+        Self::of(Role::Endpoint(build), properties, check)
+    }
+
     /// A direction listed as coming soon, with the properties it will take.
     pub fn planned(direction: Direction, properties: Vec<PropertySpec>) -> Self {
         Self::of(Role::Planned(direction), properties, no_check)
@@ -110,7 +124,7 @@ impl DirectionSupport {
         match self.role {
             Role::Planned(d) => d,
             Role::Egress(_) => Direction::Egress,
-            Role::Ingress(_) => Direction::Ingress,
+            Role::Ingress(_) | Role::Endpoint(_) => Direction::Ingress,
         }
     }
 
@@ -217,6 +231,7 @@ pub fn registry() -> &'static [ConnectorType] {
         let mut types = vec![
             webhook::connector_type(),
             mqtt::connector_type(),
+            http_inbound::connector_type(),
             amqp::connector_type(),
             nats::connector_type(),
             aws_sns::connector_type(),

@@ -87,19 +87,6 @@ pub(crate) fn types() -> Vec<ConnectorType> {
             )],
         ),
         planned(
-            "HTTP_INBOUND",
-            "HTTP inbound",
-            "Receive data posted to an endpoint of your own.",
-            vec![(
-                Ingress,
-                vec![
-                    P::new("token", "Shared token", K::Secret)
-                        .describe("Callers must present it; generated when not given."),
-                    inbound_mapping(),
-                ],
-            )],
-        ),
-        planned(
             "HTTP_POLL",
             "HTTP polling",
             "Poll an HTTP API on a schedule.",

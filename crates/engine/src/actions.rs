@@ -278,7 +278,7 @@ impl Engine {
                     crate::IngestError::Store(e) => e,
                     other => StoreError::Corrupt(other.to_string()),
                 })? {
-                    (switchyard_core::MessageOutcome::Stored, _) => replayed += 1,
+                    crate::Received { outcome: switchyard_core::MessageOutcome::Stored, .. } => replayed += 1,
                     _ => unmapped += 1,
                 }
             }

@@ -31,6 +31,16 @@ pub use ingest::{IngestError, MAX_RECORDS};
 pub use limits::{BreakerConfig, CircuitState};
 pub use router::Router;
 
+/// What became of a received message, once durable.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Received {
+    /// Its entry in the integration's message log.
+    pub id: MessageId,
+    pub outcome: MessageOutcome,
+    /// Records stored from it.
+    pub records: usize,
+}
+
 #[derive(Debug, Clone)]
 pub struct EngineConfig {
     pub dispatcher: DispatcherConfig,
@@ -171,7 +181,7 @@ impl Engine {
         decoder: &Decoder,
         message: InboundMessage,
         order: &tokio::sync::Mutex<()>,
-    ) -> Result<(MessageOutcome, usize), IngestError> {
+    ) -> Result<Received, IngestError> {
         self.store_message(org, integration, decoder, message, order, None).await
     }
 
@@ -185,7 +195,7 @@ impl Engine {
         mut message: InboundMessage,
         order: &tokio::sync::Mutex<()>,
         replay: Option<MessageId>,
-    ) -> Result<(MessageOutcome, usize), IngestError> {
+    ) -> Result<Received, IngestError> {
         let turn = order.lock().await;
         let id = replay.clone().unwrap_or_else(MessageId::new);
         if replay.is_none() {
@@ -201,18 +211,18 @@ impl Engine {
             },
         };
         if replay.is_some() && outcome != MessageOutcome::Stored {
-            return Ok((outcome, 0));
+            return Ok(Received { id, outcome, records: 0 });
         }
-        let mut entry = NewMessage::new(id, integration.clone(), &message, outcome, reason);
+        let mut entry = NewMessage::new(id.clone(), integration.clone(), &message, outcome, reason);
         entry.replay = replay.is_some();
         let committed = self.writer.submit(Batch::new(org.clone(), records).with_message(entry)).await?;
         drop(turn);
         let written = committed.await?;
         self.metrics.accepted(written.stored as u64);
         if written.duplicate_message {
-            return Ok((MessageOutcome::Duplicate, 0));
+            return Ok(Received { id, outcome: MessageOutcome::Duplicate, records: 0 });
         }
-        Ok((outcome, written.stored))
+        Ok(Received { id, outcome, records: written.stored })
     }
 
     /// A message's records, or why it has none. External ids no mapping
@@ -313,6 +323,16 @@ impl Engine {
     /// An ingress integration's connection on this node, and its last state changes (newest first).
     pub fn connection(&self, id: &IntegrationId) -> Option<(ingress::ConnectionView, Vec<ingress::StateChange>)> {
         self.ingress.view(id)
+    }
+
+    /// A request to an HTTP inbound integration's endpoint; returns once its
+    /// message is durable (then the caller is answered 202).
+    pub async fn inbound(
+        &self,
+        id: &IntegrationId,
+        request: &switchyard_connectors::InboundRequest<'_>,
+    ) -> Result<Received, ingress::InboundError> {
+        self.ingress.inbound(id, request).await
     }
 
     /// Something that routing depends on changed (triggers, integrations, Places, devices).

@@ -26,15 +26,31 @@ impl TokenBucket {
 
     /// Takes a token; returns how long to wait before sending (zero if none).
     pub fn take(&mut self, now: Instant) -> Duration {
-        let elapsed = now.saturating_duration_since(self.last).as_secs_f64();
-        self.last = now;
-        self.tokens = (self.tokens + elapsed * self.rate).min(self.burst);
+        self.refill(now);
         self.tokens -= 1.0;
         if self.tokens >= 0.0 {
             Duration::ZERO
         } else {
             Duration::from_secs_f64(-self.tokens / self.rate)
         }
+    }
+
+    /// Takes a token if there is one now; else how long until there is
+    /// (nothing is taken: the caller comes back later).
+    pub fn try_take(&mut self, now: Instant) -> Result<(), Duration> {
+        self.refill(now);
+        if self.tokens >= 1.0 {
+            self.tokens -= 1.0;
+            Ok(())
+        } else {
+            Err(Duration::from_secs_f64((1.0 - self.tokens) / self.rate))
+        }
+    }
+
+    fn refill(&mut self, now: Instant) {
+        let elapsed = now.saturating_duration_since(self.last).as_secs_f64();
+        self.last = now;
+        self.tokens = (self.tokens + elapsed * self.rate).min(self.burst);
     }
 }
 
@@ -177,6 +193,17 @@ mod tests {
         assert_eq!(b.take(t0), Duration::from_millis(1000), "each extra send waits its turn");
         let later = t0 + Duration::from_secs(10);
         assert_eq!(b.take(later), Duration::ZERO, "refilled, up to the burst");
+    }
+
+    #[test]
+    fn trying_takes_only_a_token_that_is_there() {
+        let t0 = Instant::now();
+        let mut b = TokenBucket::new(2.0, t0);
+        assert_eq!(b.try_take(t0), Ok(()));
+        assert_eq!(b.try_take(t0), Ok(()));
+        assert_eq!(b.try_take(t0), Err(Duration::from_millis(500)), "empty: come back in half a second");
+        assert_eq!(b.try_take(t0), Err(Duration::from_millis(500)), "a refusal takes nothing");
+        assert_eq!(b.try_take(t0 + Duration::from_millis(500)), Ok(()));
     }
 
     #[test]

@@ -10,6 +10,7 @@ pub mod catalog;
 pub mod deliveries;
 pub mod devices;
 pub mod globals;
+pub mod inbound;
 pub mod integrations;
 pub mod mappings;
 pub mod messages;

@@ -88,7 +88,7 @@ impl Broker {
 }
 
 /// Polls `path` until `done` holds for its body (15 s at most).
-async fn until(app: &App, path: &str, what: &str, done: impl Fn(&Value) -> bool) -> Value {
+pub(crate) async fn until(app: &App, path: &str, what: &str, done: impl Fn(&Value) -> bool) -> Value {
     let mut last = Value::Null;
     for _ in 0..1500 {
         last = app.get(path).await.body;
@@ -100,11 +100,11 @@ async fn until(app: &App, path: &str, what: &str, done: impl Fn(&Value) -> bool)
     panic!("{what}: {path} never did; last {last:#}");
 }
 
-fn state(integration: &Value) -> &str {
+pub(crate) fn state(integration: &Value) -> &str {
     integration["connection"]["state"].as_str().unwrap_or_default()
 }
 
-fn records(list: &Value) -> Vec<Value> {
+pub(crate) fn records(list: &Value) -> Vec<Value> {
     list["data"].as_array().cloned().unwrap_or_default()
 }
 
@@ -123,6 +123,13 @@ pub trait Source: Send + Sync {
     /// Stops the source as an operator would; [`Source::start`] brings it back with what it held.
     async fn stop(&mut self);
     async fn start(&mut self);
+    /// Whether there is a source to stop: a broker is, a caller posting to Switchyard is not.
+    fn stoppable(&self) -> bool {
+        true
+    }
+    /// Told of the integration once it exists, with its create response
+    /// (what was generated and shown once).
+    fn attach(&self, _base: &str, _created: &Value) {}
 }
 
 #[async_trait::async_trait]
@@ -148,13 +155,13 @@ impl Source for Broker {
     }
 }
 
-fn json_payloads(values: &[Value]) -> Vec<Vec<u8>> {
+pub(crate) fn json_payloads(values: &[Value]) -> Vec<Vec<u8>> {
     values.iter().map(|v| serde_json::to_vec(v).unwrap()).collect()
 }
 
 /// An ingress integration on `source` (the rate limit lifted unless `extra`
 /// says otherwise), its `sensor-7` mapped to the device at `device_path`.
-async fn ingress_on(app: &App, source: &dyn Source, device_path: &str, extra: Value) -> String {
+pub(crate) async fn ingress_on(app: &App, source: &dyn Source, device_path: &str, extra: Value) -> String {
     let mut properties = source.properties();
     properties["rateLimitPerSecond"] = json!(1000);
     properties.as_object_mut().unwrap().extend(extra.as_object().unwrap().clone());
@@ -162,6 +169,7 @@ async fn ingress_on(app: &App, source: &dyn Source, device_path: &str, extra: Va
     let created = app.post("/v2/integrations", body).await;
     assert_eq!(created.status, StatusCode::CREATED, "{:?}", created.body);
     let id = created.body["id"].as_str().unwrap().to_owned();
+    source.attach(&app.base, &created.body);
     let m = app
         .post(
             "/v2/integrations/resource-mappings",
@@ -219,23 +227,9 @@ pub async fn conformance(backend: Backend, source: &mut dyn Source) {
     let unmapped = app.get(&format!("{integration}/messages?outcome=unmapped")).await.body;
     assert_eq!(records(&unmapped).len(), 1);
 
-    // The source stops: the status says so, with the error.
-    source.stop().await;
-    let down = until(&app, &integration, "reconnecting", |i| state(i) == "reconnecting").await;
-    assert!(down["connection"]["lastError"].as_str().is_some_and(|e| !e.is_empty()), "{down:#}");
-    // It starts again: what it is sent before Switchyard is back is kept for it, and arrives once.
-    source.start().await;
-    let burst: Vec<Value> = (0..20).map(|n| json!({"n": n})).collect();
-    source.send("sensor-7", &json_payloads(&burst)).await;
-    until(&app, &integration, "connected again", |i| state(i) == "connected").await;
-    let arrived =
-        until(&app, &format!("{telemetry}&property=n&limit=200"), "the burst", |l| records(l).len() >= 20).await;
-    let mut seen: Vec<i64> = records(&arrived).iter().map(|r| r["record"]["payload"].as_i64().unwrap()).collect();
-    seen.sort();
-    assert_eq!(seen, (0..20).collect::<Vec<_>>(), "each once");
-    let history = app.get(&format!("{integration}/status-history")).await.body;
-    let states: Vec<&str> = history["data"].as_array().unwrap().iter().map(|c| c["state"].as_str().unwrap()).collect();
-    assert_eq!(&states[..3], ["connected", "reconnecting", "connected"], "{states:?}");
+    if source.stoppable() {
+        stop_and_start(&app, &integration, &telemetry, source).await;
+    }
 
     // Disabled: it lets go of the source, which keeps what comes meanwhile; enabled: it arrives.
     let off = app.put(&integration, json!({"enabled": false})).await;
@@ -249,6 +243,27 @@ pub async fn conformance(backend: Backend, source: &mut dyn Source) {
     // Deleted: its task stops and its log goes with it.
     assert_eq!(app.delete(&integration).await.status, StatusCode::NO_CONTENT);
     assert_eq!(app.get(&format!("{integration}/messages")).await.status, StatusCode::NOT_FOUND);
+}
+
+/// The source stops: the status says so, with the error; it starts again,
+/// and what it was sent meanwhile arrives, once.
+async fn stop_and_start(app: &App, integration: &str, telemetry: &str, source: &mut dyn Source) {
+    source.stop().await;
+    let down = until(app, integration, "reconnecting", |i| state(i) == "reconnecting").await;
+    assert!(down["connection"]["lastError"].as_str().is_some_and(|e| !e.is_empty()), "{down:#}");
+    // It starts again: what it is sent before Switchyard is back is kept for it, and arrives once.
+    source.start().await;
+    let burst: Vec<Value> = (0..20).map(|n| json!({"n": n})).collect();
+    source.send("sensor-7", &json_payloads(&burst)).await;
+    until(app, integration, "connected again", |i| state(i) == "connected").await;
+    let arrived =
+        until(app, &format!("{telemetry}&property=n&limit=200"), "the burst", |l| records(l).len() >= 20).await;
+    let mut seen: Vec<i64> = records(&arrived).iter().map(|r| r["record"]["payload"].as_i64().unwrap()).collect();
+    seen.sort();
+    assert_eq!(seen, (0..20).collect::<Vec<_>>(), "each once");
+    let history = app.get(&format!("{integration}/status-history")).await.body;
+    let states: Vec<&str> = history["data"].as_array().unwrap().iter().map(|c| c["state"].as_str().unwrap()).collect();
+    assert_eq!(&states[..3], ["connected", "reconnecting", "connected"], "{states:?}");
 }
 
 /// MQTT against a Mosquitto that keeps sessions across its restarts.

@@ -27,6 +27,7 @@ mod catalog;
 mod connectors;
 mod delivery;
 mod errors;
+mod inbound;
 mod ingress;
 mod integrations;
 mod openapi;

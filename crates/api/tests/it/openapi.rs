@@ -55,6 +55,11 @@ const ROUTES: &[(&str, &str)] = &[
     ("post", "/v2/integrations/{integrationId}/recipients/{recipientId}/send-code"),
 ];
 
+/// Routes a caller reaches without an API key: it proves who it is as the
+/// integration says (HTTP inbound's token or signature).
+const KEYLESS: &[(&str, &str)] =
+    &[("post", "/v2/inbound/{integrationId}"), ("post", "/v2/inbound/{integrationId}/{path}")];
+
 /// Objects in the document's schemas that list their properties get
 /// `additionalProperties: false`, so a field the server sends but the
 /// document does not describe is drift too.
@@ -132,9 +137,16 @@ async fn every_route_is_documented_once_with_a_unique_operation_id() {
         );
         assert_eq!(op["security"][0]["apiKey"], json!([]), "{method} {path} must declare the API key");
     }
+    for (method, path) in KEYLESS {
+        let op = &contract.doc["paths"][path][method];
+        assert!(op.is_object(), "{method} {path} is missing from /v2/openapi.json");
+        assert!(operation_ids.insert(op["operationId"].as_str().unwrap().to_owned()));
+        assert!(op.get("security").is_none(), "{method} {path} takes no API key");
+        assert!(op["responses"].get("403").is_none(), "{method} {path}: no key, no scope to lack");
+    }
     let documented: usize =
         contract.doc["paths"].as_object().unwrap().values().map(|p| p.as_object().unwrap().len()).sum();
-    assert_eq!(documented, ROUTES.len(), "the document lists routes this test does not know");
+    assert_eq!(documented, ROUTES.len() + KEYLESS.len(), "the document lists routes this test does not know");
 }
 
 #[tokio::test]

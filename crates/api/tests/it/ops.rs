@@ -173,8 +173,8 @@ async fn retention_purges_the_ingress_message_log() {
         ..Default::default()
     };
     let order = tokio::sync::Mutex::new(());
-    let (outcome, _) = app.engine.receive(&app.org.id, &id, &decoder, message, &order).await.unwrap();
-    assert_eq!(outcome, switchyard_core::MessageOutcome::Unmapped);
+    let received = app.engine.receive(&app.org.id, &id, &decoder, message, &order).await.unwrap();
+    assert_eq!(received.outcome, switchyard_core::MessageOutcome::Unmapped);
     let log = format!("/v2/integrations/{id}/messages");
     assert_eq!(app.get(&log).await.body["data"].as_array().unwrap().len(), 1);
     for _ in 0..300 {

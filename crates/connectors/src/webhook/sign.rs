@@ -30,13 +30,25 @@ impl SigningKey {
     }
 
     pub fn sign(&self, id: &str, timestamp: i64, body: &[u8]) -> String {
+        format!("v1,{}", B64.encode(self.mac(id, timestamp, body).finalize().into_bytes()))
+    }
+
+    /// Whether a `webhook-signature` header holds a signature of this key
+    /// (compared in constant time); entries of other versions are skipped.
+    pub fn verifies(&self, id: &str, timestamp: i64, body: &[u8], header: &str) -> bool {
+        header.split_whitespace().filter_map(|entry| entry.strip_prefix("v1,")).any(|signature| {
+            B64.decode(signature).is_ok_and(|bytes| self.mac(id, timestamp, body).verify_slice(&bytes).is_ok())
+        })
+    }
+
+    fn mac(&self, id: &str, timestamp: i64, body: &[u8]) -> Hmac<Sha256> {
         let mut mac = Hmac::<Sha256>::new_from_slice(&self.0).expect("HMAC takes keys of any length");
         mac.update(id.as_bytes());
         mac.update(b".");
         mac.update(timestamp.to_string().as_bytes());
         mac.update(b".");
         mac.update(body);
-        format!("v1,{}", B64.encode(mac.finalize().into_bytes()))
+        mac
     }
 }
 
@@ -64,6 +76,19 @@ mod tests {
             key.sign("msg_27UH4WbU6Z5A5EzD8u03UvzRbpk", 1649367553, body),
             "v1,tZ1I4/hDygAJgO5TYxiSd6Sd0kDW6hPenDe+bTa3Kkw="
         );
+    }
+
+    #[test]
+    fn a_signature_verifies_only_with_its_key_id_time_and_body() {
+        let key = SigningKey::parse("whsec_C2FVsBQIhrscChlQIMV+b5sSYspob7oD").unwrap();
+        let header = format!("v2,abc {}", key.sign("msg_1", 1649367553, b"{}"));
+        assert!(key.verifies("msg_1", 1649367553, b"{}", &header), "the v1 entry among others");
+        assert!(!key.verifies("msg_2", 1649367553, b"{}", &header));
+        assert!(!key.verifies("msg_1", 1649367554, b"{}", &header));
+        assert!(!key.verifies("msg_1", 1649367553, b"{ }", &header));
+        let other = SigningKey::parse(&generate_secret()).unwrap();
+        assert!(!other.verifies("msg_1", 1649367553, b"{}", &header));
+        assert!(!key.verifies("msg_1", 1649367553, b"{}", "v1,not-base64!"));
     }
 
     #[test]

@@ -6,6 +6,10 @@
 //! acknowledge what is stored before it leaves. Messages go through the
 //! [`Sink`] to [`Engine::receive`], the ingest path.
 //!
+//! An endpoint type (HTTP inbound) has no link to hold: while it is enabled
+//! its task keeps the endpoint open (`connected`) for [`Supervisor::inbound`],
+//! which the API calls for each request, and closes it when it stops.
+//!
 //! [`Engine::receive`]: crate::Engine::receive
 mod sink;
 pub mod status;
@@ -16,13 +20,13 @@ use std::time::{Duration, Instant};
 
 use switchyard_connectors::connection::Backoff;
 use switchyard_connectors::decode::Decoder;
-use switchyard_connectors::Role;
+use switchyard_connectors::{Endpoint, InboundRequest, Ingress, IngressSink, LinkEvent, Refusal, Role};
 use switchyard_core::{now_ms, Direction, Integration, IntegrationId, OrgId};
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
-use crate::Engine;
-use sink::Sink;
+use crate::{Engine, Received};
+use sink::{Declined, Sink};
 use status::Connection;
 pub use status::{ConnectionState, ConnectionView, StateChange};
 
@@ -39,6 +43,29 @@ struct Running {
     done: tokio::sync::oneshot::Receiver<()>,
 }
 
+/// An endpoint integration's door, as requests find it.
+enum Gate {
+    Open {
+        endpoint: Arc<dyn Endpoint>,
+        sink: Arc<Sink>,
+    },
+    /// Disabled, or its settings cannot work: requests are refused with why.
+    Closed(String),
+}
+
+/// Why a request to an endpoint was not taken.
+#[derive(Debug)]
+pub enum InboundError {
+    /// No endpoint integration has this id (here).
+    NotFound,
+    /// The integration exists but takes nothing now (disabled, settings that
+    /// cannot work, restarting, the store down): the caller should retry.
+    Unavailable(String),
+    Refused(Refusal),
+    /// Over its rate limit: room again after this long.
+    Throttled(Duration),
+}
+
 #[derive(Default)]
 pub(crate) struct Supervisor {
     engine: OnceLock<Weak<Engine>>,
@@ -50,6 +77,8 @@ pub(crate) struct Supervisor {
     /// Per integration: one change applied at a time, each reading the
     /// integration once it has its turn (so the last change read wins).
     turns: Mutex<HashMap<IntegrationId, Arc<tokio::sync::Mutex<()>>>>,
+    /// The endpoint integrations' doors.
+    gates: Mutex<HashMap<IntegrationId, Gate>>,
 }
 
 impl Supervisor {
@@ -120,11 +149,15 @@ impl Supervisor {
         }
         let Some(integration) = found.filter(|i| i.direction == Direction::Ingress) else {
             self.lock_connections().remove(id);
+            self.lock_gates().remove(id);
             return;
         };
         let connection = self.connection(id);
         if !integration.enabled {
             connection.set(ConnectionState::Disabled, None);
+            if matches!(role(&integration), Some(Role::Endpoint(_))) {
+                self.lock_gates().insert(id.clone(), Gate::Closed("the integration is disabled".into()));
+            }
             return;
         }
         let (Some(engine), Some(tracker), Some(shutdown)) =
@@ -165,6 +198,30 @@ impl Supervisor {
         self.running.lock().unwrap_or_else(|e| e.into_inner())
     }
 
+    fn lock_gates(&self) -> std::sync::MutexGuard<'_, HashMap<IntegrationId, Gate>> {
+        self.gates.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// A request to an endpoint integration: accepted (who sent it, its
+    /// size and type), then stored if its rate limit has room; returns once
+    /// the message is durable.
+    pub(crate) async fn inbound(
+        &self,
+        id: &IntegrationId,
+        request: &InboundRequest<'_>,
+    ) -> Result<Received, InboundError> {
+        let (endpoint, sink) = match self.lock_gates().get(id) {
+            None => return Err(InboundError::NotFound),
+            Some(Gate::Closed(why)) => return Err(InboundError::Unavailable(why.clone())),
+            Some(Gate::Open { endpoint, sink }) => (endpoint.clone(), sink.clone()),
+        };
+        let message = endpoint.accept(request).map_err(InboundError::Refused)?;
+        sink.offer(message).await.map_err(|e| match e {
+            Declined::Throttled(wait) => InboundError::Throttled(wait),
+            Declined::Unavailable(why) => InboundError::Unavailable(why),
+        })
+    }
+
     fn lock_connections(&self) -> std::sync::MutexGuard<'_, HashMap<IntegrationId, Arc<Connection>>> {
         self.connections.lock().unwrap_or_else(|e| e.into_inner())
     }
@@ -190,6 +247,28 @@ impl Supervisor {
     }
 }
 
+/// What an ingress type builds, by its role.
+fn role(integration: &Integration) -> Option<Role> {
+    switchyard_connectors::find(&integration.type_key).and_then(|t| t.direction(Direction::Ingress)).map(|d| d.role)
+}
+
+enum Built {
+    Receiver(Result<Box<dyn Ingress>, switchyard_connectors::BuildError>),
+    Endpoint(Result<Box<dyn Endpoint>, switchyard_connectors::BuildError>),
+}
+
+/// An endpoint's stand-in for a receiver: open (`connected`) until it must stop.
+struct Listening;
+
+#[async_trait::async_trait]
+impl Ingress for Listening {
+    async fn run(&mut self, sink: &dyn IngressSink) -> Result<(), String> {
+        sink.link(LinkEvent::Connected);
+        sink.stopping().await;
+        Ok(())
+    }
+}
+
 /// One integration's task: build, run, back off, until stopped.
 async fn supervise(
     engine: Arc<Engine>,
@@ -199,24 +278,26 @@ async fn supervise(
     stop: CancellationToken,
 ) {
     let id = integration.id.clone();
+    let endpoint = matches!(role(&integration), Some(Role::Endpoint(_)));
     let failed = |e: String| {
         tracing::warn!(integration = %id, error = %e, "ingress settings cannot work");
+        if endpoint {
+            let why = format!("the integration's settings cannot work: {e}");
+            engine.ingress.lock_gates().insert(id.clone(), Gate::Closed(why));
+        }
         connection.set(ConnectionState::Failed, Some(e));
     };
     let built = async {
-        let build = switchyard_connectors::find(&integration.type_key)
-            .and_then(|t| t.direction(Direction::Ingress))
-            .and_then(|d| match d.role {
-                Role::Ingress(build) => Some(build),
-                _ => None,
-            })
-            .ok_or_else(|| format!("{} cannot receive yet", integration.type_key))?;
         let globals = engine.store.get_globals(&org).await.map_err(|e| e.to_string())?;
         let decoder = Decoder::of(&integration).map_err(|e| e.to_string())?;
-        let receiver = build(&integration, &globals, &engine.egress).map_err(|e| e.to_string())?;
-        Ok::<_, String>((decoder, receiver))
+        let built = match role(&integration) {
+            Some(Role::Ingress(build)) => Built::Receiver(build(&integration, &globals, &engine.egress)),
+            Some(Role::Endpoint(build)) => Built::Endpoint(build(&integration, &globals)),
+            _ => return Err(format!("{} cannot receive yet", integration.type_key)),
+        };
+        Ok::<_, String>((decoder, built))
     };
-    let (decoder, mut receiver) = match built.await {
+    let (decoder, built) = match built.await {
         Ok(built) => built,
         Err(e) => {
             failed(e);
@@ -224,7 +305,19 @@ async fn supervise(
         }
     };
     let interval = decoder.expected_interval;
-    let sink = Sink::new(engine.clone(), org, id.clone(), decoder, connection.clone(), stop.clone());
+    let sink = Arc::new(Sink::new(engine.clone(), org, id.clone(), decoder, connection.clone(), stop.clone()));
+    let mut receiver: Box<dyn Ingress> = match built {
+        Built::Receiver(Ok(receiver)) => receiver,
+        Built::Endpoint(Ok(endpoint)) => {
+            let gate = Gate::Open { endpoint: endpoint.into(), sink: sink.clone() };
+            engine.ingress.lock_gates().insert(id.clone(), gate);
+            Box::new(Listening)
+        }
+        Built::Receiver(Err(e)) | Built::Endpoint(Err(e)) => {
+            failed(e.to_string());
+            return;
+        }
+    };
     let mut backoff = Backoff::default();
     let mut tick = tokio::time::interval(Duration::from_secs(1));
     loop {
@@ -232,7 +325,7 @@ async fn supervise(
             connection.set(ConnectionState::Connecting, None);
         }
         let started = Instant::now();
-        let run = receiver.run(&sink);
+        let run = receiver.run(&*sink);
         tokio::pin!(run);
         let result = loop {
             tokio::select! {
@@ -257,5 +350,9 @@ async fn supervise(
             _ = tokio::time::sleep(backoff.next_delay()) => {}
             _ = stop.cancelled() => break,
         }
+    }
+    if endpoint {
+        // Until the change that stopped it says otherwise, callers are told to come back.
+        engine.ingress.lock_gates().insert(id, Gate::Closed("the integration is restarting".into()));
     }
 }

@@ -1,6 +1,8 @@
 //! The sink a receiver hands its messages to: paced by the integration's
 //! rate limit (a message over it waits, unacknowledged at its source), then
-//! decoded, mapped and stored by [`Engine::receive`], and counted.
+//! decoded, mapped and stored by [`Engine::receive`], and counted. An
+//! endpoint's requests are offered instead: over the limit, one is refused
+//! with how long to wait, as its caller is told (429 and `Retry-After`).
 //!
 //! [`Engine::receive`]: crate::Engine::receive
 use std::sync::{Arc, Mutex};
@@ -14,7 +16,7 @@ use tokio_util::sync::CancellationToken;
 
 use super::status::{Connection, ConnectionState};
 use crate::limits::TokenBucket;
-use crate::Engine;
+use crate::{Engine, Received};
 
 pub(super) struct Sink {
     engine: Arc<Engine>,
@@ -42,6 +44,41 @@ impl Sink {
     }
 }
 
+/// Why an offered message was not taken.
+#[derive(Debug)]
+pub(crate) enum Declined {
+    /// Over the rate limit: there is room again after this long.
+    Throttled(std::time::Duration),
+    /// Nothing was stored (the store failed, or the sink is stopping).
+    Unavailable(String),
+}
+
+impl Sink {
+    /// Takes a message if the rate limit has room for it now.
+    pub(super) async fn offer(&self, message: InboundMessage) -> Result<Received, Declined> {
+        let room = self.bucket.lock().unwrap_or_else(|e| e.into_inner()).try_take(Instant::now());
+        if let Err(wait) = room {
+            self.connection.throttled(now_ms() + wait.as_millis() as i64);
+            return Err(Declined::Throttled(wait));
+        }
+        if self.stop.is_cancelled() {
+            return Err(Declined::Unavailable("the integration is being restarted".into()));
+        }
+        self.connection.received();
+        self.store(message).await.map_err(Declined::Unavailable)
+    }
+
+    async fn store(&self, message: InboundMessage) -> Result<Received, String> {
+        let received = self
+            .engine
+            .receive(&self.org, &self.integration, &self.decoder, message, &self.order)
+            .await
+            .map_err(|e| format!("the message could not be stored: {e}"))?;
+        self.connection.outcome(received.outcome, received.records);
+        Ok(received)
+    }
+}
+
 #[async_trait]
 impl IngressSink for Sink {
     async fn message(&self, message: InboundMessage) -> Result<MessageOutcome, String> {
@@ -55,13 +92,7 @@ impl IngressSink for Sink {
                 _ = self.stop.cancelled() => return Err("stopping: the message was not taken".into()),
             }
         }
-        let (outcome, records) = self
-            .engine
-            .receive(&self.org, &self.integration, &self.decoder, message, &self.order)
-            .await
-            .map_err(|e| format!("the message could not be stored: {e}"))?;
-        self.connection.outcome(outcome, records);
-        Ok(outcome)
+        Ok(self.store(message).await?.outcome)
     }
 
     fn link(&self, event: LinkEvent) {
