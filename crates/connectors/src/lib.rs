@@ -235,7 +235,7 @@ pub fn registry() -> &'static [ConnectorType] {
             amqp::connector_type(),
             nats::connector_type(),
             aws_sns::connector_type(),
-            aws_sqs::connector_type(planned::sqs_ingress()),
+            aws_sqs::connector_type(),
             gcp_pubsub::connector_type(planned::pubsub_ingress()),
             event_hubs::connector_type(planned::event_hubs_ingress()),
             kafka::connector_type(),

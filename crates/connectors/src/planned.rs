@@ -28,13 +28,6 @@ fn planned(
     }
 }
 
-/// SQS's receiving direction (the sending one is built, in `aws_sqs/`).
-pub(crate) fn sqs_ingress() -> DirectionSupport {
-    let mut properties = crate::aws::properties(crate::aws_sqs::queue_url());
-    properties.retain(|p| p.name != "objects" && p.name != "rateLimitPerSecond");
-    DirectionSupport::planned(Direction::Ingress, properties)
-}
-
 /// Pub/Sub's subscribing direction (the publishing one is built, in `gcp_pubsub/`).
 pub(crate) fn pubsub_ingress() -> DirectionSupport {
     DirectionSupport::planned(

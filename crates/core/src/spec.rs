@@ -281,6 +281,9 @@ fn check_value(spec: &PropertySpec, kind: PropertyKind, value: &Value) -> Result
     if spec.template {
         if let Some(source) = value.as_str().filter(|s| s.contains("{{") || s.contains("{%")) {
             crate::template::check(source, &crate::template::sample_context())?;
+            // What it renders to is checked as it is rendered, at connect (a URL's syntax, say).
+            let max = if kind == PropertyKind::Secret { SECRET_MAX } else { STRING_MAX };
+            return bounded(source, max);
         }
     }
     match kind {

@@ -9,7 +9,7 @@ use hmac::{Hmac, Mac};
 use reqwest::StatusCode;
 use serde_json::{json, Value};
 
-use crate::ingress::{conformance, ingress_on, records, state, until, Source};
+use crate::ingress::{burst_conformance, conformance, ingress_on, records, state, until, Source};
 use crate::{spawn_configured, App, Backend};
 
 /// A caller posting JSON with the integration's bearer token, as a device
@@ -273,4 +273,12 @@ async fn size_type_rate_and_state_are_checked_before_anything_is_stored() {
     }
 }
 
-on_both_stores!(http_inbound_messages_are_stored_delivered_and_logged);
+/// Over the rate limit a caller is told to come back (429 and `Retry-After`): it does, and none is lost.
+async fn a_burst_is_paced_by_429s_and_all_of_it_is_stored(backend: Backend) {
+    burst_conformance(backend, &Caller::default()).await;
+}
+
+on_both_stores!(
+    http_inbound_messages_are_stored_delivered_and_logged,
+    a_burst_is_paced_by_429s_and_all_of_it_is_stored
+);

@@ -370,15 +370,20 @@ async fn unmapped_messages_replay_after_a_mapping_and_a_place_creates_devices(ba
 }
 
 async fn a_burst_waits_for_the_rate_limit_and_all_of_it_is_stored(backend: Backend) {
-    let broker = Broker::start().await;
+    burst_conformance(backend, &Broker::start().await).await;
+}
+
+/// A burst of 200 at 20 messages a second: it waits at the source (or is
+/// told to come back), takes about 10 s, and all of it is stored, once.
+pub async fn burst_conformance(backend: Backend, source: &dyn Source) {
     let app = spawn_configured(backend, |_| {}).await;
     let (_, device, device_path) = app.place_and_device("meter").await;
-    let id = ingress_on(&app, &broker, &device_path, json!({"rateLimitPerSecond": 20})).await;
+    let id = ingress_on(&app, source, &device_path, json!({"rateLimitPerSecond": 20})).await;
     let integration = format!("/v2/integrations/{id}");
     until(&app, &integration, "connected", |i| state(i) == "connected").await;
     let burst: Vec<Value> = (0..200).map(|n| json!({"n": n})).collect();
     let started = std::time::Instant::now();
-    broker.publish("sites/sensor-7/data", &burst).await;
+    source.send("sensor-7", &json_payloads(&burst)).await;
     until(&app, &integration, "throttled", |i| i["connection"]["throttled"] == true).await;
     let telemetry = format!("/v2/telemetry?deviceId={device}&limit=200");
     let all = until(&app, &telemetry, "all 200", |l| records(l).len() == 200).await;

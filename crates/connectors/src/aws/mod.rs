@@ -89,6 +89,33 @@ impl Aws {
         format!("{}/", self.endpoint)
     }
 
+    /// Signs and POSTs `body` with `headers` to the endpoint; the answer's
+    /// status and (at most `limit` bytes of) text, or why there is none.
+    pub async fn exchange(
+        &self,
+        http: &crate::http::HttpClient,
+        service: &str,
+        headers: &[(&str, &str)],
+        body: String,
+        timeout: Duration,
+        limit: usize,
+    ) -> Result<(u16, String), Unanswered> {
+        if let Some(blocked) = http.refuses(&self.url()) {
+            return Err(Unanswered { permanent: true, reason: blocked.to_string() });
+        }
+        let signed = self
+            .sign(service, headers, body.as_bytes())
+            .map_err(|e| Unanswered { permanent: true, reason: format!("signing failed: {e}") })?;
+        let signed: Vec<(&str, &str)> = signed.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
+        let all: Vec<(&str, &str)> = headers.iter().copied().chain(signed).collect();
+        let response = http.post(&self.url(), &all, body, timeout).await.map_err(|e| Unanswered {
+            permanent: e.is_permanent(),
+            reason: format!("{} could not be reached: {e}", service.to_uppercase()),
+        })?;
+        let status = response.status();
+        Ok((status, response.text(limit).await))
+    }
+
     /// Signs and POSTs `body` with `headers` to the endpoint, and reads the
     /// answer: Delivered with the id `message_id` finds in a 2xx body, or the
     /// AWS error classified. `target` names where it went, for the log.
@@ -101,24 +128,12 @@ impl Aws {
         target: &str,
         message_id: fn(&str) -> Option<String>,
     ) -> SendResult {
-        if let Some(blocked) = http.refuses(&self.url()) {
-            return reject(target, blocked.to_string());
-        }
-        let signed = match self.sign(service, headers, body.as_bytes()) {
-            Ok(h) => h,
-            Err(e) => return reject(target, format!("signing failed: {e}")),
-        };
-        let signed: Vec<(&str, &str)> = signed.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
-        let all: Vec<(&str, &str)> = headers.iter().copied().chain(signed).collect();
-        let response = match http.post(&self.url(), &all, body, Duration::from_secs(15)).await {
-            Ok(r) => r,
-            Err(e) => {
-                let reason = format!("{} could not be reached: {e}", service.to_uppercase());
-                return if e.is_permanent() { reject(target, reason) } else { retry(target, reason) };
-            }
-        };
-        let status = response.status();
-        let text = response.text(ANSWER_MAX).await;
+        let (status, text) =
+            match self.exchange(http, service, headers, body, Duration::from_secs(15), ANSWER_MAX).await {
+                Ok(answer) => answer,
+                Err(Unanswered { permanent: true, reason }) => return reject(target, reason),
+                Err(Unanswered { reason, .. }) => return retry(target, reason),
+            };
         let mut answer =
             Response { status: Some(status), remote_id: None, excerpt: Some(excerpt(&text, RESPONSE_EXCERPT_MAX)) };
         let outcome = if (200..300).contains(&status) {
@@ -131,9 +146,17 @@ impl Aws {
     }
 }
 
+/// Why a call to AWS got no answer.
+#[derive(Debug)]
+pub struct Unanswered {
+    /// Retrying cannot help (a refused address, a request that cannot be signed).
+    pub permanent: bool,
+    pub reason: String,
+}
+
 /// The region must look like one; the resource must be given.
 pub fn check_region(s: &Settings<'_>, errors: &mut ValidationErrors) {
-    if let Some(region) = s.text("region").ok().flatten() {
+    if let Some(region) = s.text("region").ok().flatten().filter(|r| !r.contains("{{")) {
         let ok = region.split('-').count() >= 3
             && region.chars().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-');
         if !ok {

@@ -309,3 +309,60 @@ pub async fn conformance(backend: Backend, peer: &dyn Peer) {
     }
     tokio::time::sleep(Duration::from_millis(50)).await;
 }
+
+/// A TCP proxy on loopback in front of a peer, to cut the link to it while
+/// it keeps running (and keeps what it holds): `cut` closes the listener and
+/// every connection through it, `restore` listens on the same port again.
+pub struct Proxy {
+    pub port: u16,
+    target: std::net::SocketAddr,
+    tasks: Option<tokio_util::task::TaskTracker>,
+    stop: tokio_util::sync::CancellationToken,
+}
+
+impl Proxy {
+    pub async fn start(target: std::net::SocketAddr) -> Proxy {
+        let mut proxy =
+            Proxy { port: free_port(), target, tasks: None, stop: tokio_util::sync::CancellationToken::new() };
+        proxy.restore().await;
+        proxy
+    }
+
+    pub fn url(&self) -> String {
+        format!("http://127.0.0.1:{}", self.port)
+    }
+
+    pub async fn restore(&mut self) {
+        let listener = tokio::net::TcpListener::bind(("127.0.0.1", self.port)).await.expect("the proxy's port again");
+        let (tasks, stop, target) =
+            (tokio_util::task::TaskTracker::new(), tokio_util::sync::CancellationToken::new(), self.target);
+        let (inner, token) = (tasks.clone(), stop.clone());
+        tasks.spawn(async move {
+            loop {
+                let accepted = tokio::select! {
+                    a = listener.accept() => a,
+                    _ = token.cancelled() => return,
+                };
+                let Ok((mut client, _)) = accepted else { continue };
+                let token = token.clone();
+                inner.spawn(async move {
+                    let Ok(mut server) = tokio::net::TcpStream::connect(target).await else { return };
+                    tokio::select! {
+                        _ = tokio::io::copy_bidirectional(&mut client, &mut server) => {}
+                        _ = token.cancelled() => {}
+                    }
+                });
+            }
+        });
+        self.tasks = Some(tasks);
+        self.stop = stop;
+    }
+
+    pub async fn cut(&mut self) {
+        self.stop.cancel();
+        if let Some(tasks) = self.tasks.take() {
+            tasks.close();
+            tasks.wait().await;
+        }
+    }
+}
