@@ -304,3 +304,211 @@ async fn sigkill_mid_mqtt_flow_stores_every_message_once() {
         stored.len()
     );
 }
+
+/// A moto server (scripts/test-peers) on a free port; killed on drop.
+struct Moto {
+    url: String,
+    child: std::process::Child,
+}
+
+impl Moto {
+    async fn start() -> Moto {
+        let bin = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../.venv/bin/moto_server");
+        assert!(bin.exists(), "{} is missing: run scripts/test-peers", bin.display());
+        let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+        let child = std::process::Command::new(bin)
+            .args(["-H", "127.0.0.1", "-p", &port.to_string()])
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .unwrap();
+        let moto = Moto { url: format!("http://127.0.0.1:{port}"), child };
+        for _ in 0..1000 {
+            if tokio::net::TcpStream::connect(("127.0.0.1", port)).await.is_ok() {
+                return moto;
+            }
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+        panic!("moto did not listen on {port}");
+    }
+}
+
+/// One SQS action on the moto at `url`, unsigned (moto does not check signatures).
+async fn sqs(url: &str, action: &str, body: Value) -> Value {
+    let auth =
+        "AWS4-HMAC-SHA256 Credential=testing/20260101/us-east-1/sqs/aws4_request, SignedHeaders=host, Signature=0";
+    let res = reqwest::Client::new()
+        .post(format!("{url}/"))
+        .header("content-type", "application/x-amz-json-1.0")
+        .header("x-amz-target", format!("AmazonSQS.{action}"))
+        .header("authorization", auth)
+        .body(body.to_string())
+        .send()
+        .await
+        .unwrap();
+    assert!(res.status().is_success(), "{action}: {}", res.text().await.unwrap());
+    res.json().await.unwrap_or(Value::Null)
+}
+
+impl Drop for Moto {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// Creates an ingress integration and maps `external` to `device`; returns
+/// its create response once it is connected.
+async fn ingress(base: &str, key: &str, body: Value, external: &str, device_path: &str) -> Value {
+    let (status, created) = call(Method::POST, &format!("{base}/v2/integrations"), key, Some(body)).await;
+    assert_eq!(status, 201, "{created}");
+    let id = created["id"].as_str().unwrap();
+    let mapping = json!({"integrationId": id, "externalId": external, "resourcePath": device_path});
+    let (status, _) =
+        call(Method::POST, &format!("{base}/v2/integrations/resource-mappings"), key, Some(mapping)).await;
+    assert_eq!(status, 201);
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let (_, view) = call(Method::GET, &format!("{base}/v2/integrations/{id}"), key, None).await;
+        if view["connection"]["state"] == "connected" {
+            return created;
+        }
+        assert!(Instant::now() < deadline, "never connected: {view}");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+/// Waits until the device holds `n` records (30 s at most); returns its sequence numbers, sorted.
+async fn settled(base: &str, key: &str, device: &str, n: usize) -> Vec<i64> {
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let mut stored = stored_sequence(base, key, device).await;
+        if stored.len() >= n || Instant::now() > deadline {
+            stored.sort();
+            return stored;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+/// Exactly `0..n`, each once.
+fn each_once(stored: &[i64], n: i64, what: &str) {
+    let unique: std::collections::BTreeSet<i64> = stored.iter().copied().collect();
+    assert_eq!(stored.len(), unique.len(), "{what}: a message was stored twice");
+    let missing: Vec<i64> = (0..n).filter(|s| !unique.contains(s)).collect();
+    assert!(
+        missing.is_empty(),
+        "{what}: {} sent messages were never stored: {:?}…",
+        missing.len(),
+        &missing[..missing.len().min(10)]
+    );
+    assert!(unique.iter().all(|s| (0..n).contains(s)), "{what}: stored what was never sent");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sigkill_mid_sqs_and_http_inbound_flow_stores_every_message_once() {
+    let moto = Moto::start().await;
+    let queue = sqs(&moto.url, "CreateQueue", json!({"QueueName": "meters", "Attributes": {"VisibilityTimeout": "5"}}))
+        .await["QueueUrl"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let dir = tempfile::tempdir().unwrap();
+    let mut server = start(dir.path());
+    let (key, place, sqs_device) = place_and_device(&server, dir.path()).await;
+    let base = server.base.clone();
+    let place = place["id"].as_str().unwrap();
+    let body = json!({"name": "D2", "placeId": place, "deviceType": "meter"});
+    let (_, http_device) = call(Method::POST, &format!("{base}/v2/devices"), &key, Some(body)).await;
+    let (sqs_device, http_device) = (sqs_device["id"].as_str().unwrap(), http_device["id"].as_str().unwrap());
+    let receiving = json!({"name": "queue", "type": "AWS_SQS", "direction": "INGRESS", "properties": {
+        "queueUrl": queue, "region": "us-east-1", "accessKeyId": "AKIATESTING", "secretAccessKey": "moto-secret",
+        "endpointUrl": moto.url, "externalIdFrom": "attribute:device", "rateLimitPerSecond": 5000}});
+    ingress(&base, &key, receiving, "q1", &format!("/places/{place}/devices/{sqs_device}")).await;
+    let inbound = json!({"name": "gateway", "type": "HTTP_INBOUND", "direction": "INGRESS",
+        "properties": {"externalIdFrom": "topic:0", "rateLimitPerSecond": 5000}});
+    let created = ingress(&base, &key, inbound, "h1", &format!("/places/{place}/devices/{http_device}")).await;
+    let token = created["generatedSecrets"]["token"].as_str().unwrap().to_owned();
+    let inbound_id = created["id"].as_str().unwrap().to_owned();
+
+    let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    // SQS: a message counts as sent once SQS took it.
+    let producer = {
+        let (stop, queue, url) = (stop.clone(), queue.clone(), moto.url.clone());
+        tokio::spawn(async move {
+            let mut n = 0i64;
+            while !stop.load(std::sync::atomic::Ordering::SeqCst) {
+                let entries: Vec<Value> = (n..n + 10)
+                    .map(|s| {
+                        json!({"Id": format!("e{s}"), "MessageBody": json!({"seq": s}).to_string(),
+                        "MessageAttributes": {"device": {"DataType": "String", "StringValue": "q1"}}})
+                    })
+                    .collect();
+                sqs(&url, "SendMessageBatch", json!({"QueueUrl": queue, "Entries": entries})).await;
+                n += 10;
+                tokio::time::sleep(Duration::from_millis(5)).await;
+            }
+            n
+        })
+    };
+    // HTTP inbound: a caller that retries each message (same Idempotency-Key)
+    // until it is answered 202, following the server to its new address.
+    let endpoint = Arc::new(Mutex::new(base.clone()));
+    let caller = {
+        let (stop, endpoint, token) = (stop.clone(), endpoint.clone(), token.clone());
+        tokio::spawn(async move {
+            let client = reqwest::Client::builder().timeout(Duration::from_secs(5)).build().unwrap();
+            let mut n = 0i64;
+            while !stop.load(std::sync::atomic::Ordering::SeqCst) {
+                loop {
+                    let url = format!("{}/v2/inbound/{inbound_id}/h1", endpoint.lock().unwrap());
+                    let sent = client
+                        .post(url)
+                        .bearer_auth(&token)
+                        .header("content-type", "application/json")
+                        .header("idempotency-key", format!("h-{n}"))
+                        .body(json!({"seq": n}).to_string())
+                        .send()
+                        .await;
+                    if sent.is_ok_and(|r| r.status() == 202) {
+                        break;
+                    }
+                    tokio::time::sleep(Duration::from_millis(20)).await;
+                }
+                n += 1;
+            }
+            n
+        })
+    };
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        tokio::time::sleep(Duration::from_millis(50)).await;
+        let (a, b) = (stored_sequence(&base, &key, sqs_device).await, stored_sequence(&base, &key, http_device).await);
+        if (a.len() >= 300 && b.len() >= 100) || Instant::now() > deadline {
+            break;
+        }
+    }
+    server.kill();
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let restarted = start(dir.path());
+    *endpoint.lock().unwrap() = restarted.base.clone();
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    stop.store(true, std::sync::atomic::Ordering::SeqCst);
+    let (queued, posted) = (producer.await.unwrap(), caller.await.unwrap());
+    assert!(queued >= 300 && posted >= 100, "the sources ran ({queued} queued, {posted} posted)");
+    let base = restarted.base.clone();
+    let from_sqs = settled(&base, &key, sqs_device, queued as usize).await;
+    each_once(&from_sqs, queued, "SQS");
+    let from_http = settled(&base, &key, http_device, posted as usize).await;
+    each_once(&from_http, posted, "HTTP inbound");
+    let held = sqs(
+        &moto.url,
+        "GetQueueAttributes",
+        json!({"QueueUrl": queue, "AttributeNames": ["ApproximateNumberOfMessages"]}),
+    )
+    .await;
+    println!(
+        "queued {queued}, posted {posted}; the queue still shows {}",
+        held["Attributes"]["ApproximateNumberOfMessages"]
+    );
+}
