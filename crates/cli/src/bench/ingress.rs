@@ -183,6 +183,12 @@ async fn ingress(api: &Api, port: u16, topic: &str, device_path: Option<&str>) -
     Ok(id)
 }
 
+/// Waits until the ingress integration `id` is connected (30 s at most).
+pub(super) async fn until_connected(engine: &switchyard_engine::Engine, id: &str) -> anyhow::Result<()> {
+    let id = IntegrationId::parse(id).map_err(|_| anyhow::anyhow!("`{id}` is not an integration id"))?;
+    until(Duration::from_secs(30), "the ingress connection", || connected(engine, &id)).await.map(drop)
+}
+
 fn connected(engine: &switchyard_engine::Engine, id: &IntegrationId) -> bool {
     engine.connection(id).is_some_and(|(c, _)| c.state == ConnectionState::Connected)
 }
@@ -247,7 +253,7 @@ pub(super) async fn run(
 
     // (g) The same publisher to an MQTT ingress integration: stored, then delivered.
     let id = ingress(api, broker.port, "bench/+", Some(device_path)).await?;
-    until(Duration::from_secs(30), "the ingress connection", || connected(engine, &id)).await?;
+    until_connected(engine, id.as_str()).await?;
     let before = receiver.count.load(Ordering::Relaxed);
     let (started, cpu_before) = (Instant::now(), cpu_seconds());
     publish(broker.port, "bench/m1", "g", n, None, None).await?;
