@@ -138,6 +138,7 @@ impl From<switchyard_engine::IngestError> for ApiError {
             switchyard_engine::IngestError::Invalid(e) => Self::Validation(e),
             switchyard_engine::IngestError::Unmapped { errors, .. } => Self::Validation(errors),
             switchyard_engine::IngestError::Store(e) => e.into(),
+            e @ switchyard_engine::IngestError::Fenced => Self::Unavailable(e.to_string(), 1),
         }
     }
 }

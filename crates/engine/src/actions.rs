@@ -273,7 +273,7 @@ impl Engine {
                     received_at: logged.received_at,
                 };
                 let replay = Some(logged.id.clone());
-                let stored = self.store_message(org, &integration.id, &decoder, message, &order, replay).await;
+                let stored = self.store_message(org, &integration.id, &decoder, message, &order, replay, None).await;
                 match stored.map_err(|e| match e {
                     crate::IngestError::Store(e) => e,
                     other => StoreError::Corrupt(other.to_string()),

@@ -26,6 +26,9 @@ pub enum IngestError {
     Unmapped { external_ids: Vec<String>, errors: ValidationErrors },
     #[error(transparent)]
     Store(#[from] StoreError),
+    /// The receiving node no longer holds the integration's lease: nothing was stored.
+    #[error("this node no longer holds the integration's lease")]
+    Fenced,
 }
 
 /// Parses the drafts and resolves their devices: the records, or every

@@ -181,12 +181,16 @@ impl Engine {
         decoder: &Decoder,
         message: InboundMessage,
         order: &tokio::sync::Mutex<()>,
+        fence: Option<&switchyard_store::Fence>,
     ) -> Result<Received, IngestError> {
-        self.store_message(org, integration, decoder, message, order, None).await
+        self.store_message(org, integration, decoder, message, order, None, fence).await
     }
 
     /// `receive`, or with `replay` the unmapped message logged under that id
     /// run again: stored if it now maps, its entry updated; left as it is if not.
+    /// `fence`: the lease the receiving node holds the integration's connection
+    /// by (several nodes): the round stores nothing if it is no longer held.
+    #[allow(clippy::too_many_arguments)]
     pub(crate) async fn store_message(
         &self,
         org: &OrgId,
@@ -195,6 +199,7 @@ impl Engine {
         mut message: InboundMessage,
         order: &tokio::sync::Mutex<()>,
         replay: Option<MessageId>,
+        fence: Option<&switchyard_store::Fence>,
     ) -> Result<Received, IngestError> {
         let turn = order.lock().await;
         let id = replay.clone().unwrap_or_else(MessageId::new);
@@ -215,9 +220,13 @@ impl Engine {
         }
         let mut entry = NewMessage::new(id.clone(), integration.clone(), &message, outcome, reason);
         entry.replay = replay.is_some();
-        let committed = self.writer.submit(Batch::new(org.clone(), records).with_message(entry)).await?;
+        let batch = Batch::new(org.clone(), records).with_message(entry).fenced(fence.cloned());
+        let committed = self.writer.submit(batch).await?;
         drop(turn);
         let written = committed.await?;
+        if written.fenced {
+            return Err(IngestError::Fenced);
+        }
         self.metrics.accepted(written.stored as u64);
         if written.duplicate_message {
             return Ok(Received { id, outcome: MessageOutcome::Duplicate, records: 0 });
@@ -320,9 +329,11 @@ impl Engine {
         Ok(batch)
     }
 
-    /// An ingress integration's connection on this node, and its last state changes (newest first).
-    pub fn connection(&self, id: &IntegrationId) -> Option<(ingress::ConnectionView, Vec<ingress::StateChange>)> {
-        self.ingress.view(id)
+    /// An ingress integration's connection, and its last state changes
+    /// (newest first): as this node runs it, or with several nodes as the
+    /// node holding it says.
+    pub async fn connection(&self, id: &IntegrationId) -> Option<(ingress::ConnectionView, Vec<ingress::StateChange>)> {
+        self.ingress.status(&self.store, id).await
     }
 
     /// A request to an HTTP inbound integration's endpoint; returns once its

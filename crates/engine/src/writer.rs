@@ -179,6 +179,7 @@ impl Round<'_> {
                 org: j.batch.org.clone(),
                 records: std::mem::take(&mut j.batch.records),
                 message: j.batch.message.take(),
+                fence: j.batch.fence.take(),
             })
             .collect();
         let retrying = results.iter().any(|c| c.status == DeliveryStatus::Retrying);

@@ -19,6 +19,7 @@ mod actions;
 mod db;
 mod deliveries;
 mod integrations;
+mod leases;
 mod messages;
 mod migrate;
 mod orgs;
@@ -34,6 +35,7 @@ mod telemetry;
 pub mod testing;
 mod triggers;
 
+pub use leases::{Fence, Lease, LeaseStore};
 pub use messages::IngressStore;
 pub use outbox::{
     Batch, Claimed, Completion, DeliveryFilter, IngestOutcome, LoggedDelivery, MessageFilter, NewDelivery, NewMessage,
@@ -320,7 +322,15 @@ pub trait ActionStore: Send + Sync {
 /// Everything Switchyard persists.
 #[async_trait]
 pub trait Store:
-    OrgStore + PlaceStore + IntegrationStore + TriggerStore + DeliveryStore + ActionStore + RecipientStore + IngressStore
+    OrgStore
+    + PlaceStore
+    + IntegrationStore
+    + TriggerStore
+    + DeliveryStore
+    + ActionStore
+    + RecipientStore
+    + IngressStore
+    + LeaseStore
 {
     fn backend(&self) -> Backend;
     /// A cheap round trip, for readiness checks.

@@ -16,15 +16,22 @@ pub struct Batch {
     pub org: OrgId,
     pub records: Vec<NewRecord>,
     pub message: Option<NewMessage>,
+    /// Stored only if this lease is still held as it says when the round commits.
+    pub fence: Option<crate::Fence>,
 }
 
 impl Batch {
     pub fn new(org: OrgId, records: Vec<NewRecord>) -> Self {
-        Self { org, records, message: None }
+        Self { org, records, message: None, fence: None }
     }
 
     pub fn with_message(mut self, message: NewMessage) -> Self {
         self.message = Some(message);
+        self
+    }
+
+    pub fn fenced(mut self, fence: Option<crate::Fence>) -> Self {
+        self.fence = fence;
         self
     }
 }
@@ -138,6 +145,9 @@ pub struct IngestOutcome {
     /// The batch's message was logged before (by its source id): none of
     /// its records were stored.
     pub duplicate_message: bool,
+    /// Its fence's lease is no longer held as it said: nothing of it was
+    /// stored (every record is in `skipped`).
+    pub fenced: bool,
 }
 
 /// Which messages a message log page shows.

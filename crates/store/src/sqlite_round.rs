@@ -97,6 +97,16 @@ fn statements(
         let mut deliveries = db.prepare_cached(DELIVERIES.one_row())?;
         for (batch, outcome) in batches.iter().zip(outcomes.iter_mut()) {
             let org = &batch.org;
+            if let Some(f) = &batch.fence {
+                // One writer: nothing can take the lease over while this round runs.
+                let mut held =
+                    db.prepare_cached("SELECT 1 FROM leases WHERE name = ?1 AND holder = ?2 AND epoch = ?3")?;
+                if !held.exists(params![f.name, f.holder, f.epoch])? {
+                    outcome.fenced = true;
+                    outcome.skipped = (0..batch.records.len()).collect();
+                    continue;
+                }
+            }
             if let Some(m) = &batch.message {
                 let ids = record_ids(batch.records.iter());
                 let logged = if m.replay {

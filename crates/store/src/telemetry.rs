@@ -48,16 +48,22 @@ pub(crate) async fn insert_pending(
 /// fan-out, inside the caller's transaction: one outcome per batch, in order.
 pub(crate) async fn insert_records(conn: &mut Conn<'_>, batches: &[Batch], now: i64) -> Result<Vec<IngestOutcome>> {
     let mut outcomes = vec![IngestOutcome::default(); batches.len()];
-    let logged = insert_messages(conn, batches).await?;
+    let fences: Vec<&crate::Fence> = batches.iter().filter_map(|b| b.fence.as_ref()).collect();
+    let lock = matches!(conn, Conn::Pg(_));
+    let held = crate::leases::holding(conn, &fences, lock).await?;
     for (b, batch) in batches.iter().enumerate() {
-        if batch.message.as_ref().is_some_and(|m| !logged.contains(m.id.as_str())) {
+        outcomes[b].fenced = batch.fence.as_ref().is_some_and(|f| !held.contains(f));
+    }
+    let logged = insert_messages(conn, batches, &outcomes).await?;
+    for (b, batch) in batches.iter().enumerate() {
+        if !outcomes[b].fenced && batch.message.as_ref().is_some_and(|m| !logged.contains(m.id.as_str())) {
             outcomes[b].duplicate_message = true;
         }
     }
     let rows: Vec<(usize, usize, &OrgId, &NewRecord)> = batches
         .iter()
         .enumerate()
-        .filter(|(b, _)| !outcomes[*b].duplicate_message)
+        .filter(|(b, _)| !outcomes[*b].duplicate_message && !outcomes[*b].fenced)
         .flat_map(|(b, batch)| batch.records.iter().enumerate().map(move |(i, r)| (b, i, &batch.org, r)))
         .collect();
     let mut stored: HashSet<String> = HashSet::with_capacity(rows.len());
@@ -84,6 +90,10 @@ pub(crate) async fn insert_records(conn: &mut Conn<'_>, batches: &[Batch], now: 
         }
     }
     for (batch, outcome) in batches.iter().zip(outcomes.iter_mut()) {
+        if outcome.fenced {
+            outcome.skipped = (0..batch.records.len()).collect();
+            continue;
+        }
         if outcome.duplicate_message {
             outcome.duplicates = batch.records.len();
             outcome.skipped = (0..batch.records.len()).collect();
@@ -99,11 +109,20 @@ pub(crate) async fn insert_records(conn: &mut Conn<'_>, batches: &[Batch], now: 
     Ok(outcomes)
 }
 
-/// Logs the batches' messages; returns the ids of those logged as new. A
-/// message whose source id was logged before is logged as a duplicate.
-async fn insert_messages(conn: &mut Conn<'_>, batches: &[Batch]) -> Result<HashSet<String>> {
-    let (replays, messages): (Vec<_>, Vec<_>) =
-        batches.iter().filter_map(|b| b.message.as_ref().map(|m| (b, m))).partition(|(_, m)| m.replay);
+/// Logs the batches' messages (not those fenced out); returns the ids of
+/// those logged as new. A message whose source id was logged before is
+/// logged as a duplicate.
+async fn insert_messages(
+    conn: &mut Conn<'_>,
+    batches: &[Batch],
+    outcomes: &[IngestOutcome],
+) -> Result<HashSet<String>> {
+    let (replays, messages): (Vec<_>, Vec<_>) = batches
+        .iter()
+        .zip(outcomes)
+        .filter(|(_, o)| !o.fenced)
+        .filter_map(|(b, _)| b.message.as_ref().map(|m| (b, m)))
+        .partition(|(_, m)| m.replay);
     let mut logged = HashSet::with_capacity(messages.len());
     for (batch, m) in replays {
         let update =

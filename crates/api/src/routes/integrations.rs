@@ -63,8 +63,8 @@ pub struct IntegrationView {
 
 /// An ingress integration's connection as this node has it: before its
 /// task reported, `connecting` (or `disabled`) since its last change.
-fn connection(state: &AppState, integration: &Integration) -> (ConnectionView, Vec<StateChange>) {
-    state.engine.connection(&integration.id).unwrap_or_else(|| {
+async fn connection(state: &AppState, integration: &Integration) -> (ConnectionView, Vec<StateChange>) {
+    state.engine.connection(&integration.id).await.unwrap_or_else(|| {
         let state = if integration.enabled { ConnectionState::Connecting } else { ConnectionState::Disabled };
         let view = ConnectionView {
             state,
@@ -73,20 +73,24 @@ fn connection(state: &AppState, integration: &Integration) -> (ConnectionView, V
             last_error: None,
             throttled: false,
             counters: Default::default(),
+            node: None,
         };
         (view, vec![StateChange { state, at: integration.updated_at, error: None }])
     })
 }
 
 /// The view of an integration, with its live status.
-pub(crate) fn view(state: &AppState, integration: Integration) -> IntegrationView {
+pub(crate) async fn view(state: &AppState, integration: Integration) -> IntegrationView {
     let status = (integration.direction == Direction::Egress).then(|| {
         let c = state.engine.circuit(&integration.id);
         let circuit =
             serde_json::to_value(c.state).ok().and_then(|v| v.as_str().map(str::to_owned)).unwrap_or_default();
         DeliveryStatusView { circuit, since: c.since, consecutive_failures: c.consecutive_failures }
     });
-    let connection = (integration.direction == Direction::Ingress).then(|| connection(state, &integration).0);
+    let connection = match integration.direction {
+        Direction::Ingress => Some(connection(state, &integration).await.0),
+        Direction::Egress => None,
+    };
     IntegrationView { status, connection, ..IntegrationView::from(integration) }
 }
 
@@ -141,7 +145,7 @@ pub async fn create(
     ApiJson(body): ApiJson<CreateIntegration>,
 ) -> ApiResult<(StatusCode, Json<IntegrationView>)> {
     let (integration, generated) = state.engine.config().create_integration(&caller.org, body).await?;
-    let mut view = view(&state, integration);
+    let mut view = view(&state, integration).await;
     if !generated.is_empty() {
         view.generated_secrets = Some(generated.into_iter().map(|(k, v)| (k.to_owned(), v)).collect());
     }
@@ -161,7 +165,11 @@ pub async fn list(
     let filter =
         IntegrationFilter { direction: query.direction, type_key: query.type_key, enabled: query.enabled, q: query.q };
     let found = state.store.list_integrations(&caller.org.id, &filter, &page).await?;
-    Ok(Json(List::from_page(found, |i| view(&state, i))))
+    let mut data = Vec::with_capacity(found.items.len());
+    for integration in found.items {
+        data.push(view(&state, integration).await);
+    }
+    Ok(Json(List { data, next_cursor: found.next_cursor }))
 }
 
 pub(crate) async fn load(state: &AppState, org: &Org, raw_id: &str) -> ApiResult<Integration> {
@@ -188,7 +196,7 @@ pub async fn get(
     caller: Caller<Read>,
     Path(id): Path<String>,
 ) -> ApiResult<Json<IntegrationView>> {
-    Ok(Json(view(&state, load(&state, &caller.org, &id).await?)))
+    Ok(Json(view(&state, load(&state, &caller.org, &id).await?).await))
 }
 
 /// Updates name, enabled, properties, metadata and resource paths.
@@ -205,7 +213,7 @@ pub async fn update(
     ApiJson(body): ApiJson<UpdateIntegration>,
 ) -> ApiResult<Json<IntegrationView>> {
     let id: IntegrationId = path_id(&id)?;
-    Ok(Json(view(&state, state.engine.config().update_integration(&caller.org, &id, body).await?)))
+    Ok(Json(view(&state, state.engine.config().update_integration(&caller.org, &id, body).await?).await))
 }
 
 /// Deletes an integration and its resource mappings.
@@ -241,5 +249,5 @@ pub async fn status_history(
     Path(id): Path<String>,
 ) -> ApiResult<Json<StatusHistory>> {
     let integration = load_ingress(&state, &caller.org, &id, "hold a connection").await?;
-    Ok(Json(StatusHistory { data: connection(&state, &integration).1 }))
+    Ok(Json(StatusHistory { data: connection(&state, &integration).await.1 }))
 }

@@ -159,9 +159,13 @@ async fn subscriber(port: u16, filter: &str) -> anyhow::Result<(Arc<AtomicU64>, 
 }
 
 /// Waits until `done` holds (checked every millisecond), at most `limit`.
-async fn until(limit: Duration, what: &str, done: impl Fn() -> bool) -> anyhow::Result<Instant> {
+async fn until<F: std::future::Future<Output = bool>>(
+    limit: Duration,
+    what: &str,
+    done: impl Fn() -> F,
+) -> anyhow::Result<Instant> {
     let deadline = Instant::now() + limit;
-    while !done() {
+    while !done().await {
         anyhow::ensure!(Instant::now() < deadline, "{what} did not happen within {limit:?}");
         tokio::time::sleep(Duration::from_millis(1)).await;
     }
@@ -189,12 +193,12 @@ pub(super) async fn until_connected(engine: &switchyard_engine::Engine, id: &str
     until(Duration::from_secs(30), "the ingress connection", || connected(engine, &id)).await.map(drop)
 }
 
-fn connected(engine: &switchyard_engine::Engine, id: &IntegrationId) -> bool {
-    engine.connection(id).is_some_and(|(c, _)| c.state == ConnectionState::Connected)
+async fn connected(engine: &switchyard_engine::Engine, id: &IntegrationId) -> bool {
+    engine.connection(id).await.is_some_and(|(c, _)| c.state == ConnectionState::Connected)
 }
 
-fn stored(engine: &switchyard_engine::Engine, id: &IntegrationId) -> u64 {
-    engine.connection(id).map_or(0, |(c, _)| c.counters.stored + c.counters.duplicates)
+async fn stored(engine: &switchyard_engine::Engine, id: &IntegrationId) -> u64 {
+    engine.connection(id).await.map_or(0, |(c, _)| c.counters.stored + c.counters.duplicates)
 }
 
 /// The memory of idle MQTT ingress integrations, measured first, in a
@@ -217,8 +221,15 @@ pub(super) async fn idle(
     for i in 0..count {
         idle.push(ingress(api, broker.port, &format!("idle/{i}"), None).await?);
     }
-    until(Duration::from_secs(120), "every idle integration connected", || idle.iter().all(|id| connected(engine, id)))
-        .await?;
+    until(Duration::from_secs(120), "every idle integration connected", || async {
+        for id in &idle {
+            if !connected(engine, id).await {
+                return false;
+            }
+        }
+        true
+    })
+    .await?;
     tokio::time::sleep(Duration::from_secs(1)).await;
     let rss = rss_kib("VmRSS:");
     for id in &idle {
@@ -248,7 +259,7 @@ pub(super) async fn run(
     let (relayed, last) = subscriber(broker.port, "relay/#").await?;
     let started = Instant::now();
     publish(broker.port, "relay/m1", "f", n, None, None).await?;
-    until(Duration::from_secs(600), "the relay", || relayed.load(Ordering::Relaxed) >= n as u64).await?;
+    until(Duration::from_secs(600), "the relay", || async { relayed.load(Ordering::Relaxed) >= n as u64 }).await?;
     let relay_rate = n as f64 / last.lock().unwrap().duration_since(started).as_secs_f64();
 
     // (g) The same publisher to an MQTT ingress integration: stored, then delivered.
@@ -257,7 +268,8 @@ pub(super) async fn run(
     let before = receiver.count.load(Ordering::Relaxed);
     let (started, cpu_before) = (Instant::now(), cpu_seconds());
     publish(broker.port, "bench/m1", "g", n, None, None).await?;
-    let all_stored = until(Duration::from_secs(600), "storing", || stored(engine, &id) >= n as u64).await?;
+    let all_stored =
+        until(Duration::from_secs(600), "storing", || async { stored(engine, &id).await >= n as u64 }).await?;
     let all_delivered = receiver.wait_for(before + n as u64, Duration::from_secs(600)).await?;
     let cpu = (cpu_seconds() - cpu_before) * 1e6 / n as f64;
     let stored_rate = n as f64 / all_stored.duration_since(started).as_secs_f64();

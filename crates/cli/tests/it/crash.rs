@@ -512,3 +512,133 @@ async fn sigkill_mid_sqs_and_http_inbound_flow_stores_every_message_once() {
         held["Attributes"]["ApproximateNumberOfMessages"]
     );
 }
+
+/// Polls `url` until `done` holds for its body (`limit` at most); returns when.
+async fn until(url: &str, key: &str, limit: Duration, what: &str, done: impl Fn(&Value) -> bool) -> Instant {
+    let deadline = Instant::now() + limit;
+    loop {
+        let (_, body) = call(Method::GET, url, key, None).await;
+        if done(&body) {
+            return Instant::now();
+        }
+        assert!(Instant::now() < deadline, "{what}: {url} never did; last {body}");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+async fn metrics(base: &str) -> String {
+    reqwest::get(format!("{base}/metrics")).await.unwrap().text().await.unwrap()
+}
+
+/// The node named in a connection's status is the process with that pid.
+fn runs_on(view: &Value, server: &Server) -> bool {
+    view["connection"]["state"] == "connected"
+        && view["connection"]["node"].as_str().is_some_and(|n| n.contains(&format!("-{}-", server.pid())))
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_nodes_run_each_connection_once_and_take_over_a_killed_one() {
+    use rumqttc::{AsyncClient, Event, MqttOptions, Packet, QoS};
+    let broker = Broker::start().await;
+    let dir = tempfile::tempdir().unwrap();
+    let url = switchyard_store::testing::fresh_postgres_url().await;
+    let node = |dir: &std::path::Path| {
+        Server::start(
+            switchyard(dir)
+                .args(["serve", "--listen", "127.0.0.1:0"])
+                .env("SWITCHYARD_DATABASE_URL", &url)
+                .env("SWITCHYARD_EGRESS_ALLOW", "127.0.0.1/32"),
+        )
+    };
+    let mut a = node(dir.path());
+    let mut b = node(dir.path());
+    let (key, place, device) = place_and_device(&a, dir.path()).await;
+    let device = device["id"].as_str().unwrap().to_owned();
+    let properties = json!({"host": "127.0.0.1", "port": broker.port, "topics": ["meters/+"], "qos": "1",
+        "externalIdFrom": "topic:1", "messageIdFrom": "pointer:/id", "rateLimitPerSecond": 5000});
+    let body = json!({"name": "meters", "type": "MQTT", "direction": "INGRESS", "properties": properties});
+    let (status, created) = call(Method::POST, &format!("{}/v2/integrations", b.base), &key, Some(body)).await;
+    assert_eq!(status, 201, "{created}");
+    let id = created["id"].as_str().unwrap().to_owned();
+    let path = format!("/places/{}/devices/{device}", place["id"].as_str().unwrap());
+    let mapping = json!({"integrationId": id, "externalId": "m1", "resourcePath": path});
+    let (status, _) =
+        call(Method::POST, &format!("{}/v2/integrations/resource-mappings", a.base), &key, Some(mapping)).await;
+    assert_eq!(status, 201);
+
+    // Exactly one node runs it, and both say which.
+    let on = |s: &Server| format!("{}/v2/integrations/{id}", s.base);
+    until(&on(&a), &key, Duration::from_secs(15), "connected", |v| runs_on(v, &a) || runs_on(v, &b)).await;
+    let (_, seen) = call(Method::GET, &on(&a), &key, None).await;
+    let (holder, other) = if runs_on(&seen, &a) { (&mut a, &mut b) } else { (&mut b, &mut a) };
+    until(&on(other), &key, Duration::from_secs(5), "the other node shows the holder's status", |v| runs_on(v, holder))
+        .await;
+    let gauge = format!("switchyard_ingress_connection_state{{integration=\"{id}\",state=\"connected\"}} 1");
+    assert!(metrics(&holder.base).await.contains(&gauge));
+    let elsewhere = metrics(&other.base).await;
+    assert!(!elsewhere.contains(&format!("integration=\"{id}\"")), "the other node holds no connection");
+
+    // A change made on the node that does not run it reaches the one that does.
+    let change = json!({"properties": {"keepAliveSeconds": 20}});
+    let (status, changed) = call(Method::PUT, &on(other), &key, Some(change)).await;
+    assert_eq!(status, 200, "{changed}");
+    let at = changed["updatedAt"].as_i64().unwrap();
+    until(&on(holder), &key, Duration::from_secs(5), "restarted with the change", |v| {
+        runs_on(v, holder) && v["connection"]["since"].as_i64().unwrap() >= at
+    })
+    .await;
+
+    // Messages flow; the holder is killed; the other node takes over within 15 s.
+    let acked = Arc::new(std::sync::atomic::AtomicI64::new(0));
+    let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let publisher = {
+        let (acked, stop, port) = (acked.clone(), stop.clone(), broker.port);
+        tokio::spawn(async move {
+            let mut options = MqttOptions::new("two-node-publisher", "127.0.0.1", port);
+            options.set_inflight(50);
+            let (client, mut events) = AsyncClient::new(options, 100);
+            let pump = tokio::spawn(async move {
+                while let Ok(event) = events.poll().await {
+                    if let Event::Incoming(Packet::PubAck(_)) = event {
+                        acked.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+                    }
+                }
+            });
+            let mut n = 0i64;
+            while !stop.load(std::sync::atomic::Ordering::SeqCst) {
+                let payload = serde_json::to_vec(&json!({"id": format!("m-{n}"), "seq": n})).unwrap();
+                client.publish("meters/m1", QoS::AtLeastOnce, false, payload).await.unwrap();
+                n += 1;
+                tokio::time::sleep(Duration::from_millis(2)).await;
+            }
+            tokio::time::sleep(Duration::from_millis(500)).await;
+            pump.abort();
+            n
+        })
+    };
+    let other_base = other.base.clone();
+    until(
+        &format!("{other_base}/v2/telemetry?deviceId={device}&limit=200"),
+        &key,
+        Duration::from_secs(20),
+        "flowing",
+        |l| l["data"].as_array().is_some_and(|d| d.len() >= 200),
+    )
+    .await;
+    holder.kill();
+    let killed = Instant::now();
+    let took_over = until(&on(other), &key, Duration::from_secs(30), "taken over", |v| runs_on(v, other)).await;
+    let after = took_over.duration_since(killed);
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    stop.store(true, std::sync::atomic::Ordering::SeqCst);
+    let published = publisher.await.unwrap();
+    let sent = acked.load(std::sync::atomic::Ordering::SeqCst);
+    let stored = settled(&other_base, &key, &device, sent as usize).await;
+    each_once(&stored, sent, "MQTT across a takeover");
+    assert!(after <= Duration::from_secs(15), "the takeover took {after:?}");
+    println!(
+        "taken over {:.1} s after the kill; published {published}, acknowledged {sent}, stored {}",
+        after.as_secs_f64(),
+        stored.len()
+    );
+}

@@ -99,6 +99,10 @@ impl Server {
         self.child.wait().unwrap();
     }
 
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
     pub fn logs(&self) -> String {
         self.stderr.lock().unwrap().clone()
     }

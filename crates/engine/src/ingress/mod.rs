@@ -10,7 +10,11 @@
 //! its task keeps the endpoint open (`connected`) for [`Supervisor::inbound`],
 //! which the API calls for each request, and closes it when it stops.
 //!
+//! With several nodes on one PostgreSQL database, each connection runs on
+//! one node: the one holding its lease (`lease.rs`).
+//!
 //! [`Engine::receive`]: crate::Engine::receive
+mod lease;
 mod sink;
 pub mod status;
 
@@ -22,6 +26,7 @@ use switchyard_connectors::connection::Backoff;
 use switchyard_connectors::decode::Decoder;
 use switchyard_connectors::{Endpoint, InboundRequest, Ingress, IngressSink, LinkEvent, Refusal, Role};
 use switchyard_core::{now_ms, Direction, Integration, IntegrationId, OrgId};
+use switchyard_store::{Fence, Store};
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
@@ -39,6 +44,10 @@ struct Running {
     org: OrgId,
     /// Its settings hold templates over the globals: a change to them restarts it.
     templated: bool,
+    /// The settings it runs with, by their last change (a change on another node shows here).
+    updated_at: i64,
+    /// The lease it runs by, with several nodes.
+    fence: Option<Fence>,
     stop: CancellationToken,
     done: tokio::sync::oneshot::Receiver<()>,
 }
@@ -79,10 +88,16 @@ pub(crate) struct Supervisor {
     turns: Mutex<HashMap<IntegrationId, Arc<tokio::sync::Mutex<()>>>>,
     /// The endpoint integrations' doors.
     gates: Mutex<HashMap<IntegrationId, Gate>>,
+    /// This node's name in the leases, when several nodes may share the
+    /// database (PostgreSQL); `None` on SQLite, where this node is the only one.
+    node: OnceLock<Option<String>>,
+    /// Integrations with a change being applied (so the lease loop does not pile more on).
+    changing: Mutex<std::collections::HashSet<IntegrationId>>,
 }
 
 impl Supervisor {
-    /// Starts every enabled ingress integration's task.
+    /// Starts every enabled ingress integration's task (with several nodes,
+    /// those whose lease this node takes), and the lease loop.
     pub(crate) async fn start(
         &self,
         engine: &Arc<Engine>,
@@ -92,24 +107,14 @@ impl Supervisor {
         let _ = self.engine.set(Arc::downgrade(engine));
         let _ = self.tracker.set(tracker.clone());
         let _ = self.shutdown.set(shutdown.clone());
-        let filter = switchyard_store::IntegrationFilter {
-            direction: Some(Direction::Ingress),
-            enabled: Some(true),
-            ..Default::default()
-        };
-        for org in engine.store.list_orgs().await? {
-            let mut page = switchyard_store::PageRequest { limit: 200, after: None };
-            loop {
-                let found = engine.store.list_integrations(&org.id, &filter, &page).await?;
-                for integration in found.items {
-                    let id = integration.id.clone();
-                    self.apply(&org.id, &id, Some(integration)).await;
-                }
-                match found.next_cursor {
-                    Some(next) => page.after = Some(next),
-                    None => break,
-                }
-            }
+        let node = (engine.store.backend() == switchyard_store::Backend::Postgres).then(lease::node_name);
+        let _ = self.node.set(node.clone());
+        for integration in enabled_ingress(&*engine.store).await? {
+            let (org, id) = (integration.org_id.clone(), integration.id.clone());
+            self.apply(&org, &id, Some(integration)).await;
+        }
+        if let Some(node) = node {
+            tracker.spawn(lease::keep(Arc::downgrade(engine), node, shutdown.clone()));
         }
         Ok(())
     }
@@ -120,8 +125,20 @@ impl Supervisor {
         let Some(engine) = self.engine.get().and_then(Weak::upgrade) else { return };
         let (org, id) = (org.clone(), id.clone());
         if let Some(tracker) = self.tracker.get() {
-            tracker.spawn(async move { engine.ingress.apply(&org, &id, None).await });
+            self.lock_changing().insert(id.clone());
+            tracker.spawn(async move {
+                engine.ingress.apply(&org, &id, None).await;
+                engine.ingress.lock_changing().remove(&id);
+            });
         }
+    }
+
+    fn lock_changing(&self) -> std::sync::MutexGuard<'_, std::collections::HashSet<IntegrationId>> {
+        self.changing.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    fn is_changing(&self, id: &IntegrationId) -> bool {
+        self.lock_changing().contains(id)
     }
 
     /// Stops the integration's task and starts what its settings say: those
@@ -147,37 +164,75 @@ impl Supervisor {
             previous.stop.cancel();
             let _ = tokio::time::timeout(DRAIN + Duration::from_secs(1), previous.done).await;
         }
+        let Some(engine) = self.engine.get().and_then(Weak::upgrade) else { return };
         let Some(integration) = found.filter(|i| i.direction == Direction::Ingress) else {
             self.lock_connections().remove(id);
             self.lock_gates().remove(id);
+            self.let_go(&engine, id).await;
             return;
         };
-        let connection = self.connection(id);
         if !integration.enabled {
-            connection.set(ConnectionState::Disabled, None);
+            self.connection(id).set(ConnectionState::Disabled, None);
             if matches!(role(&integration), Some(Role::Endpoint(_))) {
                 self.lock_gates().insert(id.clone(), Gate::Closed("the integration is disabled".into()));
             }
+            self.let_go(&engine, id).await;
             return;
         }
-        let (Some(engine), Some(tracker), Some(shutdown)) =
-            (self.engine.get().and_then(Weak::upgrade), self.tracker.get(), self.shutdown.get())
-        else {
-            return;
-        };
+        let (Some(tracker), Some(shutdown)) = (self.tracker.get(), self.shutdown.get()) else { return };
         if shutdown.is_cancelled() {
             return;
         }
+        // A connection runs on the node holding its lease (an endpoint on every node).
+        let leased = matches!(role(&integration), Some(Role::Ingress(_)));
+        let fence = match self.node() {
+            Some(node) if leased => {
+                let name = lease::name(id);
+                let now = now_ms();
+                match engine.store.take_leases(std::slice::from_ref(&name), node, now, now + lease::TTL_MS).await {
+                    Ok(held) if !held.is_empty() => Some(Fence { name, holder: node.to_owned(), epoch: held[0].1 }),
+                    Ok(_) => {
+                        // Another node holds it; the lease loop takes it when that node lets go.
+                        self.lock_connections().remove(id);
+                        return;
+                    }
+                    Err(e) => {
+                        tracing::warn!(integration = %id, error = %e, "taking an ingress lease failed; retrying");
+                        self.lock_connections().remove(id);
+                        return;
+                    }
+                }
+            }
+            _ => None,
+        };
+        let connection = self.connection(id);
         let stop = shutdown.child_token();
         let (finished, done) = tokio::sync::oneshot::channel();
         let templated = integration.properties.values().any(|v| v.to_string().contains("{{"))
             || integration.secrets.values().any(|s| s.expose().contains("{{"));
-        let task = supervise(engine, org.clone(), integration, connection, stop.clone());
+        let updated_at = integration.updated_at;
+        let task = supervise(engine, org.clone(), integration, connection, stop.clone(), fence.clone());
         tracker.spawn(async move {
             task.await;
             let _ = finished.send(());
         });
-        self.lock_running().insert(id.clone(), Running { org: org.clone(), templated, stop, done });
+        let running = Running { org: org.clone(), templated, updated_at, fence, stop, done };
+        self.lock_running().insert(id.clone(), running);
+    }
+
+    /// This node's name in the leases, with several nodes.
+    fn node(&self) -> Option<&str> {
+        self.node.get().and_then(Option::as_deref)
+    }
+
+    /// The integration no longer runs here: with several nodes, its lease is
+    /// let go, so another node may take it at once.
+    async fn let_go(&self, engine: &Engine, id: &IntegrationId) {
+        if let Some(node) = self.node() {
+            if let Err(e) = engine.store.drop_leases(&[lease::name(id)], node).await {
+                tracing::warn!(integration = %id, error = %e, "letting go of an ingress lease failed; it runs out");
+            }
+        }
     }
 
     /// The organization's globals changed: its running integrations whose
@@ -239,11 +294,32 @@ impl Supervisor {
         connections.into_iter().map(|(id, c)| (id, c.view())).collect()
     }
 
-    /// The connection of an ingress integration as this node sees it (none
+    /// The connection of an ingress integration as this node runs it (none
     /// when it never ran here).
-    pub(crate) fn view(&self, id: &IntegrationId) -> Option<(ConnectionView, Vec<StateChange>)> {
+    fn view(&self, id: &IntegrationId) -> Option<(ConnectionView, Vec<StateChange>)> {
         let c = self.lock_connections().get(id).cloned()?;
-        Some((c.view(), c.history()))
+        let mut view = c.view();
+        view.node = self.node().map(str::to_owned);
+        Some((view, c.history()))
+    }
+
+    /// The connection as this node runs it, else (several nodes) as the
+    /// node holding its lease last said.
+    pub(crate) async fn status(
+        &self,
+        store: &Arc<dyn Store>,
+        id: &IntegrationId,
+    ) -> Option<(ConnectionView, Vec<StateChange>)> {
+        if let Some(here) = self.view(id) {
+            return Some(here);
+        }
+        self.node()?;
+        let held = store.get_lease(&lease::name(id)).await.ok()??;
+        if held.expires_at <= now_ms() {
+            return None;
+        }
+        let lease::Published { view, history } = serde_json::from_str(held.state.as_deref()?).ok()?;
+        Some((view, history))
     }
 }
 
@@ -276,6 +352,7 @@ async fn supervise(
     integration: Integration,
     connection: Arc<Connection>,
     stop: CancellationToken,
+    fence: Option<Fence>,
 ) {
     let id = integration.id.clone();
     let endpoint = matches!(role(&integration), Some(Role::Endpoint(_)));
@@ -305,7 +382,8 @@ async fn supervise(
         }
     };
     let interval = decoder.expected_interval;
-    let sink = Arc::new(Sink::new(engine.clone(), org, id.clone(), decoder, connection.clone(), stop.clone()));
+    let sink =
+        Arc::new(Sink::new(engine.clone(), org, id.clone(), decoder, connection.clone(), stop.clone(), fence.clone()));
     let mut receiver: Box<dyn Ingress> = match built {
         Built::Receiver(Ok(receiver)) => receiver,
         Built::Endpoint(Ok(endpoint)) => {
@@ -353,6 +431,33 @@ async fn supervise(
     }
     if endpoint {
         // Until the change that stopped it says otherwise, callers are told to come back.
-        engine.ingress.lock_gates().insert(id, Gate::Closed("the integration is restarting".into()));
+        engine.ingress.lock_gates().insert(id.clone(), Gate::Closed("the integration is restarting".into()));
     }
+    let shutting_down = engine.ingress.shutdown.get().is_some_and(CancellationToken::is_cancelled);
+    if let Some(fence) = fence.filter(|_| shutting_down) {
+        // This node stops: another may take the connection over at once.
+        let _ = engine.store.drop_leases(&[fence.name], &fence.holder).await;
+    }
+}
+
+/// Every enabled ingress integration of every organization.
+async fn enabled_ingress(store: &dyn Store) -> Result<Vec<Integration>, switchyard_store::StoreError> {
+    let filter = switchyard_store::IntegrationFilter {
+        direction: Some(Direction::Ingress),
+        enabled: Some(true),
+        ..Default::default()
+    };
+    let mut all = Vec::new();
+    for org in store.list_orgs().await? {
+        let mut page = switchyard_store::PageRequest { limit: 200, after: None };
+        loop {
+            let found = store.list_integrations(&org.id, &filter, &page).await?;
+            all.extend(found.items);
+            match found.next_cursor {
+                Some(next) => page.after = Some(next),
+                None => break,
+            }
+        }
+    }
+    Ok(all)
 }

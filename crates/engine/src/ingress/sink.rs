@@ -28,6 +28,8 @@ pub(super) struct Sink {
     /// Messages are stored in the order they arrive (see `Engine::receive`).
     order: tokio::sync::Mutex<()>,
     stop: CancellationToken,
+    /// The lease this node runs the integration by, with several nodes.
+    fence: Option<switchyard_store::Fence>,
 }
 
 impl Sink {
@@ -38,9 +40,10 @@ impl Sink {
         decoder: Decoder,
         connection: Arc<Connection>,
         stop: CancellationToken,
+        fence: Option<switchyard_store::Fence>,
     ) -> Self {
         let bucket = Mutex::new(TokenBucket::new(decoder.rate, Instant::now()));
-        Self { engine, org, integration, decoder, connection, bucket, order: Default::default(), stop }
+        Self { engine, org, integration, decoder, connection, bucket, order: Default::default(), stop, fence }
     }
 }
 
@@ -71,7 +74,7 @@ impl Sink {
     async fn store(&self, message: InboundMessage) -> Result<Received, String> {
         let received = self
             .engine
-            .receive(&self.org, &self.integration, &self.decoder, message, &self.order)
+            .receive(&self.org, &self.integration, &self.decoder, message, &self.order, self.fence.as_ref())
             .await
             .map_err(|e| format!("the message could not be stored: {e}"))?;
         self.connection.outcome(received.outcome, received.records);

@@ -5,14 +5,14 @@ use std::collections::VecDeque;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Mutex;
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 use switchyard_core::{now_ms, MessageOutcome};
 use utoipa::ToSchema;
 
 /// State changes kept per integration.
 pub const HISTORY: usize = 50;
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, ToSchema)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 #[serde(rename_all = "lowercase")]
 pub enum ConnectionState {
     /// Opening the link.
@@ -31,7 +31,7 @@ pub enum ConnectionState {
 }
 
 /// One state change.
-#[derive(Debug, Clone, PartialEq, Serialize, ToSchema)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct StateChange {
     pub state: ConnectionState,
@@ -42,7 +42,7 @@ pub struct StateChange {
 }
 
 /// What became of the messages received since the connection started on this node.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, ToSchema)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct Counters {
     pub received: u64,
@@ -56,7 +56,7 @@ pub struct Counters {
 }
 
 /// An ingress integration's connection, as `GET /v2/integrations/{id}` shows it.
-#[derive(Debug, Clone, PartialEq, Serialize, ToSchema)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct ConnectionView {
     pub state: ConnectionState,
@@ -67,6 +67,10 @@ pub struct ConnectionView {
     /// Messages wait at the source: the integration is at its rate limit.
     pub throttled: bool,
     pub counters: Counters,
+    /// With several nodes on one database: the node that holds the
+    /// connection (its counters are that node's since it took it).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub node: Option<String>,
 }
 
 #[derive(Debug)]
@@ -197,6 +201,7 @@ impl Connection {
                 decode_errors: load(&self.decode_errors),
                 records: load(&self.records),
             },
+            node: None,
         }
     }
 

@@ -8,7 +8,9 @@ use switchyard_store::{
 
 use crate::Harness;
 
+mod ingress_leases;
 mod messages;
+pub use ingress_leases::a_lease_has_one_holder_and_a_takeover_fences_the_old_one;
 pub use messages::the_message_log_deduplicates_by_source_id;
 
 fn org(name: &str) -> Org {
