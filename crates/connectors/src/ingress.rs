@@ -6,7 +6,7 @@
 //! at its source only once the sink says it is stored, in the order the
 //! source sent them, and may hand over the next messages meanwhile.
 use async_trait::async_trait;
-use switchyard_core::{InboundMessage, Integration, MessageOutcome, Metadata};
+use switchyard_core::{Globals, InboundMessage, Integration, MessageOutcome};
 
 use crate::egress::{BuildError, EgressContext};
 
@@ -46,7 +46,7 @@ pub trait Ingress: Send {
 
 /// Makes the receiver for one integration from its settings.
 /// `globals`: the organization's values, for templated properties.
-pub type BuildIngress = fn(&Integration, &Metadata, &EgressContext) -> Result<Box<dyn Ingress>, BuildError>;
+pub type BuildIngress = fn(&Integration, &Globals, &EgressContext) -> Result<Box<dyn Ingress>, BuildError>;
 
 /// A request to an endpoint of Switchyard's own that a source posts its
 /// messages to (HTTP inbound), as the API received it.
@@ -79,4 +79,4 @@ pub trait Endpoint: Send + Sync {
 }
 
 /// Makes the endpoint of one integration from its settings.
-pub type BuildEndpoint = fn(&Integration, &Metadata) -> Result<Box<dyn Endpoint>, BuildError>;
+pub type BuildEndpoint = fn(&Integration, &Globals) -> Result<Box<dyn Endpoint>, BuildError>;

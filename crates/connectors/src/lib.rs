@@ -4,7 +4,7 @@
 use std::sync::OnceLock;
 
 use switchyard_core::spec::{PropertySpec, Resolved, Text};
-use switchyard_core::{Direction, Integration, IntegrationId, Metadata, Org, Recipient, ValidationErrors};
+use switchyard_core::{Direction, Globals, Integration, IntegrationId, Org, Recipient, ValidationErrors};
 
 pub mod amqp;
 mod aws;
@@ -136,7 +136,7 @@ impl DirectionSupport {
 
 /// Makes the sender for one integration from its settings.
 /// `recipients`: the active recipients of notification types (empty for others).
-pub type BuildEgress = fn(&Integration, &Metadata, &[Recipient], &EgressContext) -> Result<Box<dyn Egress>, BuildError>;
+pub type BuildEgress = fn(&Integration, &Globals, &[Recipient], &EgressContext) -> Result<Box<dyn Egress>, BuildError>;
 
 /// For types with nothing to check or generate.
 pub fn no_check(_: &Resolved) -> Result<(), ValidationErrors> {
@@ -196,7 +196,7 @@ impl ConnectorType {
     pub fn build_egress(
         &self,
         integration: &Integration,
-        globals: &Metadata,
+        globals: &Globals,
         recipients: &[Recipient],
         ctx: &EgressContext,
     ) -> Result<Box<dyn Egress>, BuildError> {

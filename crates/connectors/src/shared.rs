@@ -110,10 +110,11 @@ impl<'a> Settings<'a> {
 
 /// The integration with its templated properties (`PropertySpec::template`)
 /// rendered over the organization's globals, as a connection is opened. A
-/// global the template names that is not set is an error naming the property.
+/// global the template names that is not set is an error naming the
+/// property. Secret globals render only into secret properties.
 pub fn rendered(
     integration: &switchyard_core::Integration,
-    globals: &Metadata,
+    globals: &switchyard_core::Globals,
 ) -> Result<switchyard_core::Integration, BuildError> {
     let specs = crate::find(&integration.type_key)
         .and_then(|t| t.direction(integration.direction))
@@ -123,14 +124,14 @@ pub fn rendered(
     for spec in specs.iter().filter(|s| s.template) {
         let name = &*spec.name;
         if let Some(secret) = out.secrets.get_mut(name) {
-            *secret = Secret::new(render_global(name, secret.expose(), globals)?);
+            *secret = Secret::new(render_global(name, secret.expose(), globals, true)?);
         }
         match out.properties.get_mut(name) {
-            Some(Value::String(text)) => *text = render_global(name, text, globals)?,
+            Some(Value::String(text)) => *text = render_global(name, text, globals, false)?,
             Some(Value::Array(items)) => {
                 for (i, item) in items.iter_mut().enumerate() {
                     if let Value::String(text) = item {
-                        *text = render_global(&format!("{name}[{i}]"), text, globals)?;
+                        *text = render_global(&format!("{name}[{i}]"), text, globals, false)?;
                     }
                 }
             }
@@ -140,7 +141,13 @@ pub fn rendered(
     Ok(out)
 }
 
-fn render_global(name: &str, source: &str, globals: &Metadata) -> Result<String, BuildError> {
+/// `secret`: the property is a secret, so secret globals may render into it.
+fn render_global(
+    name: &str,
+    source: &str,
+    globals: &switchyard_core::Globals,
+    secret: bool,
+) -> Result<String, BuildError> {
     if !source.contains("{{") && !source.contains("{%") {
         return Ok(source.to_owned());
     }
@@ -148,8 +155,18 @@ fn render_global(name: &str, source: &str, globals: &Metadata) -> Result<String,
     let mut env = switchyard_core::template::environment(minijinja::UndefinedBehavior::Strict);
     env.add_template("t", source).map_err(|e| failed(e.to_string()))?;
     let template = env.get_template("t").map_err(|e| failed(e.to_string()))?;
-    let text = switchyard_core::template::render(&template, json!({ "globals": globals }))
-        .map_err(|e| failed(format!("{e} (the organization's globals: GET /v2/globals)")))?;
+    let mut values: Map<String, Value> =
+        globals.values.iter().map(|(k, v)| (k.clone(), Value::String(v.clone()))).collect();
+    if secret {
+        values.extend(globals.secrets.iter().map(|(k, v)| (k.clone(), Value::String(v.expose().to_owned()))));
+    }
+    let text =
+        switchyard_core::template::render(&template, json!({ "globals": values })).map_err(|e| {
+            match globals.secrets.keys().find(|k| !secret && source.contains(k.as_str())) {
+                Some(k) => failed(format!("`{k}` is a secret global: only secret properties may use it")),
+                None => failed(format!("{e} (the organization's globals: GET /v2/globals)")),
+            }
+        })?;
     if text.trim().is_empty() {
         return Err(failed("the template renders empty".into()));
     }

@@ -71,6 +71,22 @@ impl ResourceType {
 /// Free-form key/value pairs, bounded so one record cannot grow without limit.
 pub type Metadata = BTreeMap<String, String>;
 
+/// An organization's globals: values templated properties render with
+/// (`{{ globals.site }}`), and secret ones, encrypted at rest and never
+/// shown, that only secret properties may render. Reads as its plain values.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Globals {
+    pub values: Metadata,
+    pub secrets: BTreeMap<String, crate::Secret>,
+}
+
+impl std::ops::Deref for Globals {
+    type Target = Metadata;
+    fn deref(&self) -> &Metadata {
+        &self.values
+    }
+}
+
 pub const METADATA_MAX_ENTRIES: usize = 64;
 pub const METADATA_MAX_KEY: usize = 128;
 pub const METADATA_MAX_VALUE: usize = 1024;

@@ -20,16 +20,22 @@ const MAPPING_SELECT: &str = "SELECT m.id, m.integration_id, m.external_id, m.re
 
 impl SqlStore {
     /// Secret values are kept as one encrypted JSON object per integration.
-    fn seal(&self, secrets: &BTreeMap<String, Secret>) -> String {
+    pub(crate) fn seal(&self, secrets: &BTreeMap<String, Secret>) -> String {
         let plain: BTreeMap<&str, &str> = secrets.iter().map(|(k, v)| (k.as_str(), v.expose())).collect();
         self.cipher.encrypt(json_text(&plain).as_bytes())
     }
 
+    /// Opens what `seal` sealed; `column` names it in errors.
+    pub(crate) fn open_secrets(&self, column: &str, sealed: &str) -> Result<BTreeMap<String, Secret>> {
+        let opened = self.cipher.decrypt(sealed)?;
+        let secrets: BTreeMap<String, String> =
+            serde_json::from_slice(&opened).map_err(|e| StoreError::Corrupt(format!("{column}: {e}")))?;
+        Ok(secrets.into_iter().map(|(k, v)| (k, Secret::new(v))).collect())
+    }
+
     fn integration_from(&self, row: &Row) -> Result<Integration> {
         let direction: String = row.get("direction")?;
-        let opened = self.cipher.decrypt(&row.get::<String>("secrets")?)?;
-        let secrets: BTreeMap<String, String> =
-            serde_json::from_slice(&opened).map_err(|e| StoreError::Corrupt(format!("integrations.secrets: {e}")))?;
+        let secrets = self.open_secrets("integrations.secrets", &row.get::<String>("secrets")?)?;
         let paths: Vec<String> = from_json("integrations.resource_paths", &row.get::<String>("resource_paths")?)?;
         Ok(Integration {
             id: IntegrationId::from_stored(row.get("id")?),
@@ -40,7 +46,7 @@ impl SqlStore {
                 .ok_or_else(|| StoreError::Corrupt(format!("direction `{direction}`")))?,
             enabled: row.get("enabled")?,
             properties: from_json("integrations.properties", &row.get::<String>("properties")?)?,
-            secrets: secrets.into_iter().map(|(k, v)| (k, Secret::new(v))).collect(),
+            secrets,
             metadata: from_json("integrations.metadata", &row.get::<String>("metadata")?)?,
             resource_paths: paths
                 .iter()

@@ -114,8 +114,10 @@ pub trait OrgStore: Send + Sync {
     async fn create_key(&self, key: &ApiKey, hash: &str) -> Result<()>;
     async fn list_keys(&self, org: &OrgId) -> Result<Vec<ApiKey>>;
     async fn revoke_key(&self, org: &OrgId, id: &ApiKeyId) -> Result<bool>;
-    async fn get_globals(&self, org: &OrgId) -> Result<switchyard_core::Metadata>;
-    async fn set_globals(&self, org: &OrgId, globals: &switchyard_core::Metadata) -> Result<()>;
+    /// The organization's globals, secret ones decrypted.
+    async fn get_globals(&self, org: &OrgId) -> Result<switchyard_core::Globals>;
+    /// Replaces them (secret ones encrypted).
+    async fn set_globals(&self, org: &OrgId, globals: &switchyard_core::Globals) -> Result<()>;
     /// The live key with this hash, and its organization.
     async fn authenticate(&self, key_hash: &str) -> Result<Option<(ApiKey, Org)>>;
 }

@@ -100,19 +100,26 @@ impl OrgStore for SqlStore {
         Ok(n == 1)
     }
 
-    async fn get_globals(&self, org: &OrgId) -> Result<switchyard_core::Metadata> {
-        let row = self.pool.fetch_optional(q("SELECT globals FROM orgs WHERE id = $1").bind(org)).await?;
-        match row {
-            Some(r) => crate::from_json("orgs.globals", &r.get::<String>("globals")?),
-            None => Ok(Default::default()),
-        }
+    async fn get_globals(&self, org: &OrgId) -> Result<switchyard_core::Globals> {
+        let row =
+            self.pool.fetch_optional(q("SELECT globals, secret_globals FROM orgs WHERE id = $1").bind(org)).await?;
+        let Some(r) = row else { return Ok(Default::default()) };
+        let secrets = match r.get::<Option<String>>("secret_globals")? {
+            Some(sealed) => self.open_secrets("orgs.secret_globals", &sealed)?,
+            None => Default::default(),
+        };
+        Ok(switchyard_core::Globals {
+            values: crate::from_json("orgs.globals", &r.get::<String>("globals")?)?,
+            secrets,
+        })
     }
 
-    async fn set_globals(&self, org: &OrgId, globals: &switchyard_core::Metadata) -> Result<()> {
-        self.pool
-            .execute(q("UPDATE orgs SET globals = $2 WHERE id = $1").bind(org).bind(crate::json_text(globals)))
-            .await
-            .map(drop)
+    async fn set_globals(&self, org: &OrgId, globals: &switchyard_core::Globals) -> Result<()> {
+        let update = q("UPDATE orgs SET globals = $2, secret_globals = $3 WHERE id = $1")
+            .bind(org)
+            .bind(crate::json_text(&globals.values))
+            .bind(self.seal(&globals.secrets));
+        self.pool.execute(update).await.map(drop)
     }
 
     async fn authenticate(&self, key_hash: &str) -> Result<Option<(ApiKey, Org)>> {

@@ -81,7 +81,10 @@ async fn a_body_template_renders_the_record_and_globals(backend: Backend) {
     let rx = Receiver::start(vec![]).await;
     let globals = app.put("/v2/globals", json!({"globals": {"site": "north", "token": "abc"}})).await;
     assert_eq!(globals.status, StatusCode::OK, "{:?}", globals.body);
-    assert_eq!(app.get("/v2/globals").await.body, json!({"globals": {"site": "north", "token": "abc"}}));
+    assert_eq!(
+        app.get("/v2/globals").await.body,
+        json!({"globals": {"site": "north", "token": "abc"}, "secretsSet": []})
+    );
     let template =
         r#"{"site": "{{ globals.site }}", "object": "{{ record.property }}", "value": {{ record.payload | tojson }}}"#;
     let s = webhook_with_trigger(&app, &rx.url, json!({"bodyTemplate": template}), json!({"kinds": ["value"]})).await;

@@ -282,3 +282,62 @@ on_both_stores!(
     http_inbound_messages_are_stored_delivered_and_logged,
     a_burst_is_paced_by_429s_and_all_of_it_is_stored
 );
+
+/// A secret global: set write-only, never shown, rendered only into secret
+/// properties (here HTTP inbound's token), and gone when removed.
+#[tokio::test]
+async fn a_token_can_come_from_a_secret_global_that_is_never_shown() {
+    let app = spawn_configured(Backend::Sqlite, |_| {}).await;
+    let (_, device, device_path) = app.place_and_device("meter").await;
+    let set = app
+        .put("/v2/globals", json!({"globals": {"site": "north"}, "secrets": {"gatewayToken": "tok-from-globals"}}))
+        .await;
+    assert_eq!(set.status, StatusCode::OK, "{:?}", set.body);
+    assert_eq!(set.body, json!({"globals": {"site": "north"}, "secretsSet": ["gatewayToken"]}));
+    assert!(!app.get("/v2/globals").await.body.to_string().contains("tok-from-globals"));
+    let both = app.put("/v2/globals", json!({"globals": {"x": "1"}, "secrets": {"x": "2", "empty": ""}})).await;
+    assert_eq!(both.fields(), ["secrets.empty", "secrets.x"]);
+    let kept = app.put("/v2/globals", json!({"globals": {"site": "south"}})).await;
+    assert_eq!(kept.body["secretsSet"], json!(["gatewayToken"]), "secrets not named are kept");
+
+    let caller = Caller::default();
+    let id = ingress_on(
+        &app,
+        &caller,
+        &device_path,
+        json!({"externalIdFrom": "topic:0", "token": "{{ globals.gatewayToken }}"}),
+    )
+    .await;
+    let integration = format!("/v2/integrations/{id}");
+    until(&app, &integration, "open", |i| state(i) == "connected").await;
+    let bearer = ("authorization", "Bearer tok-from-globals".to_owned());
+    let (status, _, body) = post(&app, &id, &[json_type(), bearer.clone()], br#"{"v": 1}"#).await;
+    assert_eq!(status, StatusCode::ACCEPTED, "{body}");
+    assert_eq!(records(&app.get(&format!("/v2/telemetry?deviceId={device}")).await.body).len(), 1);
+
+    // Not into a property that is shown.
+    let mqtt = app
+        .post(
+            "/v2/integrations",
+            json!({"name": "m", "type": "MQTT", "direction": "INGRESS",
+            "properties": {"host": "{{ globals.gatewayToken }}", "topics": ["a/+"], "externalIdFrom": "topic:1"}}),
+        )
+        .await;
+    let failed = until(&app, &format!("/v2/integrations/{}", mqtt.body["id"].as_str().unwrap()), "failed", |i| {
+        state(i) == "failed"
+    })
+    .await;
+    assert_eq!(
+        failed["connection"]["lastError"],
+        "host: `gatewayToken` is a secret global: only secret properties may use it"
+    );
+    assert!(!failed.to_string().contains("tok-from-globals"));
+
+    // Removed: the endpoint cannot check tokens any more, and says so.
+    let removed =
+        app.put("/v2/globals", json!({"globals": {"site": "south"}, "secrets": {"gatewayToken": null}})).await;
+    assert_eq!(removed.body["secretsSet"], json!([]));
+    until(&app, &integration, "failed", |i| state(i) == "failed").await;
+    let (status, _, _) = post(&app, &id, &[json_type(), bearer], br#"{"v": 2}"#).await;
+    assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE);
+}

@@ -5,7 +5,7 @@ mod egress;
 pub use egress::SnsEgress;
 
 use switchyard_core::spec::{PropertyKind as K, PropertySpec as P, Resolved};
-use switchyard_core::{Integration, Metadata, ValidationErrors};
+use switchyard_core::{Globals, Integration, ValidationErrors};
 
 use crate::egress::{BuildError, Egress, EgressContext};
 use crate::shared::Settings;
@@ -37,7 +37,7 @@ fn check(resolved: &Resolved) -> Result<(), ValidationErrors> {
 
 fn build(
     integration: &Integration,
-    _globals: &Metadata,
+    _globals: &Globals,
     _recipients: &[switchyard_core::Recipient],
     ctx: &EgressContext,
 ) -> Result<Box<dyn Egress>, BuildError> {

@@ -9,7 +9,7 @@ pub use egress::SqsEgress;
 pub use ingress::SqsIngress;
 
 use switchyard_core::spec::{PropertyKind as K, PropertySpec as P, Resolved};
-use switchyard_core::{Integration, Metadata, ValidationErrors};
+use switchyard_core::{Globals, Integration, ValidationErrors};
 
 use crate::egress::{BuildError, Egress, EgressContext};
 use crate::ingress::Ingress;
@@ -54,7 +54,7 @@ fn check_ingress(resolved: &Resolved) -> Result<(), ValidationErrors> {
 
 fn build_ingress(
     integration: &Integration,
-    globals: &Metadata,
+    globals: &Globals,
     ctx: &EgressContext,
 ) -> Result<Box<dyn Ingress>, BuildError> {
     Ok(Box::new(SqsIngress::new(&crate::shared::rendered(integration, globals)?, ctx)?))
@@ -62,7 +62,7 @@ fn build_ingress(
 
 fn build(
     integration: &Integration,
-    _globals: &Metadata,
+    _globals: &Globals,
     _recipients: &[switchyard_core::Recipient],
     ctx: &EgressContext,
 ) -> Result<Box<dyn Egress>, BuildError> {

@@ -7,7 +7,7 @@ mod egress;
 pub use config::{properties, EmailConfig};
 pub use egress::EmailEgress;
 
-use switchyard_core::{Integration, Metadata, Recipient, RecipientKind};
+use switchyard_core::{Globals, Integration, Recipient, RecipientKind};
 
 use crate::egress::{BuildError, Egress, EgressContext};
 use crate::{Category, ConnectorType, DirectionSupport};
@@ -16,7 +16,7 @@ pub const KEY: &str = "EMAIL";
 
 fn build(
     integration: &Integration,
-    globals: &Metadata,
+    globals: &Globals,
     recipients: &[Recipient],
     ctx: &EgressContext,
 ) -> Result<Box<dyn Egress>, BuildError> {

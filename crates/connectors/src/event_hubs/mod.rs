@@ -9,7 +9,7 @@ pub mod sas;
 pub use config::{common, properties, EventHubsConfig};
 pub use egress::EventHubsEgress;
 
-use switchyard_core::{Integration, Metadata, Recipient};
+use switchyard_core::{Globals, Integration, Recipient};
 
 use crate::egress::{BuildError, Egress, EgressContext};
 use crate::{Category, ConnectorType, DirectionSupport};
@@ -18,7 +18,7 @@ pub const KEY: &str = "AZURE_EVENT_HUBS";
 
 fn build(
     integration: &Integration,
-    globals: &Metadata,
+    globals: &Globals,
     _recipients: &[Recipient],
     ctx: &EgressContext,
 ) -> Result<Box<dyn Egress>, BuildError> {

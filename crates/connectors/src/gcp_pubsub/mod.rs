@@ -8,7 +8,7 @@ mod token;
 pub use config::{common, properties, PubSubConfig};
 pub use egress::PubSubEgress;
 
-use switchyard_core::{Integration, Metadata, Recipient};
+use switchyard_core::{Globals, Integration, Recipient};
 
 use crate::egress::{BuildError, Egress, EgressContext};
 use crate::{Category, ConnectorType, DirectionSupport};
@@ -17,7 +17,7 @@ pub const KEY: &str = "GCP_PUBSUB";
 
 fn build(
     integration: &Integration,
-    _globals: &Metadata,
+    _globals: &Globals,
     _recipients: &[Recipient],
     ctx: &EgressContext,
 ) -> Result<Box<dyn Egress>, BuildError> {

@@ -10,7 +10,7 @@ mod verify;
 
 pub use config::{properties, InboundConfig};
 
-use switchyard_core::{Integration, Metadata};
+use switchyard_core::{Globals, Integration};
 
 use crate::egress::BuildError;
 use crate::ingress::Endpoint;
@@ -18,7 +18,7 @@ use crate::{Category, ConnectorType, DirectionSupport};
 
 pub const KEY: &str = "HTTP_INBOUND";
 
-fn build(integration: &Integration, globals: &Metadata) -> Result<Box<dyn Endpoint>, BuildError> {
+fn build(integration: &Integration, globals: &Globals) -> Result<Box<dyn Endpoint>, BuildError> {
     let config = InboundConfig::from_integration(&crate::shared::rendered(integration, globals)?)?;
     Ok(Box::new(config))
 }

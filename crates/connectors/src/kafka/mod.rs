@@ -8,7 +8,7 @@ mod egress;
 pub use config::{properties, KafkaConfig};
 pub use egress::KafkaEgress;
 
-use switchyard_core::{Integration, Metadata, Recipient};
+use switchyard_core::{Globals, Integration, Recipient};
 
 use crate::egress::{BuildError, Egress, EgressContext};
 use crate::{Category, ConnectorType, DirectionSupport};
@@ -17,7 +17,7 @@ pub const KEY: &str = "KAFKA";
 
 fn build(
     integration: &Integration,
-    globals: &Metadata,
+    globals: &Globals,
     _recipients: &[Recipient],
     ctx: &EgressContext,
 ) -> Result<Box<dyn Egress>, BuildError> {

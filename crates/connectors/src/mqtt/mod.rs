@@ -17,13 +17,13 @@ pub use ingress::MqttIngress;
 use crate::egress::{BuildError, Egress, EgressContext};
 use crate::ingress::Ingress;
 use crate::{Category, ConnectorType, DirectionSupport};
-use switchyard_core::{Integration, Metadata};
+use switchyard_core::{Globals, Integration};
 
 pub const KEY: &str = "MQTT";
 
 fn build(
     integration: &Integration,
-    globals: &Metadata,
+    globals: &Globals,
     _recipients: &[switchyard_core::Recipient],
     ctx: &EgressContext,
 ) -> Result<Box<dyn Egress>, BuildError> {
@@ -33,7 +33,7 @@ fn build(
 
 fn build_ingress(
     integration: &Integration,
-    globals: &Metadata,
+    globals: &Globals,
     ctx: &EgressContext,
 ) -> Result<Box<dyn Ingress>, BuildError> {
     let config = MqttConfig::from_integration(&crate::shared::rendered(integration, globals)?)?;

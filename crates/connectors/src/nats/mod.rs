@@ -11,13 +11,13 @@ pub use egress::NatsEgress;
 
 use crate::egress::{BuildError, Egress, EgressContext};
 use crate::{Category, ConnectorType, DirectionSupport};
-use switchyard_core::{Integration, Metadata};
+use switchyard_core::{Globals, Integration};
 
 pub const KEY: &str = "NATS";
 
 fn build(
     integration: &Integration,
-    globals: &Metadata,
+    globals: &Globals,
     _recipients: &[switchyard_core::Recipient],
     ctx: &EgressContext,
 ) -> Result<Box<dyn Egress>, BuildError> {

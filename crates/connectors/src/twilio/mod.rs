@@ -9,14 +9,14 @@ pub use client::Client;
 pub use config::{properties, Channel, TwilioConfig};
 pub use egress::TwilioEgress;
 
-use switchyard_core::{Integration, Metadata, Recipient, RecipientKind};
+use switchyard_core::{Globals, Integration, Recipient, RecipientKind};
 
 use crate::egress::{BuildError, Egress, EgressContext};
 use crate::{Category, ConnectorType, DirectionSupport};
 
 fn build(
     integration: &Integration,
-    globals: &Metadata,
+    globals: &Globals,
     recipients: &[Recipient],
     ctx: &EgressContext,
 ) -> Result<Box<dyn Egress>, BuildError> {

@@ -3,7 +3,7 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use switchyard_connectors::{Egress, EgressContext};
-use switchyard_core::{Integration, IntegrationId, Metadata, OrgId};
+use switchyard_core::{Globals, Integration, IntegrationId, OrgId};
 use switchyard_store::{Store, StoreError};
 
 /// A worker's sender and what it was built from: kept (with its connection,
@@ -13,7 +13,7 @@ pub(super) struct Loaded {
     /// The change counter when loaded.
     pub(super) version: u64,
     updated_at: i64,
-    globals: Metadata,
+    globals: Globals,
     pub(super) egress: Arc<dyn Egress>,
 }
 
@@ -33,7 +33,7 @@ pub(crate) async fn build(
     store: &dyn Store,
     ctx: &EgressContext,
     integration: &Integration,
-    globals: &Metadata,
+    globals: &Globals,
 ) -> Result<Box<dyn Egress>, SenderError> {
     let kind = switchyard_connectors::find(&integration.type_key)
         .ok_or_else(|| SenderError::Build(format!("{} cannot send", integration.type_key)))?;

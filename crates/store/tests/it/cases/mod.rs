@@ -361,6 +361,12 @@ pub async fn secrets_are_encrypted_at_rest(h: Harness) {
     let o = setup_org(&h, "a").await;
     let i = integration(&o.id, "hook", "WEBHOOK", Direction::Egress);
     h.store.create_integration(&i).await.unwrap();
+    let globals = Globals {
+        values: [("site".to_owned(), "north".to_owned())].into(),
+        secrets: [("brokerPassword".to_owned(), Secret::new("hunter2-very-secret"))].into(),
+    };
+    h.store.set_globals(&o.id, &globals).await.unwrap();
+    assert_eq!(h.store.get_globals(&o.id).await.unwrap(), globals, "secret globals read back decrypted");
     if let Some(dir) = &h.dir {
         let mut bytes = Vec::new();
         for entry in std::fs::read_dir(dir.path()).unwrap() {
@@ -380,6 +386,7 @@ pub async fn secrets_are_encrypted_at_rest(h: Harness) {
     };
     let other = switchyard_store::open(&url, wrong).await.unwrap();
     assert!(matches!(other.get_integration(&o.id, &i.id).await, Err(StoreError::Cipher(_))));
+    assert!(matches!(other.get_globals(&o.id).await, Err(StoreError::Cipher(_))));
 }
 
 fn record(device: &DeviceId, property: &str, client_id: Option<&str>) -> Record {
