@@ -26,8 +26,10 @@ mod notify;
 mod planned;
 pub mod policy;
 pub mod shared;
+mod tls;
 pub mod twilio;
 pub mod webhook;
+pub mod websocket;
 
 pub use egress::{BuildError, Egress, EgressContext, Outbound, Outcome, Resources, Response, SendResult};
 pub use ingress::{BuildEndpoint, BuildIngress, Endpoint, InboundRequest, Ingress, IngressSink, LinkEvent, Refusal};
@@ -232,6 +234,7 @@ pub fn registry() -> &'static [ConnectorType] {
             webhook::connector_type(),
             mqtt::connector_type(),
             http_inbound::connector_type(),
+            websocket::connector_type(),
             amqp::connector_type(),
             nats::connector_type(),
             aws_sns::connector_type(),
@@ -370,6 +373,7 @@ mod tests {
                 ("MQTT", Direction::Ingress),
                 ("MQTT", Direction::Egress),
                 ("HTTP_INBOUND", Direction::Ingress),
+                ("WEBSOCKET", Direction::Ingress),
                 ("AMQP", Direction::Egress),
                 ("NATS", Direction::Egress),
                 ("AWS_SNS", Direction::Egress),

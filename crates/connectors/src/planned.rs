@@ -65,21 +65,6 @@ pub(crate) fn types() -> Vec<ConnectorType> {
             )],
         ),
         planned(
-            "WEBSOCKET",
-            "WebSocket server",
-            "Connect to a WebSocket server and take in its messages.",
-            vec![(
-                Ingress,
-                vec![
-                    P::new("url", "URL", K::Url).required().options(&["ws", "wss"]),
-                    P::new("headers", "Headers", K::List),
-                    P::new("username", "Username", K::String),
-                    P::new("password", "Password", K::Secret),
-                    P::new("caCertificate", "CA certificate", K::String),
-                ],
-            )],
-        ),
-        planned(
             "HTTP_POLL",
             "HTTP polling",
             "Poll an HTTP API on a schedule.",

@@ -39,6 +39,7 @@ const WORKING: &[&str] = &[
     "WEBHOOK",
     "MQTT",
     "HTTP_INBOUND",
+    "WEBSOCKET",
     "AMQP",
     "NATS",
     "AWS_SNS",

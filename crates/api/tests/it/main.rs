@@ -35,6 +35,7 @@ mod ops;
 mod receiver;
 mod reliability;
 mod resources;
+mod websocket;
 
 pub struct App {
     pub base: String,

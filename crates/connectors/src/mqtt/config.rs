@@ -170,6 +170,15 @@ impl MqttConfig {
         })
     }
 
+    /// TLS for mqtts and wss: the CA, and the client certificate when the broker takes one.
+    pub fn tls(&self) -> Result<std::sync::Arc<rustls::ClientConfig>, String> {
+        let client = match &self.auth {
+            Auth::Certificate { certificate, key } => Some((certificate, key)),
+            _ => None,
+        };
+        crate::tls::client_config(self.ca.as_deref(), client, true)
+    }
+
     /// Where messages go, as the delivery log shows it.
     pub fn target(&self) -> String {
         match self.protocol {
@@ -262,17 +271,17 @@ fn check_with(specs: &[P], resolved: &Resolved) -> Result<(), ValidationErrors> 
         }
     }
     if let Some(ca) = s.text("caCertificate").ok().flatten() {
-        if let Err(e) = super::tls::certificates(ca) {
+        if let Err(e) = crate::tls::certificates(ca) {
             errors.push("properties.caCertificate", e);
         }
     }
     if let Some(cert) = s.secret("clientCertificate").ok().flatten() {
-        if let Err(e) = super::tls::certificates(cert.expose()) {
+        if let Err(e) = crate::tls::certificates(cert.expose()) {
             errors.push("properties.clientCertificate", e);
         }
     }
     if let Some(key) = s.secret("privateKey").ok().flatten() {
-        if let Err(e) = super::tls::private_key(key.expose()) {
+        if let Err(e) = crate::tls::private_key(key.expose()) {
             errors.push("properties.privateKey", e);
         }
     }

@@ -13,7 +13,6 @@ use tokio::sync::oneshot;
 
 use super::classify;
 use super::config::{Auth, MqttConfig, Protocol};
-use super::tls;
 use crate::egress::Outcome;
 
 /// Whether the broker took the message, or why not.
@@ -115,14 +114,13 @@ impl Link {
 fn transport(config: &MqttConfig) -> Result<(String, rumqttc::Transport), String> {
     Ok(match config.protocol {
         Protocol::Mqtt => (config.host.clone(), rumqttc::Transport::Tcp),
-        Protocol::Mqtts => (
-            config.host.clone(),
-            rumqttc::Transport::Tls(rumqttc::TlsConfiguration::Rustls(tls::client_config(config)?)),
-        ),
+        Protocol::Mqtts => {
+            (config.host.clone(), rumqttc::Transport::Tls(rumqttc::TlsConfiguration::Rustls(config.tls()?)))
+        }
         Protocol::Ws => (format!("ws://{}:{}{}", config.host, config.port, config.path), rumqttc::Transport::Ws),
         Protocol::Wss => (
             format!("wss://{}:{}{}", config.host, config.port, config.path),
-            rumqttc::Transport::Wss(rumqttc::TlsConfiguration::Rustls(tls::client_config(config)?)),
+            rumqttc::Transport::Wss(rumqttc::TlsConfiguration::Rustls(config.tls()?)),
         ),
     })
 }

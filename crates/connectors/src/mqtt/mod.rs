@@ -8,7 +8,6 @@ mod config;
 mod egress;
 mod ingress;
 mod link;
-mod tls;
 
 pub use config::{ingress_properties, properties, MqttConfig};
 pub use egress::MqttEgress;
