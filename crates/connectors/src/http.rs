@@ -155,6 +155,12 @@ impl Answer {
         buf
     }
 
+    /// The body as it streams in, for answers that do not end (an event
+    /// stream): the caller bounds each read itself.
+    pub fn into_body(self) -> hyper::body::Incoming {
+        self.response.into_body()
+    }
+
     /// The body as text (lossy), at most `limit` bytes of it.
     pub async fn text(self, limit: usize) -> String {
         String::from_utf8_lossy(&self.bytes(limit).await).into_owned()

@@ -23,6 +23,7 @@ pub mod kafka;
 pub mod mqtt;
 pub mod nats;
 mod notify;
+pub mod particle;
 mod planned;
 pub mod policy;
 pub mod shared;
@@ -235,6 +236,7 @@ pub fn registry() -> &'static [ConnectorType] {
             mqtt::connector_type(),
             http_inbound::connector_type(),
             websocket::connector_type(),
+            particle::connector_type(),
             amqp::connector_type(),
             nats::connector_type(),
             aws_sns::connector_type(),
@@ -374,6 +376,7 @@ mod tests {
                 ("MQTT", Direction::Egress),
                 ("HTTP_INBOUND", Direction::Ingress),
                 ("WEBSOCKET", Direction::Ingress),
+                ("PARTICLE", Direction::Ingress),
                 ("AMQP", Direction::Egress),
                 ("NATS", Direction::Egress),
                 ("AWS_SNS", Direction::Egress),

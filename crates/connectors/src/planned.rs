@@ -50,21 +50,6 @@ pub(crate) fn types() -> Vec<ConnectorType> {
     use Direction::{Egress, Ingress};
     let mut types = vec![
         planned(
-            "PARTICLE",
-            "Particle",
-            "Receive events from a Particle event stream.",
-            vec![(
-                Ingress,
-                vec![
-                    P::new("accessToken", "Access token", K::Secret).required(),
-                    P::new("eventNames", "Event names", K::List)
-                        .describe("A trailing `*` is a prefix match; `*` alone is every event."),
-                    P::new("deviceId", "Device name or id", K::String),
-                    P::new("product", "Product slug or id", K::String),
-                ],
-            )],
-        ),
-        planned(
             "HTTP_POLL",
             "HTTP polling",
             "Poll an HTTP API on a schedule.",

@@ -40,6 +40,7 @@ const WORKING: &[&str] = &[
     "MQTT",
     "HTTP_INBOUND",
     "WEBSOCKET",
+    "PARTICLE",
     "AMQP",
     "NATS",
     "AWS_SNS",

@@ -32,6 +32,7 @@ mod ingress;
 mod integrations;
 mod openapi;
 mod ops;
+mod particle;
 mod receiver;
 mod reliability;
 mod resources;
