@@ -28,14 +28,6 @@ fn planned(
     }
 }
 
-/// Pub/Sub's subscribing direction (the publishing one is built, in `gcp_pubsub/`).
-pub(crate) fn pubsub_ingress() -> DirectionSupport {
-    DirectionSupport::planned(
-        Direction::Ingress,
-        crate::gcp_pubsub::common(P::new("topics", "Topics", K::List).required()),
-    )
-}
-
 /// Event Hubs' consuming direction (the sending one is built, in `event_hubs/`).
 pub(crate) fn event_hubs_ingress() -> DirectionSupport {
     let group = P::new("consumerGroup", "Consumer group", K::String).default(json!("$Default"));

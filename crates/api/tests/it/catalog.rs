@@ -117,8 +117,8 @@ async fn property_specs_per_type_and_direction() {
     assert_eq!(egress.body["directions"][0]["availability"], "available");
     let ingress = app.get("/v2/integrations/properties?type=MQTT&direction=INGRESS").await;
     assert_eq!(ingress.body["directions"][0]["availability"], "available");
-    let pubsub = app.get("/v2/integrations/properties?type=GCP_PUBSUB&direction=INGRESS").await;
-    assert_eq!(pubsub.body["directions"][0]["availability"], "disabled", "not yet");
+    let hubs = app.get("/v2/integrations/properties?type=AZURE_EVENT_HUBS&direction=INGRESS").await;
+    assert_eq!(hubs.body["directions"][0]["availability"], "disabled", "not yet");
     assert!(egress.body["directions"][0]["properties"]
         .as_array()
         .unwrap()

@@ -107,8 +107,8 @@ async fn invalid_creates_name_each_field_and_store_nothing() {
         (json!({"name": "x", "type": "NOPE"}), vec!["type"]),
         (json!({"name": "x", "type": "LUA_SCRIPT", "direction": "EGRESS"}), vec!["type"]),
         // Both directions listed, one available: that one is taken.
-        (json!({"name": "x", "type": "GCP_PUBSUB"}), vec!["properties.accountKeyJson", "properties.topic"]),
-        (json!({"name": "x", "type": "GCP_PUBSUB", "direction": "INGRESS"}), vec!["type"]),
+        (json!({"name": "x", "type": "AZURE_EVENT_HUBS"}), vec!["properties.connectionString"]),
+        (json!({"name": "x", "type": "AZURE_EVENT_HUBS", "direction": "INGRESS"}), vec!["type"]),
         // Both available: the direction must be said.
         (json!({"name": "x", "type": "MQTT"}), vec!["direction"]),
         (json!({"name": "x", "type": "WEBHOOK", "direction": "INGRESS"}), vec!["direction"]),

@@ -31,6 +31,64 @@ pub fn properties() -> Vec<P> {
     props
 }
 
+/// The subscribing direction's properties: the key, project and endpoint,
+/// the topics (each may be a template over the globals), then the decoding ones.
+pub fn ingress_properties() -> Vec<P> {
+    let mut props = common(P::new("topics", "Topics", K::List).required().templated().describe(
+        "Topics to subscribe to (`projects/p/topics/t`, or names in the project): a subscription each, created \
+             when missing.",
+    ));
+    props.extend([
+        P::new("subscription", "Subscription", K::String).describe(
+            "With one topic: the subscription to pull (created when missing). Otherwise each topic's is \
+             `switchyard-<integration id>-<topic>`.",
+        ),
+        P::new("ackDeadlineSeconds", "Ack deadline (s)", K::Number)
+            .range(10.0, 600.0)
+            .default(serde_json::json!(60))
+            .describe("Of the subscriptions created; extended while messages wait to be stored."),
+    ]);
+    props.extend(crate::decode::properties());
+    props
+}
+
+/// The key, each topic's name, the subscription's, and the decoding.
+pub fn check_ingress(resolved: &Resolved) -> Result<(), ValidationErrors> {
+    let specs = ingress_properties();
+    let s = Settings::of_resolved(&specs, resolved);
+    let mut errors = ValidationErrors::default();
+    let key = s.secret("accountKeyJson").ok().flatten().map(|k| AccountKey::parse(k.expose()));
+    if let Some(Err(e)) = &key {
+        errors.push("properties.accountKeyJson", e.clone());
+    }
+    let project = s
+        .text("projectId")
+        .ok()
+        .flatten()
+        .map(str::to_owned)
+        .or_else(|| key.as_ref().and_then(|k| k.as_ref().ok()).and_then(|k| k.project_id.clone()));
+    for (i, topic) in s.strings("topics").unwrap_or_default().iter().enumerate() {
+        if !topic.contains("{{") {
+            if let Err(e) = topic_name(topic, project.as_deref()) {
+                errors.push(format!("properties.topics[{i}]"), e);
+            }
+        }
+    }
+    if let Some(name) = s.text("subscription").ok().flatten() {
+        let ok = (3..=255).contains(&name.len())
+            && name.starts_with(|c: char| c.is_ascii_alphabetic())
+            && name.chars().all(|c| c.is_ascii_alphanumeric() || "-_.~+%".contains(c));
+        if !ok {
+            errors
+                .push("properties.subscription", "must be 3 to 255 letters, digits or -_.~+%, starting with a letter");
+        }
+    }
+    if let Err(e) = crate::decode::check(resolved, &specs) {
+        errors.0.extend(e.0);
+    }
+    errors.into_result()
+}
+
 /// The fields of a service-account key file Switchyard uses.
 #[derive(Debug, Clone, Deserialize)]
 pub struct AccountKey {
