@@ -30,6 +30,11 @@ pub trait IngressSink: Send + Sync {
     /// acknowledge it, and gives up the link so the source sends it again.
     async fn message(&self, message: InboundMessage) -> Result<MessageOutcome, String>;
     fn link(&self, event: LinkEvent);
+    /// What this receiver kept about its source under `name`, across
+    /// restarts (the filters a persistent session was subscribed to).
+    async fn progress(&self, name: &str) -> Option<String>;
+    /// Keeps `value` under `name`, durably before it returns.
+    async fn save_progress(&self, name: &str, value: &str) -> Result<(), String>;
     /// Resolves when the receiver must stop (a shutdown, a change, a
     /// disable): it takes no new message, acknowledges those stored, and
     /// returns `Ok`. What it leaves unacknowledged the source sends again.

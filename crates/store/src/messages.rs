@@ -22,6 +22,10 @@ pub trait IngressStore: Send + Sync {
     async fn list_records(&self, org: &OrgId, filter: &RecordFilter, page: &PageRequest) -> Result<Page<StoredRecord>>;
     /// Deletes up to `limit` log entries of messages received before `before`.
     async fn purge_messages(&self, before: i64, limit: usize) -> Result<u64>;
+    /// What an ingress receiver kept under `name` (see [`IngressStore::set_progress`]).
+    async fn get_progress(&self, org: &OrgId, integration: &IntegrationId, name: &str) -> Result<Option<String>>;
+    /// Keeps `value` under `name` for the integration's receiver, durably; gone with the integration.
+    async fn set_progress(&self, org: &OrgId, integration: &IntegrationId, name: &str, value: &str) -> Result<()>;
 }
 
 /// Appends `AND id < $n ORDER BY id DESC LIMIT $m`: newest first.
@@ -58,6 +62,25 @@ fn message_from(row: &Row) -> Result<LoggedMessage> {
 
 #[async_trait]
 impl IngressStore for SqlStore {
+    async fn get_progress(&self, org: &OrgId, integration: &IntegrationId, name: &str) -> Result<Option<String>> {
+        let find = q("SELECT value FROM ingress_progress WHERE org_id = $1 AND integration_id = $2 AND name = $3")
+            .bind(org)
+            .bind(integration)
+            .bind(name);
+        self.pool.fetch_optional(find).await?.map(|row| row.get("value")).transpose()
+    }
+
+    async fn set_progress(&self, org: &OrgId, integration: &IntegrationId, name: &str, value: &str) -> Result<()> {
+        let set = q("INSERT INTO ingress_progress (org_id, integration_id, name, value, updated_at) VALUES ($1, $2, $3, $4, $5) \
+                     ON CONFLICT (integration_id, name) DO UPDATE SET value = excluded.value, updated_at = excluded.updated_at")
+            .bind(org)
+            .bind(integration)
+            .bind(name)
+            .bind(value)
+            .bind(switchyard_core::now_ms());
+        self.pool.execute(set).await.map(drop)
+    }
+
     async fn list_messages(
         &self,
         org: &OrgId,

@@ -19,6 +19,7 @@ const MIGRATIONS: &[(i64, &str, &str)] = &[
     (11, "ingress messages", include_str!("../migrations/0011_ingress_messages.sql")),
     (12, "leases", include_str!("../migrations/0012_leases.sql")),
     (13, "secret globals", include_str!("../migrations/0013_secret_globals.sql")),
+    (14, "ingress progress", include_str!("../migrations/0014_ingress_progress.sql")),
 ];
 
 const LOCK_KEY: i64 = 0x5357_5944; // "SWYD"

@@ -27,8 +27,8 @@ impl Broker {
             &conf,
             format!(
                 "user root\nlistener {port} 127.0.0.1\nallow_anonymous true\npersistence true\n\
-                 persistence_location {}/\nmax_queued_messages 10000\n",
-                dir.path().display()
+                 persistence_location {dir}/\nmax_queued_messages 10000\nlog_type unsubscribe\nlog_dest file {dir}/unsubscribed.log\n",
+                dir = dir.path().display()
             ),
         )
         .unwrap();
@@ -52,6 +52,11 @@ impl Broker {
             tokio::time::sleep(Duration::from_millis(10)).await;
         }
         panic!("mosquitto did not listen on {}", self.port);
+    }
+
+    /// The `client filter` lines of every UNSUBSCRIBE the broker took.
+    fn unsubscribed(&self) -> String {
+        std::fs::read_to_string(self.conf.with_file_name("unsubscribed.log")).unwrap_or_default()
     }
 
     /// Stops it as an operator would (SIGTERM: it saves its sessions).
@@ -437,6 +442,16 @@ async fn connection_settings_are_templates_over_the_globals(backend: Backend) {
     let properties: Vec<&str> =
         after["data"].as_array().unwrap().iter().map(|r| r["record"]["property"].as_str().unwrap()).collect();
     assert_eq!(properties, ["c", "b", "a"], "what the session still holds for the old topic is not stored");
+    // The persistent session lets go of the filter the settings no longer name.
+    let old = format!("switchyard-{id} sites/+/data");
+    for _ in 0..500 {
+        if broker.unsubscribed().contains(&old) {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    assert!(broker.unsubscribed().contains(&old), "{}", broker.unsubscribed());
+    assert!(!broker.unsubscribed().contains("plant/+/data"), "the filter it uses stays");
 
     // A global it needs is gone: the status says which.
     assert_eq!(app.put("/v2/globals", json!({"globals": {"broker": "127.0.0.1"}})).await.status, StatusCode::OK);

@@ -77,7 +77,9 @@ impl WsServer {
 
 /// One client: the handshake must carry the credentials; then queued
 /// messages go out as they come, and the client's frames are read (which
-/// answers its pings) unless the server is frozen.
+/// answers its pings) unless the server is frozen. (The handshake callback's
+/// type is tungstenite's, large error and all.)
+#[allow(clippy::result_large_err)]
 async fn serve<S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin>(
     stream: S,
     shared: Arc<Shared>,

@@ -20,6 +20,9 @@ use crate::ingress::{Ingress, IngressSink, LinkEvent};
 use crate::policy::EgressPolicy;
 use crate::shared::resolve_allowed;
 
+/// Where the filters a persistent session is subscribed to are kept.
+const SUBSCRIBED: &str = "mqtt.subscribed";
+
 /// Messages being stored at once, at most; beyond it the link is not read
 /// (QoS 1 and 2 brokers hold what is unacknowledged anyway).
 const IN_FLIGHT: usize = 512;
@@ -74,6 +77,7 @@ trait Session: Send {
     type Publish: Send;
     async fn poll(&mut self) -> Result<Event<Self::Publish>, String>;
     async fn subscribe(&mut self, topics: &[String], qos: u8) -> Result<(), String>;
+    async fn unsubscribe(&mut self, topics: &[String]) -> Result<(), String>;
     /// Queues the acknowledgement; `false` when the client's queue is full
     /// (the event loop writes what it holds as it is polled).
     fn ack(&self, publish: &Self::Publish) -> bool;
@@ -113,6 +117,12 @@ impl Session for V3 {
     async fn subscribe(&mut self, topics: &[String], qos: u8) -> Result<(), String> {
         let filters = topics.iter().map(|t| rumqttc::SubscribeFilter::new(t.clone(), qos_v3(qos)));
         self.0.subscribe_many(filters).await.map_err(|e| e.to_string())
+    }
+    async fn unsubscribe(&mut self, topics: &[String]) -> Result<(), String> {
+        for t in topics {
+            self.0.unsubscribe(t.clone()).await.map_err(|e| e.to_string())?;
+        }
+        Ok(())
     }
     fn ack(&self, publish: &Self::Publish) -> bool {
         self.0.try_ack(publish).is_ok()
@@ -164,6 +174,12 @@ impl Session for V5 {
         let filters = topics.iter().map(|t| rumqttc::v5::mqttbytes::v5::Filter::new(t.clone(), qos_v5(qos)));
         self.0.subscribe_many(filters).await.map_err(|e| e.to_string())
     }
+    async fn unsubscribe(&mut self, topics: &[String]) -> Result<(), String> {
+        for t in topics {
+            self.0.unsubscribe(t.clone()).await.map_err(|e| e.to_string())?;
+        }
+        Ok(())
+    }
     fn ack(&self, publish: &Self::Publish) -> bool {
         self.0.try_ack(publish).is_ok()
     }
@@ -211,16 +227,31 @@ async fn serve<S: Session>(mut session: S, config: &MqttConfig, sink: &dyn Ingre
             // Polled while acknowledgements wait too: that is what writes them.
             event = session.poll(), if storing.len() + acks.len() < IN_FLIGHT || !acks.is_empty() => match event? {
                 Event::Connected => {
+                    if !config.clean_session {
+                        // Filters a persistent session still holds that the settings no longer name.
+                        let before: Vec<String> =
+                            sink.progress(SUBSCRIBED).await.and_then(|v| serde_json::from_str(&v).ok()).unwrap_or_default();
+                        let removed: Vec<String> = before.into_iter().filter(|f| !config.topics.contains(f)).collect();
+                        if !removed.is_empty() {
+                            session.unsubscribe(&removed).await?;
+                        }
+                    }
                     session.subscribe(&config.topics, config.qos).await?;
                     sink.link(LinkEvent::Connected);
                 }
-                Event::Subscribed(result) => result?,
+                Event::Subscribed(result) => {
+                    result?;
+                    if !config.clean_session {
+                        let topics = serde_json::to_string(&config.topics).unwrap_or_default();
+                        sink.save_progress(SUBSCRIBED, &topics).await?;
+                    }
+                }
                 // What arrives once stopping is left unacknowledged: the broker sends it again.
                 Event::Message(publish, message) if !stopping => {
                     if config.topics.iter().any(|f| super::config::topic_matches(f, &message.source_ref)) {
                         storing.push_back(Box::pin(async move { (publish, sink.message(message).await) }));
                     } else {
-                        // A filter no longer in `topics` that the persistent session still holds: not ours any more.
+                        // Sent for a filter unsubscribed just now, before the broker took the UNSUBSCRIBE.
                         storing.push_back(Box::pin(async move { (publish, Ok(MessageOutcome::Duplicate)) }));
                     }
                 }
@@ -228,7 +259,7 @@ async fn serve<S: Session>(mut session: S, config: &MqttConfig, sink: &dyn Ingre
             }
         }
     }
-    // Write the acknowledgements queued, then leave the session as it is (never unsubscribed).
+    // Write the acknowledgements queued, then leave the session as it is (a stop never unsubscribes).
     let flush = async {
         while let Some(publish) = acks.front() {
             if session.ack(publish) {

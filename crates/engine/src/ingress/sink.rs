@@ -105,6 +105,20 @@ impl IngressSink for Sink {
         }
     }
 
+    async fn progress(&self, name: &str) -> Option<String> {
+        match self.engine.store.get_progress(&self.org, &self.integration, name).await {
+            Ok(found) => found,
+            Err(e) => {
+                tracing::warn!(integration = %self.integration, error = %e, "reading the receiver's progress failed");
+                None
+            }
+        }
+    }
+
+    async fn save_progress(&self, name: &str, value: &str) -> Result<(), String> {
+        self.engine.store.set_progress(&self.org, &self.integration, name, value).await.map_err(|e| e.to_string())
+    }
+
     async fn stopping(&self) {
         self.stop.cancelled().await
     }

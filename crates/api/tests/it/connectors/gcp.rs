@@ -71,13 +71,14 @@ struct Subscription {
     most_attempts: u32,
 }
 
-fn authorized(g: &Google, headers: &HeaderMap) -> Result<(), Response> {
+/// The 401 for a request without a token this peer issued.
+fn unauthorized(g: &Google, headers: &HeaderMap) -> Option<Response> {
     let bearer = headers.get("authorization").and_then(|v| v.to_str().ok()).and_then(|v| v.strip_prefix("Bearer "));
     if bearer.is_some_and(|t| g.tokens.lock().unwrap().contains(t)) {
-        return Ok(());
+        return None;
     }
     let e = json!({"error": {"code": 401, "message": "Request had invalid authentication credentials.", "status": "UNAUTHENTICATED"}});
-    Err((Http::UNAUTHORIZED, Json(e)).into_response())
+    Some((Http::UNAUTHORIZED, Json(e)).into_response())
 }
 
 fn google_error(status: Http, code: &str, message: String) -> Response {
@@ -90,7 +91,7 @@ async fn create_subscription(
     headers: HeaderMap,
     Json(body): Json<Value>,
 ) -> Response {
-    if let Err(refused) = authorized(&g, &headers) {
+    if let Some(refused) = unauthorized(&g, &headers) {
         return refused;
     }
     let full = format!("projects/{project}/subscriptions/{name}");
@@ -114,7 +115,7 @@ async fn subscription_call(
     headers: HeaderMap,
     Json(body): Json<Value>,
 ) -> Response {
-    if let Err(refused) = authorized(&g, &headers) {
+    if let Some(refused) = unauthorized(&g, &headers) {
         return refused;
     }
     let Some((name, verb)) = call.split_once(':') else { return Http::NOT_FOUND.into_response() };
@@ -231,7 +232,7 @@ async fn publish(
     headers: HeaderMap,
     Json(body): Json<Value>,
 ) -> Response {
-    if let Err(refused) = authorized(&g, &headers) {
+    if let Some(refused) = unauthorized(&g, &headers) {
         return refused;
     }
     let Some(topic) = topic.strip_suffix(":publish") else { return Http::NOT_FOUND.into_response() };
