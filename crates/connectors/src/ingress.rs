@@ -53,6 +53,38 @@ pub trait Ingress: Send {
 /// `globals`: the organization's values, for templated properties.
 pub type BuildIngress = fn(&Integration, &Globals, &EgressContext) -> Result<Box<dyn Ingress>, BuildError>;
 
+/// Hands a batch the source gave at once (a queue's receive, a pull) to
+/// the sink, in order, and waits for it; every `every`, `extend(n)` runs
+/// with how many are stored so far, so the source keeps the rest from other
+/// receivers meanwhile (SQS visibility, a Pub/Sub ack deadline). Returns how
+/// many were stored (the first ones) and the error that stopped the rest.
+pub async fn store_batch<F, Fut>(
+    sink: &dyn IngressSink,
+    messages: Vec<InboundMessage>,
+    every: std::time::Duration,
+    mut extend: F,
+) -> (usize, Option<String>)
+where
+    F: FnMut(usize) -> Fut,
+    Fut: std::future::Future<Output = ()>,
+{
+    use futures_util::stream::{FuturesOrdered, StreamExt};
+    let mut pending: FuturesOrdered<_> = messages.into_iter().map(|m| sink.message(m)).collect();
+    let mut tick = tokio::time::interval(every);
+    tick.tick().await;
+    let mut stored = 0;
+    loop {
+        tokio::select! {
+            next = pending.next() => match next {
+                Some(Ok(_)) => stored += 1,
+                Some(Err(e)) => return (stored, Some(e)),
+                None => return (stored, None),
+            },
+            _ = tick.tick() => extend(stored).await,
+        }
+    }
+}
+
 /// A request to an endpoint of Switchyard's own that a source posts its
 /// messages to (HTTP inbound), as the API received it.
 #[derive(Debug)]

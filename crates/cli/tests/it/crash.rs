@@ -180,6 +180,58 @@ impl Drop for Broker {
     }
 }
 
+/// An MQTT publisher at QoS 1 to `meters/m1` (`{"id": "m-N", "seq": N}`),
+/// pausing `pause` after every `every` messages, until finished.
+struct Publisher {
+    acked: Arc<std::sync::atomic::AtomicI64>,
+    stop: Arc<std::sync::atomic::AtomicBool>,
+    task: tokio::task::JoinHandle<i64>,
+}
+
+impl Publisher {
+    fn start(port: u16, client_id: &str, every: i64, pause: Duration) -> Publisher {
+        use rumqttc::{AsyncClient, Event, MqttOptions, Packet, QoS};
+        let acked = Arc::new(std::sync::atomic::AtomicI64::new(0));
+        let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let mut options = MqttOptions::new(client_id, "127.0.0.1", port);
+        options.set_inflight(50);
+        let task = {
+            let (acked, stop) = (acked.clone(), stop.clone());
+            tokio::spawn(async move {
+                let (client, mut events) = AsyncClient::new(options, 100);
+                let pump = tokio::spawn(async move {
+                    while let Ok(event) = events.poll().await {
+                        if let Event::Incoming(Packet::PubAck(_)) = event {
+                            acked.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+                        }
+                    }
+                });
+                let mut n = 0i64;
+                while !stop.load(std::sync::atomic::Ordering::SeqCst) {
+                    let payload = serde_json::to_vec(&json!({"id": format!("m-{n}"), "seq": n})).unwrap();
+                    client.publish("meters/m1", QoS::AtLeastOnce, false, payload).await.unwrap();
+                    n += 1;
+                    if n % every == 0 {
+                        tokio::time::sleep(pause).await;
+                    }
+                }
+                // The acknowledgements still in flight.
+                tokio::time::sleep(Duration::from_millis(500)).await;
+                pump.abort();
+                n
+            })
+        };
+        Publisher { acked, stop, task }
+    }
+
+    /// Stops publishing; returns (published, acknowledged by the broker).
+    async fn finish(self) -> (i64, i64) {
+        self.stop.store(true, std::sync::atomic::Ordering::SeqCst);
+        let published = self.task.await.unwrap();
+        (published, self.acked.load(std::sync::atomic::Ordering::SeqCst))
+    }
+}
+
 /// Every record of the device, following the pages.
 async fn stored_sequence(base: &str, key: &str, device: &str) -> Vec<i64> {
     let mut seq = Vec::new();
@@ -198,7 +250,6 @@ async fn stored_sequence(base: &str, key: &str, device: &str) -> Vec<i64> {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sigkill_mid_mqtt_flow_stores_every_message_once() {
-    use rumqttc::{AsyncClient, Event, MqttOptions, Packet, QoS};
     let broker = Broker::start().await;
     let dir = tempfile::tempdir().unwrap();
     let mut server = start(dir.path());
@@ -232,36 +283,7 @@ async fn sigkill_mid_mqtt_flow_stores_every_message_once() {
     }
 
     // A publisher at QoS 1: a message counts as sent once the broker acknowledged it.
-    let acked = Arc::new(std::sync::atomic::AtomicI64::new(0));
-    let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
-    let publisher = {
-        let (acked, stop, port) = (acked.clone(), stop.clone(), broker.port);
-        tokio::spawn(async move {
-            let mut options = MqttOptions::new("crash-publisher", "127.0.0.1", port);
-            options.set_inflight(50);
-            let (client, mut events) = AsyncClient::new(options, 100);
-            let pump = tokio::spawn(async move {
-                while let Ok(event) = events.poll().await {
-                    if let Event::Incoming(Packet::PubAck(_)) = event {
-                        acked.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
-                    }
-                }
-            });
-            let mut n = 0i64;
-            while !stop.load(std::sync::atomic::Ordering::SeqCst) {
-                let payload = serde_json::to_vec(&json!({"id": format!("m-{n}"), "seq": n})).unwrap();
-                client.publish("meters/m1", QoS::AtLeastOnce, false, payload).await.unwrap();
-                n += 1;
-                if n % 50 == 0 {
-                    tokio::time::sleep(Duration::from_millis(5)).await;
-                }
-            }
-            // The acknowledgements still in flight.
-            tokio::time::sleep(Duration::from_millis(500)).await;
-            pump.abort();
-            n
-        })
-    };
+    let publisher = Publisher::start(broker.port, "crash-publisher", 50, Duration::from_millis(5));
     let deadline = Instant::now() + Duration::from_secs(20);
     let mut stored_before = 0;
     while stored_before < 1000 && Instant::now() < deadline {
@@ -272,9 +294,7 @@ async fn sigkill_mid_mqtt_flow_stores_every_message_once() {
     tokio::time::sleep(Duration::from_millis(300)).await;
     let restarted = start(dir.path());
     tokio::time::sleep(Duration::from_millis(500)).await;
-    stop.store(true, std::sync::atomic::Ordering::SeqCst);
-    let published = publisher.await.unwrap();
-    let sent = acked.load(std::sync::atomic::Ordering::SeqCst);
+    let (published, sent) = publisher.finish().await;
     assert!(sent >= 1000 && sent <= published, "the publisher ran ({sent} acknowledged of {published})");
     let base = restarted.base.clone();
     let deadline = Instant::now() + Duration::from_secs(20);
@@ -538,7 +558,6 @@ fn runs_on(view: &Value, server: &Server) -> bool {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn two_nodes_run_each_connection_once_and_take_over_a_killed_one() {
-    use rumqttc::{AsyncClient, Event, MqttOptions, Packet, QoS};
     let broker = Broker::start().await;
     let dir = tempfile::tempdir().unwrap();
     let url = switchyard_store::testing::fresh_postgres_url().await;
@@ -589,33 +608,7 @@ async fn two_nodes_run_each_connection_once_and_take_over_a_killed_one() {
     .await;
 
     // Messages flow; the holder is killed; the other node takes over within 15 s.
-    let acked = Arc::new(std::sync::atomic::AtomicI64::new(0));
-    let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
-    let publisher = {
-        let (acked, stop, port) = (acked.clone(), stop.clone(), broker.port);
-        tokio::spawn(async move {
-            let mut options = MqttOptions::new("two-node-publisher", "127.0.0.1", port);
-            options.set_inflight(50);
-            let (client, mut events) = AsyncClient::new(options, 100);
-            let pump = tokio::spawn(async move {
-                while let Ok(event) = events.poll().await {
-                    if let Event::Incoming(Packet::PubAck(_)) = event {
-                        acked.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
-                    }
-                }
-            });
-            let mut n = 0i64;
-            while !stop.load(std::sync::atomic::Ordering::SeqCst) {
-                let payload = serde_json::to_vec(&json!({"id": format!("m-{n}"), "seq": n})).unwrap();
-                client.publish("meters/m1", QoS::AtLeastOnce, false, payload).await.unwrap();
-                n += 1;
-                tokio::time::sleep(Duration::from_millis(2)).await;
-            }
-            tokio::time::sleep(Duration::from_millis(500)).await;
-            pump.abort();
-            n
-        })
-    };
+    let publisher = Publisher::start(broker.port, "two-node-publisher", 1, Duration::from_millis(2));
     let other_base = other.base.clone();
     until(
         &format!("{other_base}/v2/telemetry?deviceId={device}&limit=200"),
@@ -630,9 +623,7 @@ async fn two_nodes_run_each_connection_once_and_take_over_a_killed_one() {
     let took_over = until(&on(other), &key, Duration::from_secs(30), "taken over", |v| runs_on(v, other)).await;
     let after = took_over.duration_since(killed);
     tokio::time::sleep(Duration::from_secs(1)).await;
-    stop.store(true, std::sync::atomic::Ordering::SeqCst);
-    let published = publisher.await.unwrap();
-    let sent = acked.load(std::sync::atomic::Ordering::SeqCst);
+    let (published, sent) = publisher.finish().await;
     let stored = settled(&other_base, &key, &device, sent as usize).await;
     each_once(&stored, sent, "MQTT across a takeover");
     assert!(after <= Duration::from_secs(15), "the takeover took {after:?}");

@@ -9,14 +9,13 @@
 use std::time::Duration;
 
 use async_trait::async_trait;
-use futures_util::stream::{FuturesOrdered, StreamExt};
 use futures_util::FutureExt;
 use serde_json::{json, Value};
 use switchyard_core::{now_ms, InboundMessage, Integration};
 
 use crate::aws::{Aws, AwsError};
 use crate::egress::{BuildError, EgressContext};
-use crate::ingress::{Ingress, IngressSink, LinkEvent};
+use crate::ingress::{store_batch, Ingress, IngressSink, LinkEvent};
 use crate::shared::Settings;
 
 const CONTENT_TYPE: &str = "application/x-amz-json-1.0";
@@ -137,25 +136,10 @@ impl SqsIngress {
     /// `Ok(true)`: the receiver is stopping.
     async fn take(&self, sink: &dyn IngressSink, messages: &[Value], visibility: u64) -> Result<bool, String> {
         let receipts: Vec<&str> = messages.iter().map(|m| m["ReceiptHandle"].as_str().unwrap_or_default()).collect();
-        let mut pending: FuturesOrdered<_> = messages.iter().map(|m| sink.message(self.message(m))).collect();
-        let mut extend = tokio::time::interval(Duration::from_secs((visibility / 2).max(1)));
-        extend.tick().await;
-        let (mut stored, mut failed) = (0, None);
-        loop {
-            tokio::select! {
-                next = pending.next() => match next {
-                    Some(Ok(_)) => stored += 1,
-                    Some(Err(e)) => {
-                        failed = Some(e);
-                        break;
-                    }
-                    None => break,
-                },
-                _ = extend.tick() => self.set_visibility(&receipts[stored..], visibility).await,
-            }
-        }
-        // The sink stores in order: a later message of the batch is not stored once one failed.
-        drop(pending);
+        let every = Duration::from_secs((visibility / 2).max(1));
+        let batch = messages.iter().map(|m| self.message(m)).collect();
+        let (stored, failed) =
+            store_batch(sink, batch, every, |n| self.set_visibility(&receipts[n..], visibility)).await;
         let deleted = self.delete(&receipts[..stored]).await;
         match failed {
             None => deleted.map(|()| false),

@@ -57,16 +57,7 @@ pub fn check_ingress(resolved: &Resolved) -> Result<(), ValidationErrors> {
     let specs = ingress_properties();
     let s = Settings::of_resolved(&specs, resolved);
     let mut errors = ValidationErrors::default();
-    let key = s.secret("accountKeyJson").ok().flatten().map(|k| AccountKey::parse(k.expose()));
-    if let Some(Err(e)) = &key {
-        errors.push("properties.accountKeyJson", e.clone());
-    }
-    let project = s
-        .text("projectId")
-        .ok()
-        .flatten()
-        .map(str::to_owned)
-        .or_else(|| key.as_ref().and_then(|k| k.as_ref().ok()).and_then(|k| k.project_id.clone()));
+    let project = checked_project(&s, &mut errors);
     for (i, topic) in s.strings("topics").unwrap_or_default().iter().enumerate() {
         if !topic.contains("{{") {
             if let Err(e) = topic_name(topic, project.as_deref()) {
@@ -158,23 +149,27 @@ impl PubSubConfig {
     }
 }
 
+/// Checks the account key (both directions); the project: `projectId`, else the key's.
+fn checked_project(s: &Settings<'_>, errors: &mut ValidationErrors) -> Option<String> {
+    let key = s.secret("accountKeyJson").ok().flatten().map(|k| AccountKey::parse(k.expose()));
+    if let Some(Err(e)) = &key {
+        errors.push("properties.accountKeyJson", e.clone());
+    }
+    s.text("projectId")
+        .ok()
+        .flatten()
+        .map(str::to_owned)
+        .or_else(|| key.and_then(Result::ok).and_then(|k| k.project_id))
+}
+
 /// The key must be a service-account key with a usable RSA private key; the
 /// topic must resolve to a full name.
 pub fn check(resolved: &Resolved) -> Result<(), ValidationErrors> {
     let mut errors = ValidationErrors::default();
     let specs = properties();
     let s = Settings::of_resolved(&specs, resolved);
-    let key = s.secret("accountKeyJson").ok().flatten().map(|k| AccountKey::parse(k.expose()));
-    if let Some(Err(e)) = &key {
-        errors.push("properties.accountKeyJson", e.clone());
-    }
+    let project = checked_project(&s, &mut errors);
     if let Some(topic) = s.text("topic").ok().flatten() {
-        let project = s
-            .text("projectId")
-            .ok()
-            .flatten()
-            .map(str::to_owned)
-            .or_else(|| key.as_ref().and_then(|k| k.as_ref().ok()).and_then(|k| k.project_id.clone()));
         if let Err(e) = topic_name(topic, project.as_deref()) {
             errors.push("properties.topic", e);
         }

@@ -9,7 +9,6 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use base64::Engine as _;
-use futures_util::stream::{FuturesOrdered, StreamExt};
 use futures_util::FutureExt;
 use serde_json::{json, Value};
 use switchyard_core::{now_ms, InboundMessage, Integration};
@@ -18,7 +17,7 @@ use super::config::{topic_name, AccountKey, DEFAULT_ENDPOINT};
 use super::token::Tokens;
 use crate::egress::{BuildError, EgressContext, Outcome};
 use crate::http::{HttpClient, ANSWER_MAX};
-use crate::ingress::{Ingress, IngressSink, LinkEvent};
+use crate::ingress::{store_batch, Ingress, IngressSink, LinkEvent};
 use crate::shared::Settings;
 
 /// Messages asked for per pull.
@@ -159,24 +158,11 @@ impl PubSubIngress {
     ) -> Result<bool, String> {
         let ack_ids: Vec<String> =
             received.iter().map(|r| r["ackId"].as_str().unwrap_or_default().to_owned()).collect();
-        let mut pending: FuturesOrdered<_> = received.iter().map(|r| sink.message(Self::message(topic, r))).collect();
-        let mut extend = tokio::time::interval(Duration::from_secs((self.ack_deadline / 2).max(1)));
-        extend.tick().await;
-        let (mut stored, mut failed) = (0, None);
-        loop {
-            tokio::select! {
-                next = pending.next() => match next {
-                    Some(Ok(_)) => stored += 1,
-                    Some(Err(e)) => {
-                        failed = Some(e);
-                        break;
-                    }
-                    None => break,
-                },
-                _ = extend.tick() => self.set_deadline(subscription, &ack_ids[stored..], self.ack_deadline).await,
-            }
-        }
-        drop(pending);
+        let every = Duration::from_secs((self.ack_deadline / 2).max(1));
+        let batch = received.iter().map(|r| Self::message(topic, r)).collect();
+        let (stored, failed) =
+            store_batch(sink, batch, every, |n| self.set_deadline(subscription, &ack_ids[n..], self.ack_deadline))
+                .await;
         if stored > 0 {
             let body = json!({"ackIds": &ack_ids[..stored]});
             self.ok(http::Method::POST, &format!("{subscription}:acknowledge"), body).await?;
