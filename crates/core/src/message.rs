@@ -22,6 +22,10 @@ pub struct InboundMessage {
     pub payload: Vec<u8>,
     /// When it was received (ms).
     pub received_at: i64,
+    /// Where the receiver is at its source once this message is stored (an
+    /// Event Hubs partition's offset, a poll's cursor), by name: written in
+    /// the same transaction as the message, so a restart resumes after it.
+    pub progress: Vec<(String, String)>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, ToSchema)]

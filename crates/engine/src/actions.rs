@@ -271,6 +271,7 @@ impl Engine {
                     attributes: logged.attributes.clone(),
                     payload,
                     received_at: logged.received_at,
+                    progress: vec![],
                 };
                 let replay = Some(logged.id.clone());
                 let stored = self.store_message(org, &integration.id, &decoder, message, &order, replay, None).await;

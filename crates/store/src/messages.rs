@@ -71,13 +71,13 @@ impl IngressStore for SqlStore {
     }
 
     async fn set_progress(&self, org: &OrgId, integration: &IntegrationId, name: &str, value: &str) -> Result<()> {
-        let set = q("INSERT INTO ingress_progress (org_id, integration_id, name, value, updated_at) VALUES ($1, $2, $3, $4, $5) \
-                     ON CONFLICT (integration_id, name) DO UPDATE SET value = excluded.value, updated_at = excluded.updated_at")
-            .bind(org)
-            .bind(integration)
-            .bind(name)
-            .bind(value)
-            .bind(switchyard_core::now_ms());
+        use crate::statements::{progress_values, PROGRESS};
+        let mut set = q(PROGRESS.head());
+        crate::telemetry::push_row(
+            &mut set,
+            progress_values(org, integration.as_str(), name, value, switchyard_core::now_ms()),
+        );
+        set.push_sql(PROGRESS.tail());
         self.pool.execute(set).await.map(drop)
     }
 

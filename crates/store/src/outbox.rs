@@ -57,6 +57,9 @@ pub struct NewMessage {
     /// A replay of the unmapped message logged as `id`: its entry takes the
     /// new outcome, if it is still unmapped (else the batch is a duplicate).
     pub replay: bool,
+    /// The receiver's progress at its source with this message, kept in the
+    /// same round (a duplicate's too: the source moved past it either way).
+    pub progress: Vec<(String, String)>,
 }
 
 impl NewMessage {
@@ -90,6 +93,7 @@ impl NewMessage {
             payload_encoding,
             payload_size: message.payload.len() as u64,
             replay: false,
+            progress: message.progress.clone(),
         }
     }
 }

@@ -108,6 +108,12 @@ fn statements(
                 }
             }
             if let Some(m) = &batch.message {
+                if !m.progress.is_empty() {
+                    let mut progress = db.prepare_cached(crate::statements::PROGRESS.one_row())?;
+                    for (name, value) in &m.progress {
+                        progress.execute(params![org.as_str(), m.integration_id.as_str(), name, value, now])?;
+                    }
+                }
                 let ids = record_ids(batch.records.iter());
                 let logged = if m.replay {
                     let mut replay = db.prepare_cached(REPLAY)?;

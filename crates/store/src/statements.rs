@@ -208,6 +208,38 @@ pub(crate) fn message_params<'a>(
 pub(crate) const REPLAY: &str = "UPDATE ingress_messages SET outcome = $1, reason = $2, record_ids = $3 \
                                  WHERE id = $4 AND outcome = 'unmapped'";
 
+/// A receiver's progress, the latest value per (integration, name); one
+/// statement may name each pair once.
+pub(crate) static PROGRESS: Insert = Insert::new(
+    "ingress_progress",
+    &["org_id", "integration_id", "name", "value", "updated_at"],
+    " ON CONFLICT (integration_id, name) DO UPDATE SET value = excluded.value, updated_at = excluded.updated_at",
+);
+
+/// A progress row's values, in [`PROGRESS`]' order.
+pub(crate) fn progress_values(org: &OrgId, integration: &str, name: &str, value: &str, now: i64) -> Vec<Arg> {
+    vec![org.as_str().into(), integration.into(), name.into(), value.into(), now.into()]
+}
+
+/// The progress the batches' messages carry (none of fenced ones), the
+/// last value of each (integration, name).
+pub(crate) fn progress_of<'a>(
+    batches: impl Iterator<Item = &'a crate::Batch>,
+) -> Vec<(&'a OrgId, &'a str, &'a str, &'a str)> {
+    let mut latest: Vec<(&OrgId, &str, &str, &str)> = Vec::new();
+    for batch in batches {
+        let Some(m) = &batch.message else { continue };
+        for (name, value) in &m.progress {
+            let key = (m.integration_id.as_str(), name.as_str());
+            match latest.iter_mut().find(|(_, i, n, _)| (*i, *n) == key) {
+                Some(found) => found.3 = value,
+                None => latest.push((&batch.org, key.0, key.1, value)),
+            }
+        }
+    }
+    latest
+}
+
 /// The ids of a batch's records, as a message's `record_ids`.
 pub(crate) fn record_ids<'a>(records: impl Iterator<Item = &'a NewRecord>) -> String {
     let ids: Vec<&str> = records.map(|r| r.id.as_str()).collect();

@@ -55,6 +55,16 @@ pub(crate) async fn insert_records(conn: &mut Conn<'_>, batches: &[Batch], now: 
         outcomes[b].fenced = batch.fence.as_ref().is_some_and(|f| !held.contains(f));
     }
     let logged = insert_messages(conn, batches, &outcomes).await?;
+    let progress =
+        crate::statements::progress_of(batches.iter().zip(&outcomes).filter(|(_, o)| !o.fenced).map(|(b, _)| b));
+    if !progress.is_empty() {
+        let mut upsert = q(crate::statements::PROGRESS.head());
+        for (org, integration, name, value) in progress {
+            push_row(&mut upsert, crate::statements::progress_values(org, integration, name, value, now));
+        }
+        upsert.push_sql(crate::statements::PROGRESS.tail());
+        conn.execute(upsert).await?;
+    }
     for (b, batch) in batches.iter().enumerate() {
         if !outcomes[b].fenced && batch.message.as_ref().is_some_and(|m| !logged.contains(m.id.as_str())) {
             outcomes[b].duplicate_message = true;

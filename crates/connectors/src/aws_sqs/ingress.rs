@@ -129,6 +129,7 @@ impl SqsIngress {
             attributes,
             payload: m["Body"].as_str().unwrap_or_default().as_bytes().to_vec(),
             received_at: now_ms(),
+            progress: vec![],
         }
     }
 

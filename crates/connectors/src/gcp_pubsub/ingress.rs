@@ -144,6 +144,7 @@ impl PubSubIngress {
             attributes,
             payload,
             received_at: now_ms(),
+            progress: vec![],
         }
     }
 

@@ -62,6 +62,7 @@ impl Endpoint for InboundConfig {
             attributes,
             payload: request.body.to_vec(),
             received_at: request.received_at,
+            progress: vec![],
         })
     }
 }

@@ -136,7 +136,14 @@ impl ParticleIngress {
             Some(other) => other.to_string().into_bytes(),
             None => event.data.clone().into_bytes(),
         };
-        InboundMessage { source_ref: event.name.clone(), dedup_key, attributes, payload, received_at: now_ms() }
+        InboundMessage {
+            source_ref: event.name.clone(),
+            dedup_key,
+            attributes,
+            payload,
+            received_at: now_ms(),
+            progress: vec![],
+        }
     }
 
     async fn stream(&mut self, sink: &dyn IngressSink) -> Result<(), String> {

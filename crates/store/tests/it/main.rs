@@ -54,4 +54,5 @@ conformance!(
     released_leases_are_due_at_once,
     the_message_log_deduplicates_by_source_id,
     a_lease_has_one_holder_and_a_takeover_fences_the_old_one,
+    progress_is_kept_with_its_messages,
 );

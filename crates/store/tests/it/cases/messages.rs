@@ -122,3 +122,40 @@ pub async fn the_message_log_deduplicates_by_source_id(h: Harness) {
     assert_eq!(h.store.purge_messages(now_ms() + 1, 10).await.unwrap(), 3);
     assert_eq!(h.store.purge_messages(now_ms() + 1, 10).await.unwrap(), 0);
 }
+
+/// A message's progress is kept in its round, the last of a round winning;
+/// a duplicate moves it too (the source went past it); a fenced round does
+/// not; set_progress keeps values between rounds.
+pub async fn progress_is_kept_with_its_messages(h: Harness) {
+    let (o, d, _) = with_a_webhook(&h).await;
+    let hub = integration(&o.id, "hub", "AZURE_EVENT_HUBS", Direction::Ingress);
+    h.store.create_integration(&hub).await.unwrap();
+    let at =
+        |offset: &str, source_id: &str| {
+            let mut m = inbound("p0", Some(source_id), br#"{"v": 1}"#);
+            m.progress = vec![("partition:0".into(), offset.into())];
+            let id = MessageId::new();
+            Batch::new(o.id.clone(), vec![NewRecord::new(record(&d.id, "v", None), vec![])])
+                .with_message(NewMessage::new(id, hub.id.clone(), &m, MessageOutcome::Stored, None))
+        };
+    let now = now_ms();
+    h.store.write(&[at("10", "0/10"), at("11", "0/11")], &[], now).await.unwrap();
+    let progress = |h: &Harness| {
+        let (o, hub) = (o.id.clone(), hub.id.clone());
+        let store = h.store.clone();
+        async move { store.get_progress(&o, &hub, "partition:0").await.unwrap() }
+    };
+    assert_eq!(progress(&h).await.as_deref(), Some("11"), "the round's last");
+    let out = h.store.write(&[at("12", "0/11")], &[], now).await.unwrap();
+    assert!(out[0].duplicate_message);
+    assert_eq!(progress(&h).await.as_deref(), Some("12"), "a duplicate moves it too");
+    let fence = switchyard_store::Fence { name: "ingress:x".into(), holder: "gone".into(), epoch: 9 };
+    let out = h.store.write(&[at("13", "0/13").fenced(Some(fence))], &[], now).await.unwrap();
+    assert!(out[0].fenced);
+    assert_eq!(progress(&h).await.as_deref(), Some("12"), "a fenced round keeps nothing");
+    h.store.set_progress(&o.id, &hub.id, "partition:0", "20").await.unwrap();
+    assert_eq!(progress(&h).await.as_deref(), Some("20"));
+    assert_eq!(h.store.get_progress(&o.id, &hub.id, "partition:1").await.unwrap(), None);
+    h.store.delete_integration(&o.id, &hub.id).await.unwrap();
+    assert_eq!(progress(&h).await, None, "gone with its integration");
+}

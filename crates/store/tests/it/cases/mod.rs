@@ -11,7 +11,7 @@ use crate::Harness;
 mod ingress_leases;
 mod messages;
 pub use ingress_leases::a_lease_has_one_holder_and_a_takeover_fences_the_old_one;
-pub use messages::the_message_log_deduplicates_by_source_id;
+pub use messages::{progress_is_kept_with_its_messages, the_message_log_deduplicates_by_source_id};
 
 fn org(name: &str) -> Org {
     Org { id: OrgId::new(), name: name.into(), custom_integrations: false, created_at: now_ms() }
