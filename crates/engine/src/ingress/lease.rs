@@ -77,8 +77,10 @@ async fn round(
         engine.store.take_leases(&names, node, now, now + TTL_MS).await?.into_iter().collect();
     for (id, org, fence) in &leased {
         if held.get(&fence.name) != Some(&fence.epoch) {
-            tracing::warn!(integration = %id, "another node took this connection's lease over; stopping it here");
-            supervisor.changed(org, id);
+            if !supervisor.is_changing(id) {
+                tracing::warn!(integration = %id, "another node took this connection's lease over; stopping it here");
+                supervisor.changed(org, id);
+            }
             continue;
         }
         if let Some((view, history)) = supervisor.view(id) {
