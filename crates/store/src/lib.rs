@@ -118,6 +118,8 @@ pub trait OrgStore: Send + Sync {
     async fn get_globals(&self, org: &OrgId) -> Result<switchyard_core::Globals>;
     /// Replaces them (secret ones encrypted).
     async fn set_globals(&self, org: &OrgId, globals: &switchyard_core::Globals) -> Result<()>;
+    /// When each organization's globals last changed (ms; 0 if never).
+    async fn globals_versions(&self) -> Result<Vec<(OrgId, i64)>>;
     /// The live key with this hash, and its organization.
     async fn authenticate(&self, key_hash: &str) -> Result<Option<(ApiKey, Org)>>;
 }

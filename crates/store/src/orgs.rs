@@ -115,11 +115,17 @@ impl OrgStore for SqlStore {
     }
 
     async fn set_globals(&self, org: &OrgId, globals: &switchyard_core::Globals) -> Result<()> {
-        let update = q("UPDATE orgs SET globals = $2, secret_globals = $3 WHERE id = $1")
+        let update = q("UPDATE orgs SET globals = $2, secret_globals = $3, globals_updated_at = $4 WHERE id = $1")
             .bind(org)
             .bind(crate::json_text(&globals.values))
-            .bind(self.seal(&globals.secrets));
+            .bind(self.seal(&globals.secrets))
+            .bind(switchyard_core::now_ms());
         self.pool.execute(update).await.map(drop)
+    }
+
+    async fn globals_versions(&self) -> Result<Vec<(OrgId, i64)>> {
+        let rows = self.pool.fetch_all(q("SELECT id, globals_updated_at FROM orgs")).await?;
+        rows.iter().map(|r| Ok((OrgId::from_stored(r.get("id")?), r.get("globals_updated_at")?))).collect()
     }
 
     async fn authenticate(&self, key_hash: &str) -> Result<Option<(ApiKey, Org)>> {

@@ -573,7 +573,10 @@ async fn two_nodes_run_each_connection_once_and_take_over_a_killed_one() {
     let mut b = node(dir.path());
     let (key, place, device) = place_and_device(&a, dir.path()).await;
     let device = device["id"].as_str().unwrap().to_owned();
-    let properties = json!({"host": "127.0.0.1", "port": broker.port, "topics": ["meters/+"], "qos": "1",
+    let globals = |note: &str| json!({"globals": {"broker": "127.0.0.1", "note": note}});
+    let (status, _) = call(Method::PUT, &format!("{}/v2/globals", a.base), &key, Some(globals("first"))).await;
+    assert_eq!(status, 200);
+    let properties = json!({"host": "{{ globals.broker }}", "port": broker.port, "topics": ["meters/+"], "qos": "1",
         "externalIdFrom": "topic:1", "messageIdFrom": "pointer:/id", "rateLimitPerSecond": 5000});
     let body = json!({"name": "meters", "type": "MQTT", "direction": "INGRESS", "properties": properties});
     let (status, created) = call(Method::POST, &format!("{}/v2/integrations", b.base), &key, Some(body)).await;
@@ -603,6 +606,14 @@ async fn two_nodes_run_each_connection_once_and_take_over_a_killed_one() {
     assert_eq!(status, 200, "{changed}");
     let at = changed["updatedAt"].as_i64().unwrap();
     until(&on(holder), &key, Duration::from_secs(5), "restarted with the change", |v| {
+        runs_on(v, holder) && v["connection"]["since"].as_i64().unwrap() >= at
+    })
+    .await;
+    // So does a change to the globals its settings are templated over.
+    let at = switchyard_core::now_ms();
+    let (status, _) = call(Method::PUT, &format!("{}/v2/globals", other.base), &key, Some(globals("second"))).await;
+    assert_eq!(status, 200);
+    until(&on(holder), &key, Duration::from_secs(5), "reconnected with the new globals", |v| {
         runs_on(v, holder) && v["connection"]["since"].as_i64().unwrap() >= at
     })
     .await;

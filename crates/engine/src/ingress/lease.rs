@@ -12,7 +12,7 @@ use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 use switchyard_connectors::Role;
-use switchyard_core::{now_ms, IntegrationId};
+use switchyard_core::{now_ms, IntegrationId, OrgId};
 use switchyard_store::StoreError;
 use tokio_util::sync::CancellationToken;
 
@@ -48,6 +48,7 @@ pub(super) async fn keep(engine: Weak<Engine>, node: String, shutdown: Cancellat
     let mut tick = tokio::time::interval(TICK);
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     let mut published: HashMap<IntegrationId, String> = HashMap::new();
+    let mut globals: HashMap<OrgId, i64> = HashMap::new();
     loop {
         tokio::select! {
             _ = tick.tick() => {}
@@ -57,7 +58,22 @@ pub(super) async fn keep(engine: Weak<Engine>, node: String, shutdown: Cancellat
         if let Err(e) = round(&engine, &node, &mut published).await {
             tracing::warn!(error = %e, "keeping the ingress leases failed; retrying");
         }
+        if let Err(e) = globals_round(&engine, &mut globals).await {
+            tracing::warn!(error = %e, "reading the globals' versions failed; retrying");
+        }
     }
+}
+
+/// Globals changed on another node: the templated connections that started
+/// before the change reconnect here too.
+async fn globals_round(engine: &Arc<Engine>, seen: &mut HashMap<OrgId, i64>) -> Result<(), StoreError> {
+    for (org, at) in engine.store.globals_versions().await? {
+        match seen.insert(org.clone(), at) {
+            Some(before) if before != at => engine.ingress.globals_changed_at(&org, at),
+            _ => {}
+        }
+    }
+    Ok(())
 }
 
 async fn round(

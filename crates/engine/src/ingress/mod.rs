@@ -48,6 +48,8 @@ struct Running {
     updated_at: i64,
     /// The lease it runs by, with several nodes.
     fence: Option<Fence>,
+    /// When this task started (ms): a globals change after it restarts a templated one.
+    started_at: i64,
     stop: CancellationToken,
     done: tokio::sync::oneshot::Receiver<()>,
 }
@@ -216,7 +218,7 @@ impl Supervisor {
             task.await;
             let _ = finished.send(());
         });
-        let running = Running { org: org.clone(), templated, updated_at, fence, stop, done };
+        let running = Running { org: org.clone(), templated, updated_at, fence, started_at: now_ms(), stop, done };
         self.lock_running().insert(id.clone(), running);
     }
 
@@ -238,10 +240,16 @@ impl Supervisor {
     /// The organization's globals changed: its running integrations whose
     /// settings are templates start again with them rendered anew.
     pub(crate) fn globals_changed(&self, org: &OrgId) {
+        self.globals_changed_at(org, i64::MAX)
+    }
+
+    /// The same, for those started before `at` (ms): a change another node
+    /// made, which this node's own restarts may already have read.
+    fn globals_changed_at(&self, org: &OrgId, at: i64) {
         let ids: Vec<IntegrationId> = self
             .lock_running()
             .iter()
-            .filter(|(_, r)| r.org == *org && r.templated)
+            .filter(|(_, r)| r.org == *org && r.templated && r.started_at < at)
             .map(|(id, _)| id.clone())
             .collect();
         for id in ids {
