@@ -5,7 +5,12 @@
 //! through the engine's one ingest path. A receiver acknowledges a message
 //! at its source only once the sink says it is stored, in the order the
 //! source sent them, and may hand over the next messages meanwhile.
+use std::collections::VecDeque;
+use std::future::Future;
+use std::pin::Pin;
+
 use async_trait::async_trait;
+use futures_util::stream::{FuturesOrdered, StreamExt};
 use switchyard_core::{Globals, InboundMessage, Integration, MessageOutcome};
 
 use crate::egress::{BuildError, EgressContext};
@@ -19,16 +24,24 @@ pub enum LinkEvent {
     Silent(String),
 }
 
+/// What resolves once a message handed to the sink is durable (its records,
+/// or its reason in the message log): then it may be acknowledged. An
+/// `Err` means nothing was stored (the store is unavailable, the lease
+/// lost): the receiver must not acknowledge it, and gives up the link so
+/// the source sends it again.
+pub type Storing = Pin<Box<dyn Future<Output = Result<MessageOutcome, String>> + Send>>;
+
 /// The engine's side of a receiver.
 #[async_trait]
 pub trait IngressSink: Send + Sync {
-    /// Decodes, maps and stores one message (its records, or its reason in
-    /// the message log); returns once that is durable, so the message may be
-    /// acknowledged. Waits while the integration is over its rate limit: the
-    /// message waits unacknowledged at the source. An `Err` means nothing
-    /// was stored (the store is unavailable): the receiver must not
-    /// acknowledge it, and gives up the link so the source sends it again.
-    async fn message(&self, message: InboundMessage) -> Result<MessageOutcome, String>;
+    /// Takes one message: waits while the integration is over its rate
+    /// limit (the message waits unacknowledged at the source), then decodes
+    /// and maps it and queues it to be stored, and returns what resolves
+    /// once it is stored. A receiver hands its messages over one call after
+    /// the other, in the order the source sent them (that is the order they
+    /// are stored in), and awaits their storing side by side. An `Err`:
+    /// nothing was taken (stopping, or the store unavailable).
+    async fn message(&self, message: InboundMessage) -> Result<Storing, String>;
     fn link(&self, event: LinkEvent);
     /// What this receiver kept about its source under `name`, across
     /// restarts (the filters a persistent session was subscribed to).
@@ -53,11 +66,95 @@ pub trait Ingress: Send {
 /// `globals`: the organization's values, for templated properties.
 pub type BuildIngress = fn(&Integration, &Globals, &EgressContext) -> Result<Box<dyn Ingress>, BuildError>;
 
+/// A receiver's messages on their way into the sink: handed over one
+/// after the other, in the order they were pushed (the order they are
+/// stored in), while those handed over are stored side by side. Each
+/// carries a tag `P` the receiver gets back with its outcome, in order (an
+/// MQTT publish to acknowledge). One way for every receiver to pipeline.
+pub struct Handover<'a, P> {
+    sink: &'a dyn IngressSink,
+    waiting: VecDeque<(P, Option<InboundMessage>)>,
+    taking: Option<Taking<'a, P>>,
+    storing: FuturesOrdered<Stored<'a, P>>,
+    closed: bool,
+}
+
+type Taking<'a, P> = Pin<Box<dyn Future<Output = (P, Result<Storing, String>)> + Send + 'a>>;
+type Stored<'a, P> = Pin<Box<dyn Future<Output = (P, Result<MessageOutcome, String>)> + Send + 'a>>;
+
+impl<'a, P: Send + 'a> Handover<'a, P> {
+    pub fn new(sink: &'a dyn IngressSink) -> Self {
+        Self { sink, waiting: VecDeque::new(), taking: None, storing: FuturesOrdered::new(), closed: false }
+    }
+
+    pub fn push(&mut self, tag: P, message: InboundMessage) {
+        self.waiting.push_back((tag, Some(message)));
+    }
+
+    /// A message that is not stored but answered in its turn (MQTT: sent
+    /// for a filter unsubscribed just now).
+    pub fn skip(&mut self, tag: P) {
+        self.waiting.push_back((tag, None));
+    }
+
+    /// Messages pushed and not yet stored.
+    pub fn len(&self) -> usize {
+        self.waiting.len() + usize::from(self.taking.is_some()) + self.storing.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// Stopping: what waits is dropped (not taken: the source sends it again);
+    /// what is being taken or stored finishes.
+    pub fn close(&mut self) {
+        self.closed = true;
+        self.waiting.clear();
+    }
+
+    /// The next message, in order, with its outcome once it is stored, or
+    /// with why the sink refused it (`Err`). `None` when nothing is left.
+    pub async fn next(&mut self) -> Option<(P, Result<MessageOutcome, String>)> {
+        loop {
+            if self.taking.is_none() && !self.closed {
+                while let Some((tag, message)) = self.waiting.pop_front() {
+                    match message {
+                        Some(m) => {
+                            let sink = self.sink;
+                            self.taking = Some(Box::pin(async move { (tag, sink.message(m).await) }));
+                            break;
+                        }
+                        None => {
+                            self.storing.push_back(Box::pin(std::future::ready((tag, Ok(MessageOutcome::Duplicate)))))
+                        }
+                    }
+                }
+            }
+            if self.taking.is_none() && self.storing.is_empty() {
+                return None;
+            }
+            let (taking, storing) = (&mut self.taking, &mut self.storing);
+            tokio::select! {
+                (tag, taken) = async { taking.as_mut().expect("checked").await }, if taking.is_some() => {
+                    *taking = None;
+                    // A refusal takes its place in the order too: what came before it is answered first.
+                    match taken {
+                        Ok(stored) => storing.push_back(Box::pin(async move { (tag, stored.await) })),
+                        Err(e) => storing.push_back(Box::pin(std::future::ready((tag, Err(e))))),
+                    }
+                }
+                Some(done) = storing.next(), if !storing.is_empty() => return Some(done),
+            }
+        }
+    }
+}
+
 /// Hands a batch the source gave at once (a queue's receive, a pull) to
-/// the sink, in order, and waits for it; every `every`, `extend(n)` runs
-/// with how many are stored so far, so the source keeps the rest from other
-/// receivers meanwhile (SQS visibility, a Pub/Sub ack deadline). Returns how
-/// many were stored (the first ones) and the error that stopped the rest.
+/// the sink and waits for it; every `every`, `extend(n)` runs with how many
+/// are stored so far, so the source keeps the rest from other receivers
+/// meanwhile (SQS visibility, a Pub/Sub ack deadline). Returns how many
+/// were stored (the first ones) and the error that stopped the rest.
 pub async fn store_batch<F, Fut>(
     sink: &dyn IngressSink,
     messages: Vec<InboundMessage>,
@@ -66,18 +163,20 @@ pub async fn store_batch<F, Fut>(
 ) -> (usize, Option<String>)
 where
     F: FnMut(usize) -> Fut,
-    Fut: std::future::Future<Output = ()>,
+    Fut: Future<Output = ()>,
 {
-    use futures_util::stream::{FuturesOrdered, StreamExt};
-    let mut pending: FuturesOrdered<_> = messages.into_iter().map(|m| sink.message(m)).collect();
+    let mut handover = Handover::new(sink);
+    for m in messages {
+        handover.push((), m);
+    }
     let mut tick = tokio::time::interval(every);
     tick.tick().await;
     let mut stored = 0;
     loop {
         tokio::select! {
-            next = pending.next() => match next {
-                Some(Ok(_)) => stored += 1,
-                Some(Err(e)) => return (stored, Some(e)),
+            next = handover.next() => match next {
+                Some((_, Ok(_))) => stored += 1,
+                Some((_, Err(e))) => return (stored, Some(e)),
                 None => return (stored, None),
             },
             _ = tick.tick() => extend(stored).await,

@@ -274,7 +274,11 @@ impl Engine {
                     progress: vec![],
                 };
                 let replay = Some(logged.id.clone());
-                let stored = self.store_message(org, &integration.id, &decoder, message, &order, replay, None).await;
+                let stored =
+                    match self.store_message(org, &integration.id, &decoder, message, &order, replay, None).await {
+                        Ok(committing) => committing.await,
+                        Err(e) => Err(e),
+                    };
                 match stored.map_err(|e| match e {
                     crate::IngestError::Store(e) => e,
                     other => StoreError::Corrupt(other.to_string()),

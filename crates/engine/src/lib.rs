@@ -31,6 +31,9 @@ pub use ingest::{IngestError, MAX_RECORDS};
 pub use limits::{BreakerConfig, CircuitState};
 pub use router::Router;
 
+/// A message in the writer's queue: resolves once its round committed.
+pub type Committing = std::pin::Pin<Box<dyn std::future::Future<Output = Result<Received, IngestError>> + Send>>;
+
 /// What became of a received message, once durable.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Received {
@@ -174,6 +177,8 @@ impl Engine {
     /// `order`: held from the message's id to its place in the writer's
     /// queue, so one receiver's messages (handed over concurrently) are
     /// stored, and their records numbered, in the order they arrived.
+    /// Returns once the message is in the writer's queue (so the next one
+    /// may follow), with what resolves once its round committed.
     pub async fn receive(
         &self,
         org: &OrgId,
@@ -182,7 +187,7 @@ impl Engine {
         message: InboundMessage,
         order: &tokio::sync::Mutex<()>,
         fence: Option<&switchyard_store::Fence>,
-    ) -> Result<Received, IngestError> {
+    ) -> Result<Committing, IngestError> {
         self.store_message(org, integration, decoder, message, order, None, fence).await
     }
 
@@ -200,7 +205,7 @@ impl Engine {
         order: &tokio::sync::Mutex<()>,
         replay: Option<MessageId>,
         fence: Option<&switchyard_store::Fence>,
-    ) -> Result<Received, IngestError> {
+    ) -> Result<Committing, IngestError> {
         let turn = order.lock().await;
         let id = replay.clone().unwrap_or_else(MessageId::new);
         if replay.is_none() {
@@ -216,22 +221,25 @@ impl Engine {
             },
         };
         if replay.is_some() && outcome != MessageOutcome::Stored {
-            return Ok(Received { id, outcome, records: 0 });
+            return Ok(Box::pin(std::future::ready(Ok(Received { id, outcome, records: 0 }))));
         }
         let mut entry = NewMessage::new(id.clone(), integration.clone(), &message, outcome, reason);
         entry.replay = replay.is_some();
         let batch = Batch::new(org.clone(), records).with_message(entry).fenced(fence.cloned());
         let committed = self.writer.submit(batch).await?;
         drop(turn);
-        let written = committed.await?;
-        if written.fenced {
-            return Err(IngestError::Fenced);
-        }
-        self.metrics.accepted(written.stored as u64);
-        if written.duplicate_message {
-            return Ok(Received { id, outcome: MessageOutcome::Duplicate, records: 0 });
-        }
-        Ok(Received { id, outcome, records: written.stored })
+        let metrics = self.metrics.clone();
+        Ok(Box::pin(async move {
+            let written = committed.await?;
+            if written.fenced {
+                return Err(IngestError::Fenced);
+            }
+            metrics.accepted(written.stored as u64);
+            if written.duplicate_message {
+                return Ok(Received { id, outcome: MessageOutcome::Duplicate, records: 0 });
+            }
+            Ok(Received { id, outcome, records: written.stored })
+        }))
     }
 
     /// A message's records, or why it has none. External ids no mapping

@@ -173,7 +173,7 @@ async fn retention_purges_the_ingress_message_log() {
         ..Default::default()
     };
     let order = tokio::sync::Mutex::new(());
-    let received = app.engine.receive(&app.org.id, &id, &decoder, message, &order, None).await.unwrap();
+    let received = app.engine.receive(&app.org.id, &id, &decoder, message, &order, None).await.unwrap().await.unwrap();
     assert_eq!(received.outcome, switchyard_core::MessageOutcome::Unmapped);
     let log = format!("/v2/integrations/{id}/messages");
     assert_eq!(app.get(&log).await.body["data"].as_array().unwrap().len(), 1);

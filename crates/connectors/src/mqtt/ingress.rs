@@ -5,18 +5,15 @@
 //! are already being stored. A QoS 1 or 2 message the link loses before its
 //! acknowledgement the broker sends again on the persistent session.
 use std::collections::VecDeque;
-use std::future::Future;
-use std::pin::Pin;
 
 use async_trait::async_trait;
-use futures_util::stream::{FuturesOrdered, StreamExt};
-use switchyard_core::{now_ms, InboundMessage, Integration, MessageOutcome, Metadata};
+use switchyard_core::{now_ms, InboundMessage, Integration, Metadata};
 
 use super::classify;
 use super::config::MqttConfig;
 use super::link::{options_v3, options_v5, qos_v3, qos_v5};
 use crate::egress::{BuildError, EgressContext, Outcome};
-use crate::ingress::{Ingress, IngressSink, LinkEvent};
+use crate::ingress::{Handover, Ingress, IngressSink, LinkEvent};
 use crate::policy::EgressPolicy;
 use crate::shared::resolve_allowed;
 
@@ -188,12 +185,11 @@ impl Session for V5 {
     }
 }
 
-type Storing<'a, P> = Pin<Box<dyn Future<Output = (P, Result<MessageOutcome, String>)> + Send + 'a>>;
-
-/// The session's loop: read, hand over, acknowledge in order; on a stop,
-/// acknowledge what is stored and leave.
+/// The session's loop: read; hand the messages over in arrival order while
+/// earlier ones are stored; acknowledge in order; on a stop, acknowledge
+/// what is stored and leave.
 async fn serve<S: Session>(mut session: S, config: &MqttConfig, sink: &dyn IngressSink) -> Result<(), String> {
-    let mut storing: FuturesOrdered<Storing<'_, S::Publish>> = FuturesOrdered::new();
+    let mut handover: Handover<'_, S::Publish> = Handover::new(sink);
     // Stored, in order, waiting for room in the client's queue.
     let mut acks: VecDeque<S::Publish> = VecDeque::new();
     let mut stopping = false;
@@ -206,26 +202,26 @@ async fn serve<S: Session>(mut session: S, config: &MqttConfig, sink: &dyn Ingre
             }
             acks.pop_front();
         }
+        if stopping && handover.is_empty() {
+            break;
+        }
+        let held = handover.len() + acks.len();
         tokio::select! {
             _ = &mut stop, if !stopping => {
+                // What waits its turn is left unacknowledged: the broker sends it again.
                 stopping = true;
-                if storing.is_empty() {
-                    break;
-                }
+                handover.close();
             }
-            Some((publish, stored)) = storing.next(), if !storing.is_empty() => {
+            Some((publish, stored)) = handover.next(), if !handover.is_empty() => {
                 match stored {
                     Ok(_) => acks.push_back(publish),
                     // Stopping, the sink took no more: acknowledge nothing after it.
                     Err(_) if stopping => break,
                     Err(e) => return Err(e),
                 }
-                if stopping && storing.is_empty() {
-                    break;
-                }
             }
             // Polled while acknowledgements wait too: that is what writes them.
-            event = session.poll(), if storing.len() + acks.len() < IN_FLIGHT || !acks.is_empty() => match event? {
+            event = session.poll(), if held < IN_FLIGHT || !acks.is_empty() => match event? {
                 Event::Connected => {
                     if !config.clean_session {
                         // Filters a persistent session still holds that the settings no longer name.
@@ -249,10 +245,10 @@ async fn serve<S: Session>(mut session: S, config: &MqttConfig, sink: &dyn Ingre
                 // What arrives once stopping is left unacknowledged: the broker sends it again.
                 Event::Message(publish, message) if !stopping => {
                     if config.topics.iter().any(|f| super::config::topic_matches(f, &message.source_ref)) {
-                        storing.push_back(Box::pin(async move { (publish, sink.message(message).await) }));
+                        handover.push(publish, message);
                     } else {
                         // Sent for a filter unsubscribed just now, before the broker took the UNSUBSCRIBE.
-                        storing.push_back(Box::pin(async move { (publish, Ok(MessageOutcome::Duplicate)) }));
+                        handover.skip(publish);
                     }
                 }
                 _ => {}

@@ -4,14 +4,13 @@
 use std::time::{Duration, Instant};
 
 use async_trait::async_trait;
-use futures_util::stream::{FuturesOrdered, StreamExt};
 use http_body_util::BodyExt;
 use serde_json::Value;
 use switchyard_core::{now_ms, InboundMessage, Integration, Secret};
 
 use super::sse::{Event, Parser};
 use crate::egress::{BuildError, EgressContext};
-use crate::ingress::{Ingress, IngressSink, LinkEvent};
+use crate::ingress::{Handover, Ingress, IngressSink, LinkEvent};
 use crate::shared::Settings;
 
 const IN_FLIGHT: usize = 64;
@@ -168,13 +167,13 @@ impl ParticleIngress {
         sink.link(LinkEvent::Connected);
         let mut body = answer.into_body();
         let mut parser = Parser::default();
-        let mut pending = FuturesOrdered::new();
+        let mut pending = Handover::new(sink);
         let mut seen = Instant::now();
         let result = loop {
             let quiet = tokio::time::sleep_until((seen + self.config.keep_alive).into());
             tokio::select! {
                 _ = sink.stopping() => break Ok(()),
-                Some(stored) = pending.next(), if !pending.is_empty() => {
+                Some(((), stored)) = pending.next(), if !pending.is_empty() => {
                     if let Err(e) = stored {
                         break Err(e);
                     }
@@ -194,7 +193,7 @@ impl ParticleIngress {
                     seen = Instant::now();
                     for event in parser.feed(&data) {
                         if self.config.wanted(&event.name) {
-                            pending.push_back(sink.message(Self::message(&event)));
+                            pending.push((), Self::message(&event));
                         }
                     }
                 }

@@ -9,11 +9,11 @@ use std::time::Duration;
 use async_trait::async_trait;
 use async_tungstenite::tungstenite::client::IntoClientRequest;
 use async_tungstenite::tungstenite::Message;
-use futures_util::stream::{FuturesOrdered, StreamExt};
+use futures_util::stream::StreamExt;
 use switchyard_core::{now_ms, InboundMessage, Integration, Secret};
 
 use crate::egress::{BuildError, EgressContext};
-use crate::ingress::{Ingress, IngressSink, LinkEvent};
+use crate::ingress::{Handover, Ingress, IngressSink, LinkEvent};
 use crate::policy::EgressPolicy;
 use crate::shared::{resolve_allowed, Settings};
 
@@ -160,11 +160,11 @@ impl Ingress for WebSocketIngress {
         let mut ping = tokio::time::interval(self.config.ping);
         ping.tick().await;
         let (mut unanswered, mut silent) = (0u32, false);
-        let mut pending = FuturesOrdered::new();
+        let mut pending = Handover::new(sink);
         let result = loop {
             tokio::select! {
                 _ = sink.stopping() => break Ok(()),
-                Some(stored) = pending.next(), if !pending.is_empty() => {
+                Some(((), stored)) = pending.next(), if !pending.is_empty() => {
                     if let Err(e) = stored {
                         break Err(e);
                     }
@@ -181,8 +181,8 @@ impl Ingress for WebSocketIngress {
                         sink.link(LinkEvent::Connected);
                     }
                     match frame {
-                        Message::Text(text) => pending.push_back(sink.message(self.message(text.as_bytes().to_vec()))),
-                        Message::Binary(bytes) => pending.push_back(sink.message(self.message(bytes.to_vec()))),
+                        Message::Text(text) => pending.push((), self.message(text.as_bytes().to_vec())),
+                        Message::Binary(bytes) => pending.push((), self.message(bytes.to_vec())),
                         Message::Close(frame) => {
                             let why = frame.map(|f| format!(": {} {}", u16::from(f.code), f.reason)).unwrap_or_default();
                             break Err(format!("the server closed the connection{why}"));

@@ -10,8 +10,9 @@ use std::time::Instant;
 
 use async_trait::async_trait;
 use switchyard_connectors::decode::Decoder;
+use switchyard_connectors::ingress::Storing;
 use switchyard_connectors::{IngressSink, LinkEvent};
-use switchyard_core::{now_ms, InboundMessage, IntegrationId, MessageOutcome, OrgId};
+use switchyard_core::{now_ms, InboundMessage, IntegrationId, OrgId};
 use tokio_util::sync::CancellationToken;
 
 use super::status::{Connection, ConnectionState};
@@ -68,23 +69,33 @@ impl Sink {
             return Err(Declined::Unavailable("the integration is being restarted".into()));
         }
         self.connection.received();
-        self.store(message).await.map_err(Declined::Unavailable)
+        let storing = self.store(message).await.map_err(Declined::Unavailable)?;
+        storing.await.map_err(Declined::Unavailable)
     }
 
-    async fn store(&self, message: InboundMessage) -> Result<Received, String> {
-        let received = self
+    /// Queues the message to be stored; what it returns resolves once it is, counted.
+    async fn store(
+        &self,
+        message: InboundMessage,
+    ) -> Result<impl std::future::Future<Output = Result<Received, String>> + Send + 'static, String> {
+        let failed = |e: crate::IngestError| format!("the message could not be stored: {e}");
+        let committing = self
             .engine
             .receive(&self.org, &self.integration, &self.decoder, message, &self.order, self.fence.as_ref())
             .await
-            .map_err(|e| format!("the message could not be stored: {e}"))?;
-        self.connection.outcome(received.outcome, received.records);
-        Ok(received)
+            .map_err(failed)?;
+        let connection = self.connection.clone();
+        Ok(async move {
+            let received = committing.await.map_err(failed)?;
+            connection.outcome(received.outcome, received.records);
+            Ok(received)
+        })
     }
 }
 
 #[async_trait]
 impl IngressSink for Sink {
-    async fn message(&self, message: InboundMessage) -> Result<MessageOutcome, String> {
+    async fn message(&self, message: InboundMessage) -> Result<Storing, String> {
         self.connection.received();
         let wait = self.bucket.lock().unwrap_or_else(|e| e.into_inner()).take(Instant::now());
         if !wait.is_zero() {
@@ -95,7 +106,8 @@ impl IngressSink for Sink {
                 _ = self.stop.cancelled() => return Err("stopping: the message was not taken".into()),
             }
         }
-        Ok(self.store(message).await?.outcome)
+        let storing = self.store(message).await?;
+        Ok(Box::pin(async move { storing.await.map(|r| r.outcome) }))
     }
 
     fn link(&self, event: LinkEvent) {
