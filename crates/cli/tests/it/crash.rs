@@ -36,7 +36,7 @@ async fn receiver() -> (String, Seen) {
 }
 
 /// The admin key, and a Place with a device in it (their JSON).
-async fn place_and_device(server: &Server, dir: &std::path::Path) -> (String, Value, Value) {
+pub(crate) async fn place_and_device(server: &Server, dir: &std::path::Path) -> (String, Value, Value) {
     let key = std::fs::read_to_string(dir.join("data/admin.key")).unwrap().trim().to_owned();
     let base = &server.base;
     let (_, place) = call(Method::POST, &format!("{base}/v2/places"), &key, Some(json!({"name": "P"}))).await;
@@ -142,14 +142,14 @@ async fn sigkill_mid_load_loses_no_accepted_record() {
 }
 
 /// A Mosquitto on a free port, keeping sessions in memory while the server is down.
-struct Broker {
-    port: u16,
+pub(crate) struct Broker {
+    pub(crate) port: u16,
     child: std::process::Child,
     _dir: tempfile::TempDir,
 }
 
 impl Broker {
-    async fn start() -> Broker {
+    pub(crate) async fn start() -> Broker {
         let dir = tempfile::tempdir().unwrap();
         let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
         let conf = dir.path().join("mosquitto.conf");
@@ -182,14 +182,14 @@ impl Drop for Broker {
 
 /// An MQTT publisher at QoS 1 to `meters/m1` (`{"id": "m-N", "seq": N}`),
 /// pausing `pause` after every `every` messages, until finished.
-struct Publisher {
+pub(crate) struct Publisher {
     acked: Arc<std::sync::atomic::AtomicI64>,
     stop: Arc<std::sync::atomic::AtomicBool>,
     task: tokio::task::JoinHandle<i64>,
 }
 
 impl Publisher {
-    fn start(port: u16, client_id: &str, every: i64, pause: Duration) -> Publisher {
+    pub(crate) fn start(port: u16, client_id: &str, every: i64, pause: Duration) -> Publisher {
         use rumqttc::{AsyncClient, Event, MqttOptions, Packet, QoS};
         let acked = Arc::new(std::sync::atomic::AtomicI64::new(0));
         let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
@@ -225,7 +225,7 @@ impl Publisher {
     }
 
     /// Stops publishing; returns (published, acknowledged by the broker).
-    async fn finish(self) -> (i64, i64) {
+    pub(crate) async fn finish(self) -> (i64, i64) {
         self.stop.store(true, std::sync::atomic::Ordering::SeqCst);
         let published = self.task.await.unwrap();
         (published, self.acked.load(std::sync::atomic::Ordering::SeqCst))
@@ -233,7 +233,7 @@ impl Publisher {
 }
 
 /// Every record of the device, following the pages.
-async fn stored_sequence(base: &str, key: &str, device: &str) -> Vec<i64> {
+pub(crate) async fn stored_sequence(base: &str, key: &str, device: &str) -> Vec<i64> {
     let mut seq = Vec::new();
     let mut cursor = String::new();
     loop {
@@ -399,7 +399,7 @@ async fn ingress(base: &str, key: &str, body: Value, external: &str, device_path
 }
 
 /// Waits until the device holds `n` records (30 s at most); returns its sequence numbers, sorted.
-async fn settled(base: &str, key: &str, device: &str, n: usize) -> Vec<i64> {
+pub(crate) async fn settled(base: &str, key: &str, device: &str, n: usize) -> Vec<i64> {
     let deadline = Instant::now() + Duration::from_secs(30);
     loop {
         let mut stored = stored_sequence(base, key, device).await;
@@ -412,7 +412,7 @@ async fn settled(base: &str, key: &str, device: &str, n: usize) -> Vec<i64> {
 }
 
 /// Exactly `0..n`, each once.
-fn each_once(stored: &[i64], n: i64, what: &str) {
+pub(crate) fn each_once(stored: &[i64], n: i64, what: &str) {
     let unique: std::collections::BTreeSet<i64> = stored.iter().copied().collect();
     assert_eq!(stored.len(), unique.len(), "{what}: a message was stored twice");
     let missing: Vec<i64> = (0..n).filter(|s| !unique.contains(s)).collect();
@@ -530,117 +530,5 @@ async fn sigkill_mid_sqs_and_http_inbound_flow_stores_every_message_once() {
     println!(
         "queued {queued}, posted {posted}; the queue still shows {}",
         held["Attributes"]["ApproximateNumberOfMessages"]
-    );
-}
-
-/// Polls `url` until `done` holds for its body (`limit` at most); returns when.
-async fn until(url: &str, key: &str, limit: Duration, what: &str, done: impl Fn(&Value) -> bool) -> Instant {
-    let deadline = Instant::now() + limit;
-    loop {
-        let (_, body) = call(Method::GET, url, key, None).await;
-        if done(&body) {
-            return Instant::now();
-        }
-        assert!(Instant::now() < deadline, "{what}: {url} never did; last {body}");
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-}
-
-async fn metrics(base: &str) -> String {
-    reqwest::get(format!("{base}/metrics")).await.unwrap().text().await.unwrap()
-}
-
-/// The node named in a connection's status is the process with that pid.
-fn runs_on(view: &Value, server: &Server) -> bool {
-    view["connection"]["state"] == "connected"
-        && view["connection"]["node"].as_str().is_some_and(|n| n.contains(&format!("-{}-", server.pid())))
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn two_nodes_run_each_connection_once_and_take_over_a_killed_one() {
-    let broker = Broker::start().await;
-    let dir = tempfile::tempdir().unwrap();
-    let url = switchyard_store::testing::fresh_postgres_url().await;
-    let node = |dir: &std::path::Path| {
-        Server::start(
-            switchyard(dir)
-                .args(["serve", "--listen", "127.0.0.1:0"])
-                .env("SWITCHYARD_DATABASE_URL", &url)
-                .env("SWITCHYARD_EGRESS_ALLOW", "127.0.0.1/32"),
-        )
-    };
-    let mut a = node(dir.path());
-    let mut b = node(dir.path());
-    let (key, place, device) = place_and_device(&a, dir.path()).await;
-    let device = device["id"].as_str().unwrap().to_owned();
-    let globals = |note: &str| json!({"globals": {"broker": "127.0.0.1", "note": note}});
-    let (status, _) = call(Method::PUT, &format!("{}/v2/globals", a.base), &key, Some(globals("first"))).await;
-    assert_eq!(status, 200);
-    let properties = json!({"host": "{{ globals.broker }}", "port": broker.port, "topics": ["meters/+"], "qos": "1",
-        "externalIdFrom": "topic:1", "messageIdFrom": "pointer:/id", "rateLimitPerSecond": 5000});
-    let body = json!({"name": "meters", "type": "MQTT", "direction": "INGRESS", "properties": properties});
-    let (status, created) = call(Method::POST, &format!("{}/v2/integrations", b.base), &key, Some(body)).await;
-    assert_eq!(status, 201, "{created}");
-    let id = created["id"].as_str().unwrap().to_owned();
-    let path = format!("/places/{}/devices/{device}", place["id"].as_str().unwrap());
-    let mapping = json!({"integrationId": id, "externalId": "m1", "resourcePath": path});
-    let (status, _) =
-        call(Method::POST, &format!("{}/v2/integrations/resource-mappings", a.base), &key, Some(mapping)).await;
-    assert_eq!(status, 201);
-
-    // Exactly one node runs it, and both say which.
-    let on = |s: &Server| format!("{}/v2/integrations/{id}", s.base);
-    until(&on(&a), &key, Duration::from_secs(15), "connected", |v| runs_on(v, &a) || runs_on(v, &b)).await;
-    let (_, seen) = call(Method::GET, &on(&a), &key, None).await;
-    let (holder, other) = if runs_on(&seen, &a) { (&mut a, &mut b) } else { (&mut b, &mut a) };
-    until(&on(other), &key, Duration::from_secs(5), "the other node shows the holder's status", |v| runs_on(v, holder))
-        .await;
-    let gauge = format!("switchyard_ingress_connection_state{{integration=\"{id}\",state=\"connected\"}} 1");
-    assert!(metrics(&holder.base).await.contains(&gauge));
-    let elsewhere = metrics(&other.base).await;
-    assert!(!elsewhere.contains(&format!("integration=\"{id}\"")), "the other node holds no connection");
-
-    // A change made on the node that does not run it reaches the one that does.
-    let change = json!({"properties": {"keepAliveSeconds": 20}});
-    let (status, changed) = call(Method::PUT, &on(other), &key, Some(change)).await;
-    assert_eq!(status, 200, "{changed}");
-    let at = changed["updatedAt"].as_i64().unwrap();
-    until(&on(holder), &key, Duration::from_secs(5), "restarted with the change", |v| {
-        runs_on(v, holder) && v["connection"]["since"].as_i64().unwrap() >= at
-    })
-    .await;
-    // So does a change to the globals its settings are templated over.
-    let at = switchyard_core::now_ms();
-    let (status, _) = call(Method::PUT, &format!("{}/v2/globals", other.base), &key, Some(globals("second"))).await;
-    assert_eq!(status, 200);
-    until(&on(holder), &key, Duration::from_secs(5), "reconnected with the new globals", |v| {
-        runs_on(v, holder) && v["connection"]["since"].as_i64().unwrap() >= at
-    })
-    .await;
-
-    // Messages flow; the holder is killed; the other node takes over within 15 s.
-    let publisher = Publisher::start(broker.port, "two-node-publisher", 1, Duration::from_millis(2));
-    let other_base = other.base.clone();
-    until(
-        &format!("{other_base}/v2/telemetry?deviceId={device}&limit=200"),
-        &key,
-        Duration::from_secs(20),
-        "flowing",
-        |l| l["data"].as_array().is_some_and(|d| d.len() >= 200),
-    )
-    .await;
-    holder.kill();
-    let killed = Instant::now();
-    let took_over = until(&on(other), &key, Duration::from_secs(30), "taken over", |v| runs_on(v, other)).await;
-    let after = took_over.duration_since(killed);
-    tokio::time::sleep(Duration::from_secs(1)).await;
-    let (published, sent) = publisher.finish().await;
-    let stored = settled(&other_base, &key, &device, sent as usize).await;
-    each_once(&stored, sent, "MQTT across a takeover");
-    assert!(after <= Duration::from_secs(15), "the takeover took {after:?}");
-    println!(
-        "taken over {:.1} s after the kill; published {published}, acknowledged {sent}, stored {}",
-        after.as_secs_f64(),
-        stored.len()
     );
 }

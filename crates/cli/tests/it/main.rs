@@ -10,6 +10,7 @@ use serde_json::{json, Value};
 
 mod cli;
 mod crash;
+mod nodes;
 mod server;
 
 const BIN: &str = env!("CARGO_BIN_EXE_switchyard");
