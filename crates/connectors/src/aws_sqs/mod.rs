@@ -46,10 +46,7 @@ fn check_ingress(resolved: &Resolved) -> Result<(), ValidationErrors> {
     let specs = ingress_properties();
     let mut errors = ValidationErrors::default();
     crate::aws::check_region(&crate::shared::Settings::of_resolved(&specs, resolved), &mut errors);
-    if let Err(e) = crate::decode::check(resolved, &specs) {
-        errors.0.extend(e.0);
-    }
-    errors.into_result()
+    crate::decode::check(resolved, &specs, errors)
 }
 
 fn build_ingress(

@@ -430,13 +430,17 @@ pub fn epoch_ms(v: &Value) -> Option<i64> {
     }
 }
 
-/// Every ingress type's `check`: the decoding settings must make sense together.
-pub fn check(resolved: &Resolved, specs: &[P]) -> Result<(), ValidationErrors> {
+/// Every ingress type's `check` ends here: the decoding settings must make sense
+/// together; their errors join the `errors` the type found itself.
+pub fn check(resolved: &Resolved, specs: &[P], mut errors: ValidationErrors) -> Result<(), ValidationErrors> {
     let s = Settings::of_resolved(specs, resolved);
-    Decoder::read(&s).map(drop).map_err(|e| match e.split_once(": ") {
-        Some((field, message)) if !field.contains(' ') => ValidationErrors::one(format!("properties.{field}"), message),
-        _ => ValidationErrors::one("properties", e),
-    })
+    if let Err(e) = Decoder::read(&s) {
+        match e.split_once(": ") {
+            Some((field, message)) if !field.contains(' ') => errors.push(format!("properties.{field}"), message),
+            _ => errors.push("properties", e),
+        }
+    }
+    errors.into_result()
 }
 
 #[cfg(test)]

@@ -128,7 +128,9 @@ fn settings_that_cannot_work_are_refused_naming_the_property() {
     let specs = properties();
     let check = |props: Value| {
         let resolved = Resolved { properties: props.as_object().unwrap().clone(), ..Default::default() };
-        super::check(&resolved, &specs).err().map(|e| (e.0[0].field.clone(), e.0[0].message.clone()))
+        super::check(&resolved, &specs, Default::default())
+            .err()
+            .map(|e| (e.0[0].field.clone(), e.0[0].message.clone()))
     };
     assert_eq!(check(json!({"format": "records"})), None);
     assert_eq!(

@@ -74,10 +74,7 @@ pub fn check_ingress(resolved: &Resolved) -> Result<(), ValidationErrors> {
                 .push("properties.subscription", "must be 3 to 255 letters, digits or -_.~+%, starting with a letter");
         }
     }
-    if let Err(e) = crate::decode::check(resolved, &specs) {
-        errors.0.extend(e.0);
-    }
-    errors.into_result()
+    crate::decode::check(resolved, &specs, errors)
 }
 
 /// The fields of a service-account key file Switchyard uses.

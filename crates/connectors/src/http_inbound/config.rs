@@ -137,10 +137,7 @@ pub fn check(resolved: &Resolved) -> Result<(), ValidationErrors> {
     if s.number(MAX_BODY).ok().flatten().is_some_and(|n| n.fract() != 0.0) {
         errors.push(format!("properties.{MAX_BODY}"), "must be a whole number");
     }
-    if let Err(e) = crate::decode::check(resolved, &specs) {
-        errors.0.extend(e.0);
-    }
-    errors.into_result()
+    crate::decode::check(resolved, &specs, errors)
 }
 
 /// At create: the credential the authentication needs is generated when not

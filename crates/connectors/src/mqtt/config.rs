@@ -200,10 +200,7 @@ pub fn check_ingress(resolved: &Resolved) -> Result<(), ValidationErrors> {
             errors.push(format!("properties.topics[{i}]"), e);
         }
     }
-    if let Err(e) = crate::decode::check(resolved, &specs) {
-        errors.0.extend(e.0);
-    }
-    errors.into_result()
+    crate::decode::check(resolved, &specs, errors)
 }
 
 /// A topic filter as MQTT allows it: `+` a whole level, `#` a whole last level.

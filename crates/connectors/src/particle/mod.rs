@@ -64,10 +64,7 @@ fn check(resolved: &Resolved) -> Result<(), ValidationErrors> {
             );
         }
     }
-    if let Err(e) = crate::decode::check(resolved, &specs) {
-        errors.0.extend(e.0);
-    }
-    errors.into_result()
+    crate::decode::check(resolved, &specs, errors)
 }
 
 fn build_ingress(

@@ -72,10 +72,7 @@ fn check(resolved: &Resolved) -> Result<(), ValidationErrors> {
         (None, Some(_)) => errors.push("properties.clientCertificate", "is required with a private key"),
         (None, None) => {}
     }
-    if let Err(e) = crate::decode::check(resolved, &specs) {
-        errors.0.extend(e.0);
-    }
-    errors.into_result()
+    crate::decode::check(resolved, &specs, errors)
 }
 
 fn build_ingress(
