@@ -28,12 +28,6 @@ fn planned(
     }
 }
 
-/// Event Hubs' consuming direction (the sending one is built, in `event_hubs/`).
-pub(crate) fn event_hubs_ingress() -> DirectionSupport {
-    let group = P::new("consumerGroup", "Consumer group", K::String).default(json!("$Default"));
-    DirectionSupport::planned(Direction::Ingress, crate::event_hubs::common(group))
-}
-
 fn inbound_mapping() -> P {
     P::new("place", "Place", K::Resource).resource(ResourceType::Place).describe("Where data without a mapping lands.")
 }

@@ -117,8 +117,8 @@ async fn property_specs_per_type_and_direction() {
     assert_eq!(egress.body["directions"][0]["availability"], "available");
     let ingress = app.get("/v2/integrations/properties?type=MQTT&direction=INGRESS").await;
     assert_eq!(ingress.body["directions"][0]["availability"], "available");
-    let hubs = app.get("/v2/integrations/properties?type=AZURE_EVENT_HUBS&direction=INGRESS").await;
-    assert_eq!(hubs.body["directions"][0]["availability"], "disabled", "not yet");
+    let polled = app.get("/v2/integrations/properties?type=HTTP_POLL&direction=INGRESS").await;
+    assert_eq!(polled.body["directions"][0]["availability"], "disabled", "not yet");
     assert!(egress.body["directions"][0]["properties"]
         .as_array()
         .unwrap()

@@ -106,11 +106,14 @@ async fn invalid_creates_name_each_field_and_store_nothing() {
         (json!({"name": 5, "type": "WEBHOOK"}), vec!["name"]),
         (json!({"name": "x", "type": "NOPE"}), vec!["type"]),
         (json!({"name": "x", "type": "LUA_SCRIPT", "direction": "EGRESS"}), vec!["type"]),
-        // Both directions listed, one available: that one is taken.
-        (json!({"name": "x", "type": "AZURE_EVENT_HUBS"}), vec!["properties.connectionString"]),
-        (json!({"name": "x", "type": "AZURE_EVENT_HUBS", "direction": "INGRESS"}), vec!["type"]),
         // Both available: the direction must be said.
         (json!({"name": "x", "type": "MQTT"}), vec!["direction"]),
+        (json!({"name": "x", "type": "AZURE_EVENT_HUBS"}), vec!["direction"]),
+        (
+            json!({"name": "x", "type": "AZURE_EVENT_HUBS", "direction": "INGRESS",
+                   "properties": {"startPosition": "enqueuedTime", "startEnqueuedTime": "yesterday"}}),
+            vec!["properties.connectionString", "properties.externalIdFrom", "properties.startEnqueuedTime"],
+        ),
         (json!({"name": "x", "type": "WEBHOOK", "direction": "INGRESS"}), vec!["direction"]),
         (json!({"name": "x", "type": "WEBHOOK", "direction": "SIDEWAYS"}), vec!["direction"]),
         (json!({"name": "x", "type": "WEBHOOK"}), vec!["properties.url"]),

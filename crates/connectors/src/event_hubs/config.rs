@@ -1,4 +1,5 @@
 //! Event Hubs properties: a connection string, or host, policy and key.
+use serde_json::json;
 use switchyard_core::spec::{PropertyKind as K, PropertySpec as P, Resolved};
 use switchyard_core::{Integration, ValidationErrors};
 
@@ -31,7 +32,7 @@ pub fn properties() -> Vec<P> {
 }
 
 /// Where and how to connect.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Clone, PartialEq)]
 pub struct Namespace {
     pub host: String,
     pub port: u16,
@@ -40,6 +41,19 @@ pub struct Namespace {
     pub hub: String,
     /// `UseDevelopmentEmulator=true`: plain AMQP, SASL PLAIN with the policy, no CBS.
     pub emulator: bool,
+}
+
+/// Never shows the key.
+impl std::fmt::Debug for Namespace {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Namespace")
+            .field("host", &self.host)
+            .field("port", &self.port)
+            .field("key_name", &self.key_name)
+            .field("hub", &self.hub)
+            .field("emulator", &self.emulator)
+            .finish_non_exhaustive()
+    }
 }
 
 /// Parses `Endpoint=sb://host/;SharedAccessKeyName=…;SharedAccessKey=…;EntityPath=…`.
@@ -80,6 +94,109 @@ pub fn parse_connection_string(s: &str) -> Result<Namespace, String> {
         }
     }
     Ok(ns)
+}
+
+/// The receiving direction's properties: the namespace, hub and consumer
+/// group (each may be a template over the globals), where a partition
+/// without a checkpoint starts, the partition keys taken, the owner level,
+/// then the decoding ones.
+pub fn ingress_properties() -> Vec<P> {
+    let mut props = common(
+        P::new("consumerGroup", "Consumer group", K::String)
+            .default(json!("$Default"))
+            .describe("The hub's consumer group to read as; give each reader of a hub its own."),
+    );
+    for p in &mut props {
+        p.template = true;
+    }
+    props.extend([
+        P::new("startPosition", "Start at", K::Enum)
+            .options(&[START_LATEST, START_EARLIEST, START_ENQUEUED])
+            .default(json!(START_LATEST))
+            .describe(
+                "Where a partition without a checkpoint starts: the events sent from now on, every event the hub \
+                 still holds, or those enqueued after the time below. Once an event is stored the partition \
+                 resumes after it.",
+            ),
+        P::new("startEnqueuedTime", "Enqueued after", K::String)
+            .describe("RFC 3339 (2026-12-01T00:00:00Z); with start at `enqueuedTime`."),
+        P::new("partitionKeys", "Partition keys", K::List).describe(
+            "Only events sent with one of these partition keys are taken; the others are passed over. \
+             Empty: every event.",
+        ),
+        P::new("ownerLevel", "Owner level", K::Number).range(0.0, 9.0e15).describe(
+            "An exclusive reader: a receiver with a higher owner level takes the partitions from lower ones, \
+             and one with a lower level is refused.",
+        ),
+    ]);
+    props.extend(crate::decode::properties());
+    props
+}
+
+pub const START_LATEST: &str = "latest";
+pub const START_EARLIEST: &str = "earliest";
+pub const START_ENQUEUED: &str = "enqueuedTime";
+
+/// Where a partition without a checkpoint starts.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Start {
+    Latest,
+    Earliest,
+    /// Enqueued after this time (ms).
+    EnqueuedAfter(i64),
+}
+
+#[derive(Debug, Clone)]
+pub struct IngressConfig {
+    pub namespace: Namespace,
+    pub group: String,
+    pub start: Start,
+    pub partition_keys: Vec<String>,
+    pub owner_level: Option<i64>,
+}
+
+fn start(s: &Settings<'_>) -> Result<Start, (String, String)> {
+    let undeclared = |e: BuildError| ("properties".to_owned(), e.to_string());
+    match s.text("startPosition").map_err(undeclared)?.unwrap_or(START_LATEST) {
+        START_EARLIEST => Ok(Start::Earliest),
+        START_ENQUEUED => {
+            let field = "properties.startEnqueuedTime".to_owned();
+            let text = s
+                .text("startEnqueuedTime")
+                .map_err(undeclared)?
+                .ok_or_else(|| (field.clone(), "is required when startPosition is `enqueuedTime`".to_owned()))?;
+            let at = crate::decode::epoch_ms(&json!(text))
+                .filter(|_| text.contains('T'))
+                .ok_or_else(|| (field, format!("`{text}` is not an RFC 3339 time (2026-12-01T00:00:00Z)")))?;
+            Ok(Start::EnqueuedAfter(at))
+        }
+        _ => Ok(Start::Latest),
+    }
+}
+
+impl IngressConfig {
+    pub fn from_integration(i: &Integration) -> Result<Self, BuildError> {
+        let specs = ingress_properties();
+        let s = Settings::new(&specs, i);
+        let config = |(f, e): (String, String)| BuildError::Config(format!("{f} {e}"));
+        Ok(Self {
+            namespace: namespace(&s).map_err(config)?,
+            group: s.text("consumerGroup")?.unwrap_or("$Default").to_owned(),
+            start: start(&s).map_err(config)?,
+            partition_keys: s.strings("partitionKeys")?,
+            owner_level: s.number("ownerLevel")?.map(|n| n as i64),
+        })
+    }
+}
+
+pub fn check_ingress(resolved: &Resolved) -> Result<(), ValidationErrors> {
+    let specs = ingress_properties();
+    let s = Settings::of_resolved(&specs, resolved);
+    let mut errors = ValidationErrors::default();
+    for found in [namespace(&s).err(), start(&s).err()].into_iter().flatten() {
+        errors.push(found.0, found.1);
+    }
+    crate::decode::check(resolved, &specs, errors)
 }
 
 pub struct EventHubsConfig {

@@ -1,34 +1,23 @@
 //! One AMQP 1.0 connection, session and sender link per integration, opened
 //! on the first send and again after a failure; each message waits for the
 //! hub's disposition.
-use std::sync::Arc;
-use std::time::Duration;
-
 use async_trait::async_trait;
-use fe2o3_amqp::connection::ConnectionHandle;
-use fe2o3_amqp::sasl_profile::SaslProfile;
-use fe2o3_amqp::session::SessionHandle;
 use fe2o3_amqp::types::messaging::{
     ApplicationProperties, Data, Message, MessageAnnotations, MessageId, Outcome as Disposition, Properties,
 };
 use fe2o3_amqp::types::primitives::{Binary, Symbol};
-use fe2o3_amqp::{Connection, Sender, Session};
-use fe2o3_amqp_cbs::client::CbsClient;
-use fe2o3_amqp_cbs::token::CbsToken;
+use fe2o3_amqp::Sender;
 use switchyard_core::{Integration, IntegrationId, Metadata};
 
 use super::config::{EventHubsConfig, Namespace};
-use super::sas;
+use super::link::{self, classify, TIMEOUT};
 use crate::connection::Held;
 use crate::egress::{BuildError, Egress, EgressContext, Outbound, Outcome, SendResult};
 use crate::policy::EgressPolicy;
-use crate::shared::{delivered, failed, published, reject, resolve_allowed, retry, Template};
-
-const TIMEOUT: Duration = Duration::from_secs(15);
+use crate::shared::{delivered, failed, published, reject, retry, Template};
 
 struct Link {
-    _connection: ConnectionHandle<()>,
-    _session: SessionHandle<()>,
+    _opened: link::Opened,
     sender: Sender,
 }
 
@@ -40,51 +29,6 @@ pub struct EventHubsEgress {
     policy: EgressPolicy,
     target: String,
     link: Held<Link>,
-}
-
-/// Conditions retrying cannot fix, as they appear in an error's text either
-/// spelled by the spec (`amqp:not-found`) or by fe2o3 (`NotFound`): compared
-/// lowercased, without `-`.
-const PERMANENT: &[&str] = &[
-    "notfound",
-    "unauthorizedaccess",
-    "notallowed",
-    "invalidfield",
-    "decodeerror",
-    "messagesizeexceeded",
-    "argumenterror",
-];
-
-/// Why the connection did not open, in an operator's words: a refused key
-/// names the key and where it comes from, not the library's debug text.
-fn opening_failed(e: &fe2o3_amqp::connection::OpenError, key_name: &str) -> Outcome {
-    use fe2o3_amqp::connection::OpenError;
-    use fe2o3_amqp::types::sasl::SaslCode;
-    match e {
-        OpenError::SaslError { code: SaslCode::Auth, .. } => Outcome::Reject {
-            reason: format!(
-                "the namespace refused the shared access key `{key_name}` (authentication failed): check \
-                 SharedAccessKeyName and SharedAccessKey in the connection string"
-            ),
-            deactivate: false,
-        },
-        OpenError::SaslError { code, .. } => Outcome::Retry {
-            reason: format!("the namespace could not authenticate the connection now (SASL {code:?}); retrying"),
-            after: None,
-        },
-        other => classify(format!("opening the connection failed: {other}")),
-    }
-}
-
-/// For failures known only by their text (opening, attaching, sending).
-fn classify(text: String) -> Outcome {
-    let flat = text.to_ascii_lowercase().replace('-', "");
-    let permanent = PERMANENT.iter().any(|c| flat.contains(c)) || flat.contains("sasl") && flat.contains("auth");
-    if permanent {
-        Outcome::Reject { reason: text, deactivate: false }
-    } else {
-        Outcome::Retry { after: None, reason: text }
-    }
 }
 
 /// The hub refused the message: permanent unless it says it is busy or
@@ -127,61 +71,15 @@ impl EventHubsEgress {
     }
 
     async fn open(&self) -> Result<Link, Outcome> {
-        let ns = &self.ns;
-        resolve_allowed(&self.policy, &ns.host, ns.port)
+        let mut opened = link::open(&self.ns, &self.policy, format!("switchyard-{}", self.integration)).await?;
+        let attach =
+            Sender::attach(&mut opened.session, format!("switchyard-{}", self.integration), self.ns.hub.as_str());
+        let sender = tokio::time::timeout(TIMEOUT, attach)
             .await
-            .map_err(|reason| Outcome::Reject { reason, deactivate: false })?;
-        let tcp = tokio::net::TcpStream::connect((ns.host.as_str(), ns.port))
-            .await
-            .map_err(|e| Outcome::Retry { after: None, reason: format!("{} could not be reached: {e}", ns.host) })?;
-        let container = format!("switchyard-{}", self.integration);
-        let builder = Connection::builder().container_id(container).hostname(ns.host.as_str()).scheme("amqp");
-        let open = if ns.emulator {
-            let profile = SaslProfile::Plain { username: ns.key_name.clone(), password: ns.key.clone() };
-            builder.sasl_profile(profile).open_with_stream(tcp).await
-        } else {
-            let tls = tls_connect(&ns.host, tcp).await?;
-            builder.sasl_profile(SaslProfile::Anonymous).open_with_stream(tls).await
-        };
-        let mut connection = open.map_err(|e| opening_failed(&e, &ns.key_name))?;
-        let mut session =
-            Session::begin(&mut connection).await.map_err(|e| classify(format!("beginning a session failed: {e}")))?;
-        if !ns.emulator {
-            let audience = format!("sb://{}/{}", ns.host, ns.hub);
-            let expiry =
-                std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap_or_default().as_secs() + 3600;
-            let token = sas::token(&audience, &ns.key_name, &ns.key, expiry);
-            let mut cbs = CbsClient::attach(&mut session)
-                .await
-                .map_err(|e| classify(format!("attaching to $cbs failed: {e}")))?;
-            cbs.put_token(audience.as_str(), CbsToken::new(token, "servicebus.windows.net:sastoken", None))
-                .await
-                .map_err(|e| classify(format!("the SAS token was refused: {e}")))?;
-            let _ = cbs.close().await;
-        }
-        let sender = Sender::attach(&mut session, format!("switchyard-{}", self.integration), ns.hub.as_str())
-            .await
-            .map_err(|e| classify(format!("attaching to {} failed: {e}", ns.hub)))?;
-        Ok(Link { _connection: connection, _session: session, sender })
+            .map_err(|_| Outcome::Retry { after: None, reason: format!("attaching to {} timed out", self.ns.hub) })?
+            .map_err(|e| classify(format!("attaching to {} failed: {e}", self.ns.hub)))?;
+        Ok(Link { _opened: opened, sender })
     }
-}
-
-async fn tls_connect(
-    host: &str,
-    tcp: tokio::net::TcpStream,
-) -> Result<tokio_rustls::client::TlsStream<tokio::net::TcpStream>, Outcome> {
-    let roots = rustls::RootCertStore { roots: webpki_roots::TLS_SERVER_ROOTS.to_vec() };
-    let config = rustls::ClientConfig::builder_with_provider(Arc::new(rustls::crypto::ring::default_provider()))
-        .with_safe_default_protocol_versions()
-        .map_err(|e| Outcome::Reject { reason: e.to_string(), deactivate: false })?
-        .with_root_certificates(roots)
-        .with_no_client_auth();
-    let name = rustls::pki_types::ServerName::try_from(host.to_owned())
-        .map_err(|e| Outcome::Reject { reason: format!("{host}: {e}"), deactivate: false })?;
-    tokio_rustls::TlsConnector::from(Arc::new(config))
-        .connect(name, tcp)
-        .await
-        .map_err(|e| Outcome::Reject { reason: format!("TLS with {host} failed: {e}"), deactivate: false })
 }
 
 #[async_trait]
@@ -212,18 +110,8 @@ impl Egress for EventHubsEgress {
             .data(Data(Binary::from(body.into_bytes())))
             .build();
         let mut slot = self.link.lock().await;
-        let opened = slot
-            .open(
-                |_| true,
-                || async {
-                    match tokio::time::timeout(TIMEOUT, self.open()).await {
-                        Ok(Ok(link)) => Ok(link),
-                        Ok(Err(outcome)) => Err(failed(&self.target, outcome)),
-                        Err(_) => Err(retry(&self.target, "connecting to the event hub timed out")),
-                    }
-                },
-            )
-            .await;
+        let opened =
+            slot.open(|_| true, || async { self.open().await.map_err(|outcome| failed(&self.target, outcome)) }).await;
         let link = match opened {
             Ok(link) => link,
             Err(result) => return result,
@@ -256,11 +144,7 @@ mod tests {
     use fe2o3_amqp::types::definitions::{AmqpError, Error};
 
     #[test]
-    fn conditions_are_read_however_they_are_spelled() {
-        for text in ["attaching failed: AmqpError(NotFound)", "amqp:not-found: no such hub", "SASL auth failed"] {
-            assert!(matches!(classify(text.into()), Outcome::Reject { .. }), "{text}");
-        }
-        assert!(matches!(classify("connection reset".into()), Outcome::Retry { .. }));
+    fn refusals_are_permanent_unless_the_hub_is_busy() {
         let refused = Error::new(AmqpError::UnauthorizedAccess, Some("no".into()), None);
         assert!(matches!(rejected(Some(refused)), Outcome::Reject { .. }));
         let busy = Error::new(AmqpError::ResourceLimitExceeded, None, None);
