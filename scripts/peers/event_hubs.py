@@ -302,20 +302,17 @@ class Peer:
                 p.receivers = [r for r in p.receivers if r[1].connection is not self.connection]
             self.writer.close()
 
+    def events(self):
+        while (event := self.collector.peek()) is not None:
+            self.handle(event)
+            self.collector.pop()
+
     def pump(self):
-        while True:
-            event = self.collector.peek()
-            if event is None:
-                break
-            self.handle(event)
-            self.collector.pop()
+        """Handles what the engine saw, sends what consumers have credit
+        for, and writes out the frames the engine made, whole."""
+        self.events()
         self.deliver()
-        while True:
-            event = self.collector.peek()
-            if event is None:
-                break
-            self.handle(event)
-            self.collector.pop()
+        self.events()
         pending = self.transport.pending()
         if pending > 0:
             self.out += self.transport.peek(pending)

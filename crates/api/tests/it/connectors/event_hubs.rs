@@ -274,11 +274,24 @@ fn numbered(from: i64, n: i64) -> Vec<Vec<u8>> {
     (from..from + n).map(|i| json!({"n": i}).to_string().into_bytes()).collect()
 }
 
-/// An ingress integration on `ns` with `extra` properties, `sensor-7` mapped to a device.
+/// An ingress integration on `ns` with `extra` properties, `sensor-7` mapped
+/// to a device before it is enabled (the hub holds events already: mapped
+/// later, the first would be logged unmapped).
 async fn hub_ingress(app: &crate::App, ns: &Namespace, extra: Value) -> (String, String) {
     let (_, device, device_path) = app.place_and_device("meter").await;
-    let id = crate::ingress::ingress_on(app, ns, &device_path, extra).await;
-    (format!("/v2/integrations/{id}"), device)
+    let mut properties = crate::ingress::Source::properties(ns);
+    properties["rateLimitPerSecond"] = json!(1000);
+    properties.as_object_mut().unwrap().extend(extra.as_object().unwrap().clone());
+    let body = json!({"name": "hub", "type": "AZURE_EVENT_HUBS", "direction": "INGRESS", "enabled": false,
+                      "properties": properties});
+    let created = app.post("/v2/integrations", body).await;
+    assert_eq!(created.status, reqwest::StatusCode::CREATED, "{:?}", created.body);
+    let id = created.body["id"].as_str().unwrap().to_owned();
+    let mapping = json!({"integrationId": id, "externalId": "sensor-7", "resourcePath": device_path});
+    assert_eq!(app.post("/v2/integrations/resource-mappings", mapping).await.status, reqwest::StatusCode::CREATED);
+    let integration = format!("/v2/integrations/{id}");
+    assert_eq!(app.put(&integration, json!({"enabled": true})).await.status, reqwest::StatusCode::OK);
+    (integration, device)
 }
 
 /// Every partition is read, from the earliest event; once stored, a
