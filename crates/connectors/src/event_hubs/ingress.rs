@@ -48,19 +48,19 @@ pub struct Checkpoint {
 
 /// Where a receiver on a partition starts.
 #[derive(Debug, Clone, PartialEq, Eq)]
-enum From {
+enum Position {
     After(Checkpoint),
     Start(Start),
 }
 
-impl From {
+impl Position {
     /// The selector filter Event Hubs takes for this position.
     fn selector(&self) -> String {
         match self {
-            From::After(c) => format!("amqp.annotation.x-opt-offset > '{}'", c.offset),
-            From::Start(Start::Earliest) => "amqp.annotation.x-opt-offset > '-1'".into(),
-            From::Start(Start::Latest) => "amqp.annotation.x-opt-offset > '@latest'".into(),
-            From::Start(Start::EnqueuedAfter(ms)) => format!("amqp.annotation.x-opt-enqueued-time > '{ms}'"),
+            Position::After(c) => format!("amqp.annotation.x-opt-offset > '{}'", c.offset),
+            Position::Start(Start::Earliest) => "amqp.annotation.x-opt-offset > '-1'".into(),
+            Position::Start(Start::Latest) => "amqp.annotation.x-opt-offset > '@latest'".into(),
+            Position::Start(Start::EnqueuedAfter(ms)) => format!("amqp.annotation.x-opt-enqueued-time > '{ms}'"),
         }
     }
 }
@@ -100,15 +100,15 @@ impl EventHubsIngress {
         sink: &dyn IngressSink,
         mgmt: &mut Management<'_>,
         partition: &str,
-    ) -> Result<From, String> {
+    ) -> Result<Position, String> {
         let name = self.progress_name(partition);
         if let Some(saved) = sink.progress(&name).await {
             if let Ok(checkpoint) = serde_json::from_str::<Checkpoint>(&saved) {
-                return Ok(From::After(checkpoint));
+                return Ok(Position::After(checkpoint));
             }
         }
         if self.config.start != Start::Latest {
-            return Ok(From::Start(self.config.start));
+            return Ok(Position::Start(self.config.start));
         }
         let attributes = mgmt.read("com.microsoft:partition", Some(partition)).await?;
         let offset = attributes.get("last_enqueued_offset").and_then(text).unwrap_or_else(|| "-1".into());
@@ -116,10 +116,10 @@ impl EventHubsIngress {
         let checkpoint = Checkpoint { offset, sequence };
         let value = serde_json::to_string(&checkpoint).expect("a checkpoint serializes");
         sink.save_progress(&name, &value).await?;
-        Ok(From::After(checkpoint))
+        Ok(Position::After(checkpoint))
     }
 
-    async fn attach(&self, opened: &mut Opened, partition: &str, from: &From) -> Result<Receiver, String> {
+    async fn attach(&self, opened: &mut Opened, partition: &str, from: &Position) -> Result<Receiver, String> {
         let mut filter = OrderedMap::new();
         filter.insert(
             Symbol::from(SELECTOR),
@@ -440,12 +440,12 @@ mod tests {
 
     #[test]
     fn positions_are_the_selectors_event_hubs_takes() {
-        let after = From::After(Checkpoint { offset: "4096".into(), sequence: 12 });
+        let after = Position::After(Checkpoint { offset: "4096".into(), sequence: 12 });
         assert_eq!(after.selector(), "amqp.annotation.x-opt-offset > '4096'");
-        assert_eq!(From::Start(Start::Earliest).selector(), "amqp.annotation.x-opt-offset > '-1'");
-        assert_eq!(From::Start(Start::Latest).selector(), "amqp.annotation.x-opt-offset > '@latest'");
+        assert_eq!(Position::Start(Start::Earliest).selector(), "amqp.annotation.x-opt-offset > '-1'");
+        assert_eq!(Position::Start(Start::Latest).selector(), "amqp.annotation.x-opt-offset > '@latest'");
         assert_eq!(
-            From::Start(Start::EnqueuedAfter(1_796_000_000_000)).selector(),
+            Position::Start(Start::EnqueuedAfter(1_796_000_000_000)).selector(),
             "amqp.annotation.x-opt-enqueued-time > '1796000000000'"
         );
     }

@@ -12,7 +12,7 @@ pub mod sas;
 
 pub use config::{common, ingress_properties, properties, EventHubsConfig, IngressConfig};
 pub use egress::EventHubsEgress;
-pub use ingress::{Checkpoint, EventHubsIngress};
+pub use ingress::EventHubsIngress;
 
 use switchyard_core::{Globals, Integration, Recipient};
 
