@@ -22,6 +22,35 @@ pub enum LinkEvent {
     Connected,
     /// The link's keep-alive failed: it may be dead (it is given up soon).
     Silent(String),
+    /// A polled source's poll ended, or waits to try again (see [`crate::poll`]).
+    Polled(PollReport),
+}
+
+/// How a polled source's last poll went, and when the next one is due.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PollReport {
+    /// When the poll started (ms).
+    pub at: i64,
+    pub outcome: PollOutcome,
+    /// Messages it handed over (each stored, or logged with its reason).
+    pub messages: usize,
+    /// When the next try is due (ms): a retry of this poll, or the next tick.
+    pub next_at: i64,
+    /// The source's words, when it failed or waits to retry.
+    pub error: Option<String>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PollOutcome {
+    /// Every page was fetched and what it held handed over.
+    Polled,
+    /// The source had nothing new (304 Not Modified).
+    NotModified,
+    /// The source asked to wait (429) or failed for now (5xx, the network):
+    /// the poll is tried again at `next_at`.
+    Retrying,
+    /// The source refused it (401, 404): the settings or the source must change.
+    Failed,
 }
 
 /// What resolves once a message handed to the sink is durable (its records,

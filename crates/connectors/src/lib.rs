@@ -18,6 +18,7 @@ pub mod event_hubs;
 pub mod gcp_pubsub;
 pub mod http;
 pub mod http_inbound;
+pub mod http_poll;
 pub mod ingress;
 pub mod kafka;
 pub mod mqtt;
@@ -26,6 +27,7 @@ mod notify;
 pub mod particle;
 mod planned;
 pub mod policy;
+pub mod poll;
 pub mod shared;
 mod tls;
 pub mod twilio;
@@ -33,7 +35,10 @@ pub mod webhook;
 pub mod websocket;
 
 pub use egress::{BuildError, Egress, EgressContext, Outbound, Outcome, Resources, Response, SendResult};
-pub use ingress::{BuildEndpoint, BuildIngress, Endpoint, InboundRequest, Ingress, IngressSink, LinkEvent, Refusal};
+pub use ingress::{
+    BuildEndpoint, BuildIngress, Endpoint, InboundRequest, Ingress, IngressSink, LinkEvent, PollOutcome, PollReport,
+    Refusal,
+};
 pub use policy::EgressPolicy;
 
 /// Standard types are offered to every organization; custom (first-party)
@@ -235,6 +240,7 @@ pub fn registry() -> &'static [ConnectorType] {
             webhook::connector_type(),
             mqtt::connector_type(),
             http_inbound::connector_type(),
+            http_poll::connector_type(),
             websocket::connector_type(),
             particle::connector_type(),
             amqp::connector_type(),
@@ -375,6 +381,7 @@ mod tests {
                 ("MQTT", Direction::Ingress),
                 ("MQTT", Direction::Egress),
                 ("HTTP_INBOUND", Direction::Ingress),
+                ("HTTP_POLL", Direction::Ingress),
                 ("WEBSOCKET", Direction::Ingress),
                 ("PARTICLE", Direction::Ingress),
                 ("AMQP", Direction::Egress),

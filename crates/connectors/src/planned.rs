@@ -28,28 +28,9 @@ fn planned(
     }
 }
 
-fn inbound_mapping() -> P {
-    P::new("place", "Place", K::Resource).resource(ResourceType::Place).describe("Where data without a mapping lands.")
-}
-
 pub(crate) fn types() -> Vec<ConnectorType> {
     use Direction::{Egress, Ingress};
     let mut types = vec![
-        planned(
-            "HTTP_POLL",
-            "HTTP polling",
-            "Poll an HTTP API on a schedule.",
-            vec![(
-                Ingress,
-                vec![
-                    P::new("url", "URL", K::Url).required(),
-                    P::new("intervalSeconds", "Interval (s)", K::Number).range(10.0, 86400.0).default(json!(300)),
-                    P::new("headers", "Headers", K::List),
-                    P::new("token", "Bearer token", K::Secret),
-                    inbound_mapping(),
-                ],
-            )],
-        ),
         planned(
             "WEATHER",
             "Weather",

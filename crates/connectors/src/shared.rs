@@ -116,12 +116,22 @@ pub fn rendered(
     integration: &switchyard_core::Integration,
     globals: &switchyard_core::Globals,
 ) -> Result<switchyard_core::Integration, BuildError> {
+    rendered_except(integration, globals, &[])
+}
+
+/// [`rendered`], but for the properties named in `later`, which the type
+/// renders itself with more than the globals (a poll's window).
+pub fn rendered_except(
+    integration: &switchyard_core::Integration,
+    globals: &switchyard_core::Globals,
+    later: &[&str],
+) -> Result<switchyard_core::Integration, BuildError> {
     let specs = crate::find(&integration.type_key)
         .and_then(|t| t.direction(integration.direction))
         .map(|d| d.properties.as_slice())
         .unwrap_or_default();
     let mut out = integration.clone();
-    for spec in specs.iter().filter(|s| s.template) {
+    for spec in specs.iter().filter(|s| s.template && !later.contains(&&*s.name)) {
         let name = &*spec.name;
         if let Some(secret) = out.secrets.get_mut(name) {
             *secret = Secret::new(render_global(name, secret.expose(), globals, true)?);
@@ -171,6 +181,15 @@ fn render_global(
         return Err(failed("the template renders empty".into()));
     }
     Ok(text.trim().to_owned())
+}
+
+/// A `Name: value` header line, as the `headers` properties take them.
+pub fn header_line(line: &str) -> Result<(String, String), String> {
+    let (name, value) = line.split_once(':').ok_or("must be `Name: value`")?;
+    let (name, value) = (name.trim(), value.trim());
+    http::HeaderName::try_from(name).map_err(|_| format!("`{name}` is not a header name"))?;
+    http::HeaderValue::try_from(value).map_err(|_| "the value holds characters a header cannot".to_owned())?;
+    Ok((name.to_owned(), value.to_owned()))
 }
 
 /// The rate limit property's name, for its spec and for reading it.

@@ -216,7 +216,16 @@ impl Engine {
         let (records, outcome, reason) = match decoder.decode(&message) {
             Err(e) => (vec![], MessageOutcome::DecodeError, Some(e.0)),
             Ok(drafts) => match self.resolve_message(org, integration, decoder, &source, drafts).await? {
-                Ok(records) => (self.route(org, records, &source).await?, MessageOutcome::Stored, None),
+                Ok(mut records) => {
+                    if decoder.keyed {
+                        // A record stamped with its receive time has no time of its own to key it by.
+                        let own_time = |r: &Record| r.timestamp != message.received_at;
+                        for r in records.iter_mut().filter(|r| r.id.is_none() && own_time(r)) {
+                            r.id = Some(format!("{}/{}/{}", r.device_id, r.property, r.timestamp));
+                        }
+                    }
+                    (self.route(org, records, &source).await?, MessageOutcome::Stored, None)
+                }
                 Err((outcome, reason)) => (vec![], outcome, Some(reason)),
             },
         };

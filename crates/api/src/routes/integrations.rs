@@ -74,6 +74,7 @@ async fn connection(state: &AppState, integration: &Integration) -> (ConnectionV
             throttled: false,
             counters: Default::default(),
             node: None,
+            poll: None,
         };
         (view, vec![StateChange { state, at: integration.updated_at, error: None }])
     })

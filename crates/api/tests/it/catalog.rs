@@ -39,6 +39,7 @@ const WORKING: &[&str] = &[
     "WEBHOOK",
     "MQTT",
     "HTTP_INBOUND",
+    "HTTP_POLL",
     "WEBSOCKET",
     "PARTICLE",
     "AMQP",
@@ -117,7 +118,7 @@ async fn property_specs_per_type_and_direction() {
     assert_eq!(egress.body["directions"][0]["availability"], "available");
     let ingress = app.get("/v2/integrations/properties?type=MQTT&direction=INGRESS").await;
     assert_eq!(ingress.body["directions"][0]["availability"], "available");
-    let polled = app.get("/v2/integrations/properties?type=HTTP_POLL&direction=INGRESS").await;
+    let polled = app.get("/v2/integrations/properties?type=WEATHER&direction=INGRESS").await;
     assert_eq!(polled.body["directions"][0]["availability"], "disabled", "not yet");
     assert!(egress.body["directions"][0]["properties"]
         .as_array()

@@ -140,6 +140,11 @@ pub trait Source: Send + Sync {
     /// Told of the integration once it exists, with its create response
     /// (what was generated and shown once).
     fn attach(&self, _base: &str, _created: &Value) {}
+    /// A payload the decoder refuses, and how its reason starts (a source
+    /// that only carries JSON sends JSON that is not an object).
+    fn poison(&self) -> (&'static [u8], &'static str) {
+        (b"not json", "not JSON")
+    }
 }
 
 #[async_trait::async_trait]
@@ -228,13 +233,14 @@ pub async fn conformance(backend: Backend, source: &mut dyn Source) {
     assert_eq!(view["connection"]["counters"]["records"], 2);
 
     // A poison message and an unmapped one are logged with why, and acknowledged.
-    source.send("sensor-7", &[b"not json".to_vec()]).await;
+    let (poison, why) = source.poison();
+    source.send("sensor-7", &[poison.to_vec()]).await;
     source.send("sensor-8", &json_payloads(&[json!({"power": 1})])).await;
     let log = until(&app, &format!("{integration}/messages"), "three messages", |l| records(l).len() == 3).await;
     let outcomes: Vec<String> = records(&log).iter().map(|m| m["outcome"].as_str().unwrap().to_owned()).collect();
     assert_eq!(outcomes, ["unmapped", "decode_error", "stored"], "newest first");
     assert_eq!(log["data"][0]["reason"], "no resource mapping for sensor-8");
-    assert!(log["data"][1]["reason"].as_str().unwrap().starts_with("not JSON"), "{:#}", log["data"][1]);
+    assert!(log["data"][1]["reason"].as_str().unwrap().starts_with(why), "{:#}", log["data"][1]);
     let unmapped = app.get(&format!("{integration}/messages?outcome=unmapped")).await.body;
     assert_eq!(records(&unmapped).len(), 1);
 

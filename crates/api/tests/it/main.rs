@@ -27,6 +27,7 @@ mod catalog;
 mod connectors;
 mod delivery;
 mod errors;
+mod http_poll;
 mod inbound;
 mod ingress;
 mod integrations;
@@ -46,6 +47,12 @@ pub struct App {
     pub org: Org,
     pub write_key: String,
     pub read_key: String,
+    /// What a restart starts again with: the store's URL, the settings, the
+    /// running node's stop and its tasks.
+    url: String,
+    config: EngineConfig,
+    shutdown: CancellationToken,
+    tasks: tokio_util::task::TaskTracker,
     _dir: Option<tempfile::TempDir>,
 }
 
@@ -83,14 +90,59 @@ pub async fn spawn_configured(backend: Backend, configure: impl FnOnce(&mut Engi
         ..Default::default()
     };
     configure(&mut engine_config);
-    let tasks = tokio_util::task::TaskTracker::new();
-    let engine = Engine::start(store.clone(), engine_config, CancellationToken::new(), &tasks).await.unwrap();
-    let state = switchyard_api::AppState::new(engine.clone());
-    let config = switchyard_api::ApiConfig::default();
-    tokio::spawn(async move { switchyard_api::serve(listener, state, &config, std::future::pending()).await });
+    let (engine, shutdown, tasks) = serve(store.clone(), listener, engine_config.clone()).await;
     let (org, write_key) = new_org(&*store, "Acme", false).await;
     let read_key = new_key(&*store, &org.id, Scope::Read).await;
-    App { base, client: reqwest::Client::new(), store, engine, org, write_key, read_key, _dir: dir }
+    let client = reqwest::Client::new();
+    App {
+        base,
+        client,
+        store,
+        engine,
+        org,
+        write_key,
+        read_key,
+        url,
+        config: engine_config,
+        shutdown,
+        tasks,
+        _dir: dir,
+    }
+}
+
+/// An engine and the API on `listener`, until the token it returns is cancelled.
+async fn serve(
+    store: Arc<dyn Store>,
+    listener: tokio::net::TcpListener,
+    config: EngineConfig,
+) -> (Arc<Engine>, CancellationToken, tokio_util::task::TaskTracker) {
+    let (shutdown, tasks) = (CancellationToken::new(), tokio_util::task::TaskTracker::new());
+    let engine = Engine::start(store, config, shutdown.clone(), &tasks).await.unwrap();
+    let state = switchyard_api::AppState::new(engine.clone());
+    let stop = shutdown.clone();
+    tasks.spawn(async move {
+        let api = switchyard_api::ApiConfig::default();
+        switchyard_api::serve(listener, state, &api, stop.cancelled_owned()).await
+    });
+    (engine, shutdown, tasks)
+}
+
+impl App {
+    /// Stops this node as a shutdown does (receivers acknowledge what is
+    /// stored and leave the rest), then starts a new one on the same store,
+    /// on a new port; the organization and its keys are the same.
+    pub async fn restart(self) -> App {
+        self.shutdown.cancel();
+        self.tasks.close();
+        tokio::time::timeout(std::time::Duration::from_secs(30), self.tasks.wait()).await.expect("the node stops");
+        drop(self.engine);
+        drop(self.store);
+        let store = switchyard_store::open(&self.url, Cipher::new(&[3u8; 32])).await.unwrap();
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let base = format!("http://{}", listener.local_addr().unwrap());
+        let (engine, shutdown, tasks) = serve(store.clone(), listener, self.config.clone()).await;
+        App { base, store, engine, shutdown, tasks, ..self }
+    }
 }
 
 pub async fn new_org(store: &dyn Store, name: &str, custom: bool) -> (Org, String) {

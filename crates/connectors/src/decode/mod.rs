@@ -155,12 +155,17 @@ pub struct Decoder {
     pub expected_interval: Option<f64>,
     /// Where devices for unmapped external ids are created, if anywhere.
     pub place: Option<String>,
+    /// Records with no id of their own are keyed by (device, property,
+    /// timestamp): a polled source fetches what it stored before again.
+    pub keyed: bool,
 }
 
 impl Decoder {
     pub fn of(integration: &Integration) -> Result<Self, BuildError> {
         let s = Settings::of(integration)?;
-        Self::read(&s).map_err(BuildError::Config)
+        let mut decoder = Self::read(&s).map_err(BuildError::Config)?;
+        decoder.keyed = crate::poll::is_polled(&integration.type_key);
+        Ok(decoder)
     }
 
     fn read(s: &Settings<'_>) -> Result<Self, String> {
@@ -202,6 +207,7 @@ impl Decoder {
             rate: number(RATE)?.filter(|r| *r > 0.0).unwrap_or(DEFAULT_RATE),
             expected_interval: number(EXPECTED_INTERVAL)?,
             place: text(PLACE)?.map(str::to_owned),
+            keyed: false,
         })
     }
 

@@ -1,6 +1,6 @@
 //! WEBHOOK (EGRESS): records delivered to an HTTP endpoint, signed with
 //! Standard Webhooks headers.
-mod classify;
+pub(crate) mod classify;
 mod config;
 mod digest;
 mod egress;

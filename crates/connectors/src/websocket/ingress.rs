@@ -33,15 +33,6 @@ pub struct WebSocketConfig {
     pub ping: Duration,
 }
 
-/// A `Name: value` header line.
-pub(super) fn header_line(line: &str) -> Result<(String, String), String> {
-    let (name, value) = line.split_once(':').ok_or("must be `Name: value`")?;
-    let (name, value) = (name.trim(), value.trim());
-    http::HeaderName::try_from(name).map_err(|_| format!("`{name}` is not a header name"))?;
-    http::HeaderValue::try_from(value).map_err(|_| "the value holds characters a header cannot".to_owned())?;
-    Ok((name.to_owned(), value.to_owned()))
-}
-
 impl WebSocketConfig {
     pub fn from_integration(i: &Integration) -> Result<Self, BuildError> {
         let s = Settings::of(i)?;
@@ -55,7 +46,7 @@ impl WebSocketConfig {
             .strings("headers")?
             .iter()
             .enumerate()
-            .map(|(i, line)| header_line(line).map_err(|e| config(format!("headers[{i}]: {e}"))))
+            .map(|(i, line)| crate::shared::header_line(line).map_err(|e| config(format!("headers[{i}]: {e}"))))
             .collect::<Result<_, _>>()?;
         let basic = match s.text("username")? {
             Some(user) => Some((user.to_owned(), s.secret("password")?.unwrap_or_else(|| Secret::new("")))),

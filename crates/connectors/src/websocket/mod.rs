@@ -49,7 +49,7 @@ fn check(resolved: &Resolved) -> Result<(), ValidationErrors> {
     let s = Settings::of_resolved(&specs, resolved);
     let mut errors = ValidationErrors::default();
     for (i, line) in s.strings("headers").unwrap_or_default().iter().enumerate() {
-        if let Err(e) = ingress::header_line(line) {
+        if let Err(e) = crate::shared::header_line(line) {
             errors.push(format!("properties.headers[{i}]"), e);
         }
     }

@@ -114,6 +114,7 @@ impl IngressSink for Sink {
         match event {
             LinkEvent::Connected => self.connection.set(ConnectionState::Connected, None),
             LinkEvent::Silent(why) => self.connection.set(ConnectionState::Silent, Some(why)),
+            LinkEvent::Polled(report) => self.connection.polled(report),
         }
     }
 

@@ -6,6 +6,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Mutex;
 
 use serde::{Deserialize, Serialize};
+use switchyard_connectors::{PollOutcome, PollReport};
 use switchyard_core::{now_ms, MessageOutcome};
 use utoipa::ToSchema;
 
@@ -71,6 +72,36 @@ pub struct ConnectionView {
     /// connection (its counters are that node's since it took it).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub node: Option<String>,
+    /// A polled integration's last poll and its next (none before its first).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub poll: Option<PollView>,
+}
+
+/// How a polled integration's last poll went.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum PollResult {
+    /// Every page was fetched; what they held is stored (or logged with its reason).
+    Polled,
+    /// The source had nothing new (304 Not Modified).
+    NotModified,
+    /// The source failed for now (429, 5xx, the network): tried again at `nextPollAt`.
+    Retrying,
+    /// The source refused the poll (401, 404): `lastError` has its words.
+    Failed,
+}
+
+/// A polled integration's polls, as its status shows them.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct PollView {
+    /// When the last poll started (ms since the epoch).
+    pub last_poll_at: i64,
+    pub last_outcome: PollResult,
+    /// Messages the last poll handed over.
+    pub last_messages: u64,
+    /// When the next try is due: a retry of the last poll, or the next tick (ms).
+    pub next_poll_at: i64,
 }
 
 #[derive(Debug)]
@@ -80,6 +111,7 @@ struct Inner {
     last_message_at: Option<i64>,
     last_error: Option<String>,
     history: VecDeque<StateChange>,
+    poll: Option<PollView>,
 }
 
 #[derive(Debug)]
@@ -101,7 +133,14 @@ impl Connection {
         let mut history = VecDeque::with_capacity(HISTORY);
         history.push_back(StateChange { state, at: now, error: None });
         Self {
-            inner: Mutex::new(Inner { state, since: now, last_message_at: None, last_error: None, history }),
+            inner: Mutex::new(Inner {
+                state,
+                since: now,
+                last_message_at: None,
+                last_error: None,
+                history,
+                poll: None,
+            }),
             received: AtomicU64::new(0),
             stored: AtomicU64::new(0),
             duplicates: AtomicU64::new(0),
@@ -165,6 +204,37 @@ impl Connection {
         self.records.fetch_add(records as u64, Ordering::Relaxed);
     }
 
+    /// A polled source's poll ended or waits to retry: its state follows
+    /// (a silent one stays silent until a poll brings a message).
+    pub fn polled(&self, report: PollReport) {
+        let (result, state) = match report.outcome {
+            PollOutcome::Polled => (PollResult::Polled, ConnectionState::Connected),
+            PollOutcome::NotModified => (PollResult::NotModified, ConnectionState::Connected),
+            PollOutcome::Retrying => (PollResult::Retrying, ConnectionState::Reconnecting),
+            PollOutcome::Failed => (PollResult::Failed, ConnectionState::Failed),
+        };
+        let quiet = {
+            let mut inner = self.lock();
+            inner.poll = Some(PollView {
+                last_poll_at: report.at,
+                last_outcome: result,
+                last_messages: report.messages as u64,
+                next_poll_at: report.next_at,
+            });
+            if inner.state == state {
+                // Retries of one poll are one change, with the latest words.
+                if report.error.is_some() {
+                    inner.last_error = report.error;
+                }
+                return;
+            }
+            inner.state == ConnectionState::Silent && report.messages == 0
+        };
+        if !(quiet && state == ConnectionState::Connected) {
+            self.set(state, report.error);
+        }
+    }
+
     /// A message waits for the rate limit until `until` (ms).
     pub fn throttled(&self, until: i64) {
         self.throttled_until.fetch_max(until.max(0) as u64, Ordering::Relaxed);
@@ -202,6 +272,7 @@ impl Connection {
                 records: load(&self.records),
             },
             node: None,
+            poll: inner.poll.clone(),
         }
     }
 

@@ -1,0 +1,431 @@
+//! Polled sources: types that fetch what a source holds on a schedule
+//! instead of holding a link it pushes on (HTTP polling, weather, utility
+//! interval data). One [`Polled`] receiver per integration runs the
+//! schedule and the pages; a type supplies only its [`Source`], which
+//! fetches one page of a window of time.
+//!
+//! - **Schedule.** A poll is due an interval after the last one started,
+//!   plus a small jitter (so hundreds of integrations do not fire
+//!   together); ticks missed while the node was down or a poll ran long are
+//!   coalesced into one poll now. One task per integration: never two polls
+//!   of it at once.
+//! - **Windows.** Each poll asks for `since` (where the last complete poll
+//!   ended) to `until` (when this one started): no gap, whatever the delays.
+//! - **Progress.** After each page the poll's state (its window, the next
+//!   page, the source's validators and cursor) is written with the page's
+//!   last message, in the same transaction as its records; a page with no
+//!   message writes it alone. A restart resumes at the page it stopped
+//!   before; what a page held that was already stored is deduplicated.
+//! - **Failures**, classified like a delivery: a 429, a 5xx or the network
+//!   is retried with back-off (and `Retry-After`) until the next tick, then
+//!   left to it; a 401 or 404 fails the status with the source's words and
+//!   the next tick tries again. The status shows each poll's time, outcome
+//!   and the next one's time ([`PollReport`]).
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+use async_trait::async_trait;
+use rand::Rng;
+use serde::{Deserialize, Serialize};
+use serde_json::{json, Value};
+use switchyard_core::spec::{PropertyKind as K, PropertySpec as P};
+use switchyard_core::{now_ms, InboundMessage, Metadata};
+
+use crate::egress::{BuildError, Outcome};
+use crate::ingress::{store_batch, Ingress, IngressSink, LinkEvent, PollOutcome, PollReport};
+
+/// The polled types: their records are keyed (see `Decoder::keyed`).
+pub const TYPES: [&str; 3] = ["HTTP_POLL", "WEATHER", "UTILITY_DATA"];
+
+pub fn is_polled(type_key: &str) -> bool {
+    TYPES.contains(&type_key)
+}
+
+/// The progress name a poll's state is kept under.
+pub const PROGRESS: &str = "poll";
+
+/// Pages one poll fetches at most; a window of more goes on at the next tick.
+pub const MAX_PAGES: usize = 1000;
+
+/// The most a retry waits, even when the source asks for longer.
+const RETRY_MAX: Duration = Duration::from_secs(15 * 60);
+
+/// A span of time a poll asks its source for (ms since the epoch).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Window {
+    pub since: i64,
+    pub until: i64,
+}
+
+/// A poll stopped between its pages: its window and the page to fetch next.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct OpenPoll {
+    pub window: Window,
+    pub page: Value,
+    /// Marks the pages so far gave, kept once the window's last page is in.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub marks: BTreeMap<String, String>,
+}
+
+/// What a polled integration keeps of its source between pages and polls.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct PollState {
+    /// When the last poll started (ms): the next is due an interval later.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub polled_at: Option<i64>,
+    /// Where the last poll that reached its last page ended: the next window starts here.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub until: Option<i64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub open: Option<OpenPoll>,
+    /// What the source asked to be sent back, by name (an ETag, a cursor).
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub marks: BTreeMap<String, String>,
+}
+
+/// One page a source answered.
+#[derive(Debug, Default)]
+pub struct Page {
+    pub messages: Vec<InboundMessage>,
+    /// Where the next page is; `None` when this is the last of the window.
+    pub next: Option<Value>,
+    /// Marks to keep once the window's last page is in (set or replace;
+    /// a later page's replace an earlier one's).
+    pub marks: BTreeMap<String, String>,
+}
+
+#[derive(Debug)]
+pub enum Fetched {
+    Page(Page),
+    /// Nothing changed since the marks (304 Not Modified): nothing to store.
+    NotModified,
+}
+
+/// Why a page could not be fetched.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum PollError {
+    /// For now (429, 5xx, the network): tried again after `after` when the source said.
+    Retry { after: Option<Duration>, reason: String },
+    /// Until the settings or the source change (401, 404, an answer that is not the source's shape).
+    Fail(String),
+}
+
+impl PollError {
+    /// A delivery's classification of the same answer (see `webhook::classify_status`).
+    pub fn from_outcome(outcome: Outcome) -> Self {
+        match outcome {
+            Outcome::Retry { after, reason } => Self::Retry { after, reason },
+            Outcome::Reject { reason, .. } => Self::Fail(reason),
+            Outcome::Delivered => Self::Fail("the answer could not be read".into()),
+        }
+    }
+
+    /// An HTTP answer that is not a success, with the source's own words
+    /// from its body, classified like a delivery.
+    pub fn from_status(status: u16, retry_after: Option<Duration>, body: &str) -> Self {
+        let mut error = Self::from_outcome(crate::webhook::classify::classify_status(status, retry_after));
+        let said = body.trim();
+        if !said.is_empty() {
+            let said: String = said.chars().take(300).collect();
+            match &mut error {
+                Self::Retry { reason, .. } | Self::Fail(reason) => *reason = format!("{reason}: {said}"),
+            }
+        }
+        error
+    }
+
+    /// No answer at all: the network or a timeout is worth retrying; a refused address is not.
+    pub fn from_http(error: &crate::http::HttpError) -> Self {
+        if error.is_permanent() {
+            Self::Fail(error.to_string())
+        } else {
+            Self::Retry { after: None, reason: error.to_string() }
+        }
+    }
+
+    fn reason(&self) -> &str {
+        match self {
+            Self::Retry { reason, .. } | Self::Fail(reason) => reason,
+        }
+    }
+}
+
+/// What a polled type fetches from.
+#[async_trait]
+pub trait Source: Send + Sync {
+    /// One page of what the source holds over `window`: the first when
+    /// `page` is `Value::Null`, else the one a previous page named. `marks`
+    /// are what the source asked to be sent back (empty for a backfill).
+    async fn fetch(&self, window: Window, page: &Value, marks: &BTreeMap<String, String>)
+        -> Result<Fetched, PollError>;
+}
+
+/// `intervalSeconds`, with the type's default and least value.
+pub fn interval_property(default: f64, least: f64) -> P {
+    P::new("intervalSeconds", "Interval (s)", K::Number)
+        .range(least, 7.0 * 86_400.0)
+        .default(json!(default))
+        .describe("How often the source is polled. A poll missed while Switchyard was down is made once, at start.")
+}
+
+/// When polls are due.
+#[derive(Debug, Clone, Copy)]
+pub struct Schedule {
+    pub interval: Duration,
+}
+
+impl Schedule {
+    /// The most a tick is moved later, so integrations started together spread out.
+    pub fn jitter(&self) -> Duration {
+        (self.interval / 20).min(Duration::from_secs(2))
+    }
+
+    /// When the next poll is due (ms): an interval after the last one
+    /// started, or now when that is past (missed ticks make one poll);
+    /// `draw` in [0, 1) picks the jitter.
+    pub fn due(&self, state: &PollState, now: i64, draw: f64) -> i64 {
+        let jitter = (self.jitter().as_millis() as f64 * draw.clamp(0.0, 1.0)) as i64;
+        match state.polled_at {
+            Some(last) if last + (self.interval.as_millis() as i64) > now => {
+                last + self.interval.as_millis() as i64 + jitter
+            }
+            _ => now + jitter,
+        }
+    }
+}
+
+/// The receiver of every polled type: the schedule and the pages, over the type's [`Source`].
+pub struct Polled<S> {
+    source: S,
+    schedule: Schedule,
+    /// How far back the first poll of a new integration reaches.
+    reach: Duration,
+    /// When the integration's settings last changed (ms): a poll before it
+    /// was made with other settings, so the first poll is due at once.
+    changed_at: i64,
+}
+
+impl<S: Source> Polled<S> {
+    pub fn new(source: S, integration: &switchyard_core::Integration, interval: Duration, reach: Duration) -> Self {
+        Self { source, schedule: Schedule { interval }, reach, changed_at: integration.updated_at }
+    }
+}
+
+/// Why a poll did not end with an outcome to report.
+enum Ended {
+    /// The receiver must stop: it returns, and its state is where it was.
+    Stopping,
+    /// Nothing was stored (the store is unavailable): the supervisor tries again.
+    Store(String),
+}
+
+#[async_trait]
+impl<S: Source> Ingress for Polled<S> {
+    async fn run(&mut self, sink: &dyn IngressSink) -> Result<(), String> {
+        let mut state: PollState =
+            sink.progress(PROGRESS).await.and_then(|v| serde_json::from_str(&v).ok()).unwrap_or_default();
+        let mut first = true;
+        loop {
+            let mut due = self.schedule.due(&state, now_ms(), rand::thread_rng().gen_range(0.0..1.0));
+            if first && state.polled_at.is_some_and(|at| at < self.changed_at) {
+                due = now_ms();
+            }
+            first = false;
+            let wait = Duration::from_millis((due - now_ms()).max(0) as u64);
+            tokio::select! {
+                _ = tokio::time::sleep(wait) => {}
+                _ = sink.stopping() => return Ok(()),
+            }
+            match self.poll(sink, &mut state).await {
+                Ok(()) => {}
+                Err(Ended::Stopping) => return Ok(()),
+                Err(Ended::Store(e)) => return Err(e),
+            }
+        }
+    }
+}
+
+impl<S: Source> Polled<S> {
+    /// One poll: the open one resumed at its page, or a new window; every
+    /// page until the last, retried until the next tick; reported.
+    async fn poll(&self, sink: &dyn IngressSink, state: &mut PollState) -> Result<(), Ended> {
+        let at = now_ms();
+        let interval = self.schedule.interval.as_millis() as i64;
+        let next_tick = at + interval;
+        let (window, mut page, mut pending) = match state.open.take() {
+            Some(open) => (open.window, open.page, open.marks),
+            None => {
+                let since = state.until.unwrap_or(at - self.reach.as_millis() as i64);
+                (Window { since, until: at.max(since) }, Value::Null, BTreeMap::new())
+            }
+        };
+        state.polled_at = Some(at);
+        let (mut messages, mut not_modified, mut pages, mut more) = (0, false, 0, false);
+        let report = |outcome, messages, next_at, error| {
+            sink.link(LinkEvent::Polled(PollReport { at, outcome, messages, next_at, error }))
+        };
+        loop {
+            let fetched = self.fetch_retrying(sink, window, &page, &state.marks, at, next_tick).await?;
+            let page_done = match fetched {
+                Err(e) => {
+                    // Left where it is: the next tick resumes this window at this page.
+                    state.open = Some(OpenPoll { window, page, marks: pending });
+                    let outcome = match e {
+                        PollError::Retry { .. } => PollOutcome::Retrying,
+                        PollError::Fail(_) => PollOutcome::Failed,
+                    };
+                    let why = match &e {
+                        PollError::Retry { reason, .. } => format!("{reason}; tried again at the next poll"),
+                        PollError::Fail(reason) => reason.clone(),
+                    };
+                    report(outcome, messages, next_tick, Some(why));
+                    return Ok(());
+                }
+                Ok(Fetched::NotModified) => {
+                    not_modified = true;
+                    None
+                }
+                Ok(Fetched::Page(p)) => Some(p),
+            };
+            let mut after = state.clone();
+            let mut handed = Vec::new();
+            match page_done {
+                None => {
+                    after.open = None;
+                    after.until = Some(window.until);
+                }
+                Some(p) => {
+                    pending.extend(p.marks);
+                    pages += 1;
+                    match p.next {
+                        Some(next) => {
+                            after.open = Some(OpenPoll { window, page: next, marks: pending.clone() });
+                            // A window of more pages than a poll fetches goes on at the next tick.
+                            more = pages >= MAX_PAGES;
+                        }
+                        None => {
+                            after.open = None;
+                            after.until = Some(window.until);
+                            after.marks.extend(std::mem::take(&mut pending));
+                        }
+                    }
+                    handed = p.messages;
+                }
+            }
+            let progress = serde_json::to_string(&after).unwrap_or_default();
+            match handed.last_mut() {
+                Some(last) => {
+                    last.progress.push((PROGRESS.to_owned(), progress));
+                    let (stored, error) = store_batch(sink, handed, Duration::from_secs(3600), |_| async {}).await;
+                    messages += stored;
+                    if let Some(e) = error {
+                        // What was not stored is fetched again: the state before this page is the one kept.
+                        return Err(if sink_stopping(sink).await { Ended::Stopping } else { Ended::Store(e) });
+                    }
+                }
+                None => sink.save_progress(PROGRESS, &progress).await.map_err(Ended::Store)?,
+            }
+            *state = after;
+            match &state.open {
+                Some(open) if !more => page = open.page.clone(),
+                _ => {
+                    let outcome = if not_modified { PollOutcome::NotModified } else { PollOutcome::Polled };
+                    let next = self.schedule.due(state, now_ms(), 0.0);
+                    report(outcome, messages, next, None);
+                    return Ok(());
+                }
+            }
+        }
+    }
+
+    /// A page, retried with back-off while the source fails for now, until
+    /// `deadline` (the next tick); `Ok(Err(_))` is the error given up on.
+    async fn fetch_retrying(
+        &self,
+        sink: &dyn IngressSink,
+        window: Window,
+        page: &Value,
+        marks: &BTreeMap<String, String>,
+        at: i64,
+        deadline: i64,
+    ) -> Result<Result<Fetched, PollError>, Ended> {
+        let mut backoff = crate::connection::Backoff::default();
+        loop {
+            let fetched = tokio::select! {
+                fetched = self.source.fetch(window, page, marks) => fetched,
+                _ = sink.stopping() => return Err(Ended::Stopping),
+            };
+            let error = match fetched {
+                Err(e @ PollError::Retry { .. }) => e,
+                other => return Ok(other),
+            };
+            let PollError::Retry { after, .. } = &error else { unreachable!() };
+            let wait = after.unwrap_or_else(|| backoff.next_delay()).min(RETRY_MAX);
+            let retry_at = now_ms() + wait.as_millis() as i64;
+            if retry_at >= deadline {
+                return Ok(Err(error));
+            }
+            let why = format!("{}; retrying in {}", error.reason(), humantime::format_duration(round_s(wait)));
+            sink.link(LinkEvent::Polled(PollReport {
+                at,
+                outcome: PollOutcome::Retrying,
+                messages: 0,
+                next_at: retry_at,
+                error: Some(why),
+            }));
+            tokio::select! {
+                _ = tokio::time::sleep(wait) => {}
+                _ = sink.stopping() => return Err(Ended::Stopping),
+            }
+        }
+    }
+}
+
+fn round_s(d: Duration) -> Duration {
+    Duration::from_secs(d.as_secs_f64().round() as u64)
+}
+
+/// Whether the sink is stopping now (a refusal then is not a store failure).
+async fn sink_stopping(sink: &dyn IngressSink) -> bool {
+    use futures_util::FutureExt;
+    sink.stopping().now_or_never().is_some()
+}
+
+/// A template rendered for each page of a poll: the organization's
+/// globals, the window (`since`, `until` in RFC 3339; `since_ms`,
+/// `until_ms`, `since_s`, `until_s` as numbers) and the source's `cursor`.
+pub struct WindowTemplate {
+    env: minijinja::Environment<'static>,
+    property: &'static str,
+    globals: Value,
+}
+
+impl WindowTemplate {
+    /// Strict: an unknown name fails the poll with the property's name.
+    pub fn compile(property: &'static str, source: &str, globals: &Metadata) -> Result<Self, BuildError> {
+        let mut env = switchyard_core::template::environment(minijinja::UndefinedBehavior::Strict);
+        env.add_template_owned(property, source.to_owned())
+            .map_err(|e| BuildError::Config(format!("{property}: {e}")))?;
+        Ok(Self { env, property, globals: json!(globals) })
+    }
+
+    pub fn render(&self, window: Window, cursor: Option<&str>) -> Result<String, String> {
+        let template = self.env.get_template(self.property).map_err(|e| e.to_string())?;
+        let ctx = json!({
+            "globals": self.globals,
+            "since": crate::shared::rfc3339(window.since),
+            "until": crate::shared::rfc3339(window.until),
+            "since_ms": window.since,
+            "until_ms": window.until,
+            "since_s": window.since.div_euclid(1000),
+            "until_s": window.until.div_euclid(1000),
+            "cursor": cursor.unwrap_or(""),
+        });
+        switchyard_core::template::render(&template, ctx)
+            .map_err(|e| format!("{} could not be rendered: {e}", self.property))
+    }
+}
+
+#[cfg(test)]
+mod tests;
