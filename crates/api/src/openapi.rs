@@ -144,6 +144,8 @@ pub(crate) fn build() -> (axum::Router<AppState>, utoipa::openapi::OpenApi) {
         .routes(routes!(deliveries::resend))
         .routes(routes!(actions::run))
         .routes(routes!(actions::get))
+        .routes(routes!(actions::list))
+        .routes(routes!(actions::cancel))
         .routes(routes!(globals::get, globals::put))
         .routes(routes!(recipients::list, recipients::create))
         .routes(routes!(recipients::get, recipients::delete))

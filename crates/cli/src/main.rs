@@ -10,8 +10,10 @@ use switchyard_core::{ApiKeyId, OrgId, Scope};
 #[global_allocator]
 static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
+mod actions;
 mod bench;
 mod bootstrap;
+mod client;
 mod config;
 
 use config::{Config, LogFormat, Overrides};
@@ -55,6 +57,9 @@ enum Command {
     /// Manage API keys.
     #[command(subcommand)]
     Keys(KeysCommand),
+    /// Follow and list actions (backfills, test sends) through a running server's API.
+    #[command(subcommand)]
+    Actions(actions::ActionsCommand),
     /// Measure delivery throughput, latency and memory against a baseline (temporary SQLite).
     Bench(bench::BenchArgs),
 }
@@ -144,6 +149,10 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
     };
     let overrides = Overrides { listen, data_dir: cli.global.data_dir, database_url: cli.global.database_url };
     let config = Config::load(cli.global.config.as_deref(), &overrides)?;
+    if let Command::Actions(command) = cli.command {
+        // Through the server's API: the store is the server's.
+        return actions::run(command, &config.listen).await;
+    }
     init_logging(&config);
     let store = bootstrap::open_store(&config).await?;
     match cli.command {
@@ -191,6 +200,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             Ok(())
         }
         Command::Bench(_) => unreachable!("handled before the configuration is loaded"),
+        Command::Actions(_) => unreachable!("handled before the store is opened"),
         Command::Keys(KeysCommand::Revoke { org, key }) => {
             if !store.revoke_key(&org, &key).await? {
                 anyhow::bail!("no active key {key} in organization {org}");

@@ -58,7 +58,15 @@ pub enum PollOutcome {
 /// `Err` means nothing was stored (the store is unavailable, the lease
 /// lost): the receiver must not acknowledge it, and gives up the link so
 /// the source sends it again.
-pub type Storing = Pin<Box<dyn Future<Output = Result<MessageOutcome, String>> + Send>>;
+pub type Storing = Pin<Box<dyn Future<Output = Result<Taken, String>> + Send>>;
+
+/// What became of a message handed to the sink, once it is durable.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Taken {
+    pub outcome: MessageOutcome,
+    /// Records stored from it.
+    pub records: usize,
+}
 
 /// The engine's side of a receiver.
 #[async_trait]
@@ -81,6 +89,18 @@ pub trait IngressSink: Send + Sync {
     /// disable): it takes no new message, acknowledges those stored, and
     /// returns `Ok`. What it leaves unacknowledged the source sends again.
     async fn stopping(&self);
+    /// Polled types: the oldest backfill asked of this integration that is
+    /// not finished, where it got to.
+    async fn backfill(&self) -> Result<Option<crate::poll::Backfill>, String>;
+    /// Keeps a backfill's progress, and with `end` finishes it (done, or
+    /// failed with why). `Ok(false)`: it was cancelled meanwhile; stop it.
+    async fn backfill_progress(
+        &self,
+        job: &crate::poll::Backfill,
+        end: Option<Result<(), String>>,
+    ) -> Result<bool, String>;
+    /// Resolves when a backfill may have been asked for since the last call.
+    async fn backfill_asked(&self);
 }
 
 /// A connection to one source. `run` returns when the link fails (with
@@ -109,7 +129,7 @@ pub struct Handover<'a, P> {
 }
 
 type Taking<'a, P> = Pin<Box<dyn Future<Output = (P, Result<Storing, String>)> + Send + 'a>>;
-type Stored<'a, P> = Pin<Box<dyn Future<Output = (P, Result<MessageOutcome, String>)> + Send + 'a>>;
+type Stored<'a, P> = Pin<Box<dyn Future<Output = (P, Result<Taken, String>)> + Send + 'a>>;
 
 impl<'a, P: Send + 'a> Handover<'a, P> {
     pub fn new(sink: &'a dyn IngressSink) -> Self {
@@ -144,7 +164,7 @@ impl<'a, P: Send + 'a> Handover<'a, P> {
 
     /// The next message, in order, with its outcome once it is stored, or
     /// with why the sink refused it (`Err`). `None` when nothing is left.
-    pub async fn next(&mut self) -> Option<(P, Result<MessageOutcome, String>)> {
+    pub async fn next(&mut self) -> Option<(P, Result<Taken, String>)> {
         loop {
             if self.taking.is_none() && !self.closed {
                 while let Some((tag, message)) = self.waiting.pop_front() {
@@ -155,7 +175,8 @@ impl<'a, P: Send + 'a> Handover<'a, P> {
                             break;
                         }
                         None => {
-                            self.storing.push_back(Box::pin(std::future::ready((tag, Ok(MessageOutcome::Duplicate)))))
+                            let skipped = Taken { outcome: MessageOutcome::Duplicate, records: 0 };
+                            self.storing.push_back(Box::pin(std::future::ready((tag, Ok(skipped)))))
                         }
                     }
                 }
@@ -179,17 +200,27 @@ impl<'a, P: Send + 'a> Handover<'a, P> {
     }
 }
 
-/// Hands a batch the source gave at once (a queue's receive, a pull) to
-/// the sink and waits for it; every `every`, `extend(n)` runs with how many
-/// are stored so far, so the source keeps the rest from other receivers
-/// meanwhile (SQS visibility, a Pub/Sub ack deadline). Returns how many
-/// were stored (the first ones) and the error that stopped the rest.
+/// What [`store_batch`] stored of a batch.
+#[derive(Debug, Default)]
+pub struct Batched {
+    /// The first this many messages are stored.
+    pub stored: usize,
+    /// Records stored from them.
+    pub records: usize,
+    /// What stopped the rest.
+    pub error: Option<String>,
+}
+
+/// Hands a batch the source gave at once (a queue's receive, a pull, a
+/// page) to the sink and waits for it; every `every`, `extend(n)` runs with
+/// how many are stored so far, so the source keeps the rest from other
+/// receivers meanwhile (SQS visibility, a Pub/Sub ack deadline).
 pub async fn store_batch<F, Fut>(
     sink: &dyn IngressSink,
     messages: Vec<InboundMessage>,
     every: std::time::Duration,
     mut extend: F,
-) -> (usize, Option<String>)
+) -> Batched
 where
     F: FnMut(usize) -> Fut,
     Fut: Future<Output = ()>,
@@ -200,15 +231,21 @@ where
     }
     let mut tick = tokio::time::interval(every);
     tick.tick().await;
-    let mut stored = 0;
+    let mut done = Batched::default();
     loop {
         tokio::select! {
             next = handover.next() => match next {
-                Some((_, Ok(_))) => stored += 1,
-                Some((_, Err(e))) => return (stored, Some(e)),
-                None => return (stored, None),
+                Some((_, Ok(taken))) => {
+                    done.stored += 1;
+                    done.records += taken.records;
+                }
+                Some((_, Err(e))) => {
+                    done.error = Some(e);
+                    return done;
+                }
+                None => return done,
             },
-            _ = tick.tick() => extend(stored).await,
+            _ = tick.tick() => extend(done.stored).await,
         }
     }
 }

@@ -122,19 +122,27 @@ pub enum ActionStatus {
     Running,
     Succeeded,
     Failed,
+    /// Stopped by `POST /v2/actions/{id}/cancel`; what it did so far stays done.
+    Cancelled,
 }
 
 impl ActionStatus {
+    pub const ALL: [Self; 5] = [Self::Queued, Self::Running, Self::Succeeded, Self::Failed, Self::Cancelled];
     pub fn as_str(self) -> &'static str {
         match self {
             Self::Queued => "queued",
             Self::Running => "running",
             Self::Succeeded => "succeeded",
             Self::Failed => "failed",
+            Self::Cancelled => "cancelled",
         }
     }
     pub fn parse(s: &str) -> Option<Self> {
-        [Self::Queued, Self::Running, Self::Succeeded, Self::Failed].into_iter().find(|k| k.as_str() == s)
+        Self::ALL.into_iter().find(|k| k.as_str() == s)
+    }
+    /// Queued or running.
+    pub fn is_unfinished(self) -> bool {
+        matches!(self, Self::Queued | Self::Running)
     }
 }
 

@@ -3,8 +3,12 @@
 //!
 //! - `test-send`: one sample record straight to the target, bypassing
 //!   triggers and retries; the attempt is in the action and the delivery log.
-//! - `backfill`: stored records of a time range that match the integration's
-//!   triggers are delivered again, through the outbox and its rate limit.
+//! - `backfill` (egress): stored records of a time range that match the
+//!   integration's triggers are delivered again, through the outbox and its
+//!   rate limit.
+//! - `backfill` (polled ingress): the source's records of a past range are
+//!   fetched and stored, by the integration's own receiver between its
+//!   polls (`switchyard_connectors::poll`); a restart resumes it.
 //! - `replay-unmapped` (ingress): the messages its log keeps as unmapped are
 //!   run again, after mappings were added; those that now map are stored
 //!   and their entries say so; the rest stay unmapped.
@@ -26,13 +30,18 @@ pub const REPLAY_UNMAPPED: &str = "replay-unmapped";
 
 /// Records read per page while backfilling.
 const PAGE: usize = 500;
-/// A backfill covers at most this long a range.
+/// An egress backfill covers at most this long a range.
 const MAX_RANGE_MS: i64 = 366 * 24 * 3600 * 1000;
+/// A polled source's backfill covers at most this long a range.
+const MAX_SOURCE_RANGE_MS: i64 = 10 * 366 * 24 * 3600 * 1000;
 
-/// The actions an integration of this direction offers.
-pub fn available(direction: Direction) -> &'static [&'static str] {
-    match direction {
+/// The actions an integration offers.
+pub fn available(integration: &Integration) -> &'static [&'static str] {
+    match integration.direction {
         Direction::Egress => &[TEST_SEND, BACKFILL],
+        Direction::Ingress if switchyard_connectors::poll::is_polled(&integration.type_key) => {
+            &[REPLAY_UNMAPPED, BACKFILL]
+        }
         Direction::Ingress => &[REPLAY_UNMAPPED],
     }
 }
@@ -43,6 +52,9 @@ pub enum ActionError {
     Unknown(String),
     #[error("invalid parameters")]
     Invalid(ValidationErrors),
+    /// It cannot run in the integration's state.
+    #[error("{0}")]
+    Conflict(String),
     #[error(transparent)]
     Store(#[from] StoreError),
 }
@@ -60,7 +72,7 @@ enum Plan {
     ReplayUnmapped,
 }
 
-fn plan(kind: &str, params: &Map<String, Value>) -> Result<Plan, ActionError> {
+fn plan(kind: &str, params: &Map<String, Value>, max_range: i64) -> Result<Plan, ActionError> {
     let mut errors = ValidationErrors::default();
     let known: &[&str] = match kind {
         TEST_SEND => &["deviceId", "kind", "property", "payload"],
@@ -127,8 +139,8 @@ fn plan(kind: &str, params: &Map<String, Value>) -> Result<Plan, ActionError> {
         if let (Some(f), Some(t)) = (from, to) {
             if f >= t {
                 errors.push("to", "must be after from");
-            } else if t - f > MAX_RANGE_MS {
-                errors.push("to", "the range may cover at most 366 days");
+            } else if t - f > max_range {
+                errors.push("to", format!("the range may cover at most {} days", max_range / (24 * 3600 * 1000)));
             }
         }
         Plan::Backfill { from: from.unwrap_or(0), to: to.unwrap_or(0) }
@@ -145,10 +157,14 @@ impl Engine {
         kind: &str,
         params: Map<String, Value>,
     ) -> Result<Action, ActionError> {
-        if !available(integration.direction).contains(&kind) {
+        if !available(integration).contains(&kind) {
             return Err(ActionError::Unknown(kind.to_owned()));
         }
-        let plan = plan(kind, &params)?;
+        let polled = integration.direction == Direction::Ingress;
+        let plan = plan(kind, &params, if polled { MAX_SOURCE_RANGE_MS } else { MAX_RANGE_MS })?;
+        if polled && matches!(plan, Plan::Backfill { .. }) && !integration.enabled {
+            return Err(ActionError::Conflict("the integration is disabled: enable it to backfill".into()));
+        }
         if let Plan::TestSend { record, device_given: true } = &plan {
             // Another organization's device (or none) is not found here.
             if self.router.ancestry(&integration.org_id, &record.device_id).await?.is_empty() {
@@ -171,17 +187,24 @@ impl Engine {
             finished_at: None,
         };
         self.store.create_action(&integration.org_id, &action).await?;
+        if polled && matches!(plan, Plan::Backfill { .. }) {
+            // The integration's receiver runs it, between its polls.
+            self.ingress.backfill_asked(&integration.id);
+            return Ok(action);
+        }
         let (engine, integration, started) = (self.clone(), integration.clone(), action.clone());
         tokio::spawn(async move {
             let org = integration.org_id.clone();
             let mut action = started;
             action.status = ActionStatus::Running;
             let outcome = match engine.store.update_action(&org, &action).await {
-                Ok(()) => match plan {
+                Ok(true) => match plan {
                     Plan::TestSend { record, .. } => engine.test_send(&integration, &mut action, *record).await,
                     Plan::Backfill { from, to } => engine.backfill(&integration, &mut action, from, to).await,
                     Plan::ReplayUnmapped => engine.replay_unmapped(&integration, &mut action).await,
                 },
+                // Cancelled before it started.
+                Ok(false) => return,
                 Err(e) => Err(e),
             };
             if let Err(e) = outcome {
@@ -289,7 +312,9 @@ impl Engine {
             }
             action.progress = json!({"replayed": replayed, "stillUnmapped": unmapped, "payloadCut": cut});
             action.updated_at = now_ms();
-            self.store.update_action(org, action).await?;
+            if !self.store.update_action(org, action).await? {
+                return Ok(()); // cancelled: what is replayed stays replayed
+            }
             match found.next_cursor {
                 Some(c) => page.after = Some(c),
                 None => break,
@@ -338,7 +363,9 @@ impl Engine {
             self.wake.wake();
             action.progress = json!({"scanned": scanned, "matched": matched});
             action.updated_at = now_ms();
-            self.store.update_action(org, action).await?;
+            if !self.store.update_action(org, action).await? {
+                return Ok(()); // cancelled: what is enqueued stays enqueued
+            }
             if records.len() < PAGE {
                 break;
             }

@@ -4,7 +4,10 @@ use switchyard_core::{Action, ActionId, ActionStatus, DeliveryStatus, Integratio
 
 use crate::db::{q, Row};
 use crate::telemetry::insert_pending;
-use crate::{from_json, json_text, ActionStore, Completion, NewDelivery, NewRecord, Result, SqlStore, StoreError};
+use crate::{
+    from_json, json_text, ActionFilter, ActionStore, Completion, NewDelivery, NewRecord, Page, PageRequest, Result,
+    SqlStore, StoreError,
+};
 
 const COLUMNS: &str =
     "id, integration_id, kind, status, params, progress, result, error, created_at, updated_at, finished_at";
@@ -59,11 +62,12 @@ impl ActionStore for SqlStore {
         row.as_ref().map(action_from).transpose()
     }
 
-    async fn update_action(&self, org: &OrgId, a: &Action) -> Result<()> {
+    async fn update_action(&self, org: &OrgId, a: &Action) -> Result<bool> {
+        let cancelled = ActionStatus::Cancelled.as_str();
         self.pool
             .execute(
                 q("UPDATE actions SET status = $3, progress = $4, result = $5, error = $6, updated_at = $7, finished_at = $8 \
-                   WHERE org_id = $1 AND id = $2")
+                   WHERE org_id = $1 AND id = $2 AND status <> $9")
                 .bind(org)
                 .bind(&a.id)
                 .bind(a.status.as_str())
@@ -71,10 +75,46 @@ impl ActionStore for SqlStore {
                 .bind(a.result.as_ref().map(json_text))
                 .bind(a.error.clone())
                 .bind(a.updated_at)
-                .bind(a.finished_at),
+                .bind(a.finished_at)
+                .bind(cancelled),
             )
             .await
-            .map(drop)
+            .map(|n| n == 1)
+    }
+
+    async fn cancel_action(&self, org: &OrgId, id: &ActionId, now: i64) -> Result<Option<Action>> {
+        self.pool
+            .execute(
+                q("UPDATE actions SET status = $3, updated_at = $4, finished_at = $4 \
+                   WHERE org_id = $1 AND id = $2 AND status IN ($5, $6)")
+                .bind(org)
+                .bind(id)
+                .bind(ActionStatus::Cancelled.as_str())
+                .bind(now)
+                .bind(ActionStatus::Queued.as_str())
+                .bind(ActionStatus::Running.as_str()),
+            )
+            .await?;
+        self.get_action(org, id).await
+    }
+
+    async fn list_actions(&self, org: &OrgId, filter: &ActionFilter, page: &PageRequest) -> Result<Page<Action>> {
+        let mut query = q(format!("SELECT {COLUMNS} FROM actions WHERE org_id = $1")).bind(org);
+        if let Some(integration) = &filter.integration {
+            let p = query.arg(integration);
+            query.push_sql(&format!(" AND integration_id = {p}"));
+        }
+        if let Some(kind) = &filter.kind {
+            let p = query.arg(kind.as_str());
+            query.push_sql(&format!(" AND kind = {p}"));
+        }
+        if !filter.statuses.is_empty() {
+            let ps: Vec<String> = filter.statuses.iter().map(|s| query.arg(s.as_str())).collect();
+            query.push_sql(&format!(" AND status IN ({})", ps.join(", ")));
+        }
+        crate::messages::newest_first(&mut query, page);
+        let items = self.pool.fetch_all(query).await?.iter().map(action_from).collect::<Result<Vec<_>>>()?;
+        Ok(crate::paged(items, page, |a| a.id.to_string()))
     }
 
     async fn action_deliveries(&self, org: &OrgId, id: &ActionId) -> Result<Vec<(DeliveryStatus, u64)>> {
@@ -191,7 +231,8 @@ impl ActionStore for SqlStore {
         self.pool
             .execute(
                 q("UPDATE actions SET status = 'failed', error = 'interrupted: the node running it stopped', updated_at = $2, \
-                   finished_at = $2 WHERE status IN ('queued', 'running') AND updated_at < $1")
+                   finished_at = $2 WHERE status IN ('queued', 'running') AND updated_at < $1 \
+                   AND NOT (kind = 'backfill' AND integration_id IN (SELECT id FROM integrations WHERE direction = 'INGRESS'))")
                 .bind(stale_before)
                 .bind(now),
             )

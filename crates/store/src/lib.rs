@@ -97,6 +97,14 @@ pub struct Page<T> {
 }
 
 #[derive(Debug, Clone, Default)]
+pub struct ActionFilter {
+    pub integration: Option<IntegrationId>,
+    pub kind: Option<String>,
+    /// Only actions in these states (any when empty).
+    pub statuses: Vec<switchyard_core::ActionStatus>,
+}
+
+#[derive(Debug, Clone, Default)]
 pub struct IntegrationFilter {
     pub direction: Option<Direction>,
     pub type_key: Option<String>,
@@ -287,8 +295,14 @@ pub trait DeliveryStore: Send + Sync {
 pub trait ActionStore: Send + Sync {
     async fn create_action(&self, org: &OrgId, action: &Action) -> Result<()>;
     async fn get_action(&self, org: &OrgId, id: &ActionId) -> Result<Option<Action>>;
-    /// Writes status, progress, result, error and times.
-    async fn update_action(&self, org: &OrgId, action: &Action) -> Result<()>;
+    /// Writes status, progress, result, error and times, unless the action
+    /// was cancelled meanwhile: then nothing is written and it returns false.
+    async fn update_action(&self, org: &OrgId, action: &Action) -> Result<bool>;
+    /// Cancels a queued or running action; `None` when there is no such
+    /// action, else it as it is now (unchanged if it had finished).
+    async fn cancel_action(&self, org: &OrgId, id: &ActionId, now: i64) -> Result<Option<Action>>;
+    /// Actions, newest first.
+    async fn list_actions(&self, org: &OrgId, filter: &ActionFilter, page: &PageRequest) -> Result<Page<Action>>;
     /// How many of the action's deliveries are in each state.
     async fn action_deliveries(&self, org: &OrgId, id: &ActionId) -> Result<Vec<(DeliveryStatus, u64)>>;
     /// Stored records sampled in [from, to), oldest first, without test-send
@@ -319,7 +333,9 @@ pub trait ActionStore: Send + Sync {
         action: &ActionId,
         completion: &Completion,
     ) -> Result<()>;
-    /// Fails actions still running but untouched since `stale_before` (their node stopped).
+    /// Fails actions still running but untouched since `stale_before` (their
+    /// node stopped), but for polled sources' backfills, which their
+    /// integration's receiver resumes.
     async fn fail_stale_actions(&self, stale_before: i64, now: i64) -> Result<u64>;
 }
 

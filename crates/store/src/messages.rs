@@ -29,7 +29,7 @@ pub trait IngressStore: Send + Sync {
 }
 
 /// Appends `AND id < $n ORDER BY id DESC LIMIT $m`: newest first.
-fn newest_first(query: &mut crate::db::Q, page: &PageRequest) {
+pub(crate) fn newest_first(query: &mut crate::db::Q, page: &PageRequest) {
     if let Some(before) = &page.after {
         let p = query.arg(before.as_str());
         query.push_sql(&format!(" AND id < {p}"));

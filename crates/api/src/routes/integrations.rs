@@ -97,6 +97,7 @@ pub(crate) async fn view(state: &AppState, integration: Integration) -> Integrat
 
 impl From<Integration> for IntegrationView {
     fn from(i: Integration) -> Self {
+        let actions = switchyard_engine::actions::available(&i).to_vec();
         Self {
             id: i.id,
             name: i.name,
@@ -110,7 +111,7 @@ impl From<Integration> for IntegrationView {
             created_at: i.created_at,
             updated_at: i.updated_at,
             generated_secrets: None,
-            actions: switchyard_engine::actions::available(i.direction).to_vec(),
+            actions,
             status: None,
             connection: None,
         }

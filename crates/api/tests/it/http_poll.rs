@@ -89,7 +89,12 @@ impl Vendor {
     }
 
     fn add(&self, reading: Value) {
-        self.books.items.lock().unwrap().push((now(), reading));
+        self.add_at(now(), reading)
+    }
+
+    /// A reading the vendor got at `at` (ms).
+    fn add_at(&self, at: i64, reading: Value) {
+        self.books.items.lock().unwrap().push((at, reading));
         *self.books.version.lock().unwrap() += 1;
     }
 
@@ -403,6 +408,126 @@ async fn failures_are_retried_or_fail_the_status_with_the_vendors_words(backend:
     until(&app, &path, "connected with the new token", |i| state(i) == "connected").await;
 }
 
+/// `{"from", "to"}` of a day long ago, ten readings of it by the vendor.
+const DAY: i64 = 86_400_000;
+const LONG_AGO: i64 = 1_700_000_000_000;
+
+fn readings_of_long_ago(vendor: &Vendor) {
+    for n in 0..10 {
+        let at = LONG_AGO + n * 3_600_000;
+        vendor.add_at(at, json!({"device": "sensor-7", "n": n, "at": at}));
+    }
+}
+
+async fn backfill(app: &crate::App, integration: &str, from: i64, to: i64) -> String {
+    let started = app.post(&format!("{integration}/actions/backfill"), json!({"from": from, "to": to})).await;
+    assert_eq!(started.status, Status::ACCEPTED, "{:?}", started.body);
+    assert_eq!(started.body["status"], "queued");
+    format!("/v2/actions/{}", started.body["id"].as_str().unwrap())
+}
+
+/// A past range is fetched in the vendor's pages and stored, with the
+/// action's progress; run again, it stores nothing twice.
+async fn a_backfill_fetches_a_past_range_once(backend: Backend) {
+    let vendor = Vendor::start(3).await;
+    readings_of_long_ago(&vendor);
+    let app = spawn_configured(backend, |_| {}).await;
+    let (_, device, device_path) = app.place_and_device("meter").await;
+    let mut properties = vendor.readings_properties("page");
+    properties["intervalSeconds"] = json!(3600);
+    properties["timestampPointer"] = json!("/at");
+    let id = ingress_on(&app, &vendor, &device_path, properties).await;
+    let integration = format!("/v2/integrations/{id}");
+    let view = until(&app, &integration, "a first poll", |i| !i["connection"]["poll"].is_null()).await;
+    assert_eq!(view["actions"], json!(["replay-unmapped", "backfill"]));
+    let telemetry = format!("/v2/telemetry?deviceId={device}&limit=100");
+    assert_eq!(records(&app.get(&telemetry).await.body).len(), 0, "a poll sees only what is new");
+
+    let action = backfill(&app, &integration, LONG_AGO, LONG_AGO + DAY).await;
+    let done = until(&app, &action, "the backfill", |a| a["status"] == "succeeded").await;
+    assert_eq!(done["progress"]["records"], 10, "{done:#}");
+    assert_eq!(done["progress"]["percent"], 100.0);
+    assert_eq!(done["progress"]["pages"], 5, "four pages of three or fewer, and the empty one");
+    assert_eq!(done["result"]["records"], 10);
+    let stored = records(&app.get(&telemetry).await.body);
+    assert_eq!(stored.len(), 10);
+    assert!(stored.iter().all(|r| r["record"]["timestamp"].as_i64().unwrap() < LONG_AGO + DAY));
+
+    let again = backfill(&app, &integration, LONG_AGO, LONG_AGO + DAY).await;
+    let done = until(&app, &again, "the second backfill", |a| a["status"] == "succeeded").await;
+    assert_eq!(done["progress"]["records"], 0, "nothing stored twice: {done:#}");
+    assert_eq!(records(&app.get(&telemetry).await.body).len(), 10);
+    let listed = app.get(&format!("/v2/actions?integrationId={id}&kind=backfill")).await.body;
+    assert_eq!(records(&listed).len(), 2);
+}
+
+/// A backfill resumes after a restart at the page it was fetching; one
+/// cancelled stops after its page; a disabled integration backfills nothing.
+async fn a_backfill_resumes_after_a_restart_and_stops_when_cancelled(backend: Backend) {
+    let vendor = Vendor::start(3).await;
+    readings_of_long_ago(&vendor);
+    let app = spawn_configured(backend, |_| {}).await;
+    let (_, device, device_path) = app.place_and_device("meter").await;
+    let mut properties = vendor.readings_properties("page");
+    properties["intervalSeconds"] = json!(3600);
+    properties["timestampPointer"] = json!("/at");
+    let id = ingress_on(&app, &vendor, &device_path, properties).await;
+    let integration = format!("/v2/integrations/{id}");
+    until(&app, &integration, "a first poll", |i| !i["connection"]["poll"].is_null()).await;
+
+    *vendor.books.hold.lock().unwrap() = Some("page=3".into());
+    let resumed = backfill(&app, &integration, LONG_AGO, LONG_AGO + DAY).await;
+    let telemetry = format!("/v2/telemetry?deviceId={device}&limit=100");
+    until(&app, &telemetry, "two pages", |l| records(l).len() == 6).await;
+    let running = until(&app, &resumed, "its progress", |a| a["progress"]["pages"] == 2).await;
+    assert_eq!(running["status"], "running");
+    let held = loop {
+        if let Some(s) = vendor.seen().into_iter().find(|s| s.uri.contains("page=3")) {
+            break s;
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    };
+    let app = app.restart().await;
+    vendor.books.release.notify_waiters();
+    let done = until(&app, &resumed, "the backfill after the restart", |a| a["status"] == "succeeded").await;
+    assert_eq!(done["progress"]["records"], 10, "{done:#}");
+    let after: Vec<Seen> = vendor.seen().into_iter().filter(|s| s.at > held.at).collect();
+    assert_eq!(after[0].uri, held.uri, "resumed at the page it was fetching");
+    assert_eq!(records(&app.get(&telemetry).await.body).len(), 10);
+
+    // Cancelled while a page is fetched: it stops after it.
+    *vendor.books.hold.lock().unwrap() = Some("page=2".into());
+    let action = backfill(&app, &integration, LONG_AGO, LONG_AGO + DAY).await;
+    loop {
+        if vendor.books.hold.lock().unwrap().is_none() {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    let cancelled = app.post(&format!("{action}/cancel"), json!({})).await;
+    assert_eq!(cancelled.status, Status::OK, "{:?}", cancelled.body);
+    assert_eq!(cancelled.body["status"], "cancelled");
+    let asked = vendor.seen().len();
+    vendor.books.release.notify_waiters();
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    assert_eq!(vendor.seen().len(), asked, "no page after the one it was at");
+    assert_eq!(app.get(&action).await.body["status"], "cancelled");
+    let again = app.post(&format!("{action}/cancel"), json!({})).await;
+    assert_eq!(again.status, Status::OK, "cancelling twice is no error");
+    let finished = app.post(&format!("{resumed}/cancel"), json!({})).await;
+    assert_eq!(finished.status, Status::CONFLICT, "a finished action is not cancelled: {:?}", finished.body);
+
+    // Disabled: nothing would run it.
+    app.put(&integration, json!({"enabled": false})).await;
+    let refused =
+        app.post(&format!("{integration}/actions/backfill"), json!({"from": LONG_AGO, "to": LONG_AGO + DAY})).await;
+    assert_eq!(refused.status, Status::CONFLICT, "{:?}", refused.body);
+    let backwards =
+        app.post(&format!("{integration}/actions/backfill"), json!({"from": LONG_AGO, "to": LONG_AGO})).await;
+    assert_eq!(backwards.status, Status::UNPROCESSABLE_ENTITY);
+    assert_eq!(backwards.fields(), ["to"]);
+}
+
 /// Settings that cannot work are refused at create, naming the field.
 async fn settings_that_cannot_work_are_refused(backend: Backend) {
     let app = spawn_configured(backend, |_| {}).await;
@@ -439,4 +564,6 @@ on_both_stores!(
     an_unchanged_answer_is_not_modified_and_stores_nothing,
     failures_are_retried_or_fail_the_status_with_the_vendors_words,
     settings_that_cannot_work_are_refused,
+    a_backfill_fetches_a_past_range_once,
+    a_backfill_resumes_after_a_restart_and_stops_when_cancelled,
 );

@@ -45,6 +45,8 @@ const ROUTES: &[(&str, &str)] = &[
     ("post", "/v2/deliveries/{deliveryId}/resend"),
     ("post", "/v2/integrations/{integrationId}/actions/{action}"),
     ("get", "/v2/actions/{actionId}"),
+    ("get", "/v2/actions"),
+    ("post", "/v2/actions/{actionId}/cancel"),
     ("get", "/v2/globals"),
     ("put", "/v2/globals"),
     ("get", "/v2/integrations/{integrationId}/recipients"),

@@ -14,7 +14,8 @@ use serde_json::json;
 use switchyard_core::IntegrationId;
 use switchyard_engine::ingress::ConnectionState;
 
-use super::{cpu_seconds, percentile, rss_kib, Api, Receiver};
+use super::{cpu_seconds, percentile, rss_kib, Receiver};
+use crate::client::Api;
 
 /// The broker's window of unacknowledged QoS 1 messages per client (its
 /// default is 20, which bounds any one subscriber at 20 messages a round

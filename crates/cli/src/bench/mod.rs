@@ -13,6 +13,8 @@ use serde_json::{json, Value};
 use switchyard_connectors::http::{HttpClient, ANSWER_MAX};
 use switchyard_core::{keys, now_ms, ApiKey, ApiKeyId, Cipher, Org, OrgId, Scope};
 
+use crate::client::Api;
+
 mod ingress;
 
 /// Of every request the bench makes (none comes near it).
@@ -169,35 +171,6 @@ impl Ingest {
     }
 }
 
-/// The bench's own calls to the API.
-#[derive(Clone)]
-struct Api {
-    client: HttpClient,
-    base: String,
-    key: String,
-}
-
-impl Api {
-    async fn call(&self, method: http::Method, path: &str, body: Option<Value>) -> anyhow::Result<Value> {
-        let body = body.map(|b| b.to_string()).unwrap_or_default();
-        let request = http::Request::builder()
-            .method(method)
-            .uri(format!("{}{path}", self.base))
-            .header("x-api-key", self.key.as_str())
-            .header("content-type", "application/json")
-            .body(body.into())?;
-        let res = self.client.send(request, TIMEOUT).await?;
-        let status = res.status();
-        let body: Value = serde_json::from_slice(&res.bytes(ANSWER_MAX).await).unwrap_or(Value::Null);
-        anyhow::ensure!((200..300).contains(&status), "{path}: {status} {body}");
-        Ok(body)
-    }
-
-    async fn post(&self, path: &str, body: Value) -> anyhow::Result<Value> {
-        self.call(http::Method::POST, path, Some(body)).await
-    }
-}
-
 fn percentile(sorted: &[f64], p: f64) -> f64 {
     if sorted.is_empty() {
         return f64::NAN;
@@ -252,7 +225,7 @@ pub async fn run(args: BenchArgs, engine: switchyard_engine::EngineConfig) -> an
         url: format!("{api}/telemetry").parse()?,
         auth: (http::HeaderName::from_static("x-api-key"), http::HeaderValue::from_str(&key)?),
     };
-    let api = Api { client, base: api, key };
+    let api = Api::new(client, api, key);
     let place = api.post("/places", json!({"name": "bench"})).await?;
     let device = api.post("/devices", json!({"name": "m", "placeId": place["id"], "deviceType": "meter"})).await?;
     let device = device["id"].as_str().context("device id")?.to_owned();

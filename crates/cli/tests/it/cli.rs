@@ -53,6 +53,55 @@ async fn orgs_and_keys_work_beside_a_running_server() {
     assert!(call(Method::GET, &catalog, &write, None).await.1.to_string().contains("LUA_SCRIPT"));
 }
 
+/// `actions watch` follows an action to its end (exit 1 unless it
+/// succeeded); `actions list` lists the organization's, through the API.
+#[tokio::test]
+async fn actions_are_watched_and_listed_through_the_api() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = Server::start(switchyard(dir.path()).args(["serve", "--listen", "127.0.0.1:0"]));
+    let base = server.base.clone();
+    let key = std::fs::read_to_string(dir.path().join("data/admin.key")).unwrap().trim().to_owned();
+    let integrations = format!("{base}/v2/integrations");
+    let create = |body: serde_json::Value| call(Method::POST, &integrations, &key, Some(body));
+    let (_, inbound) = create(json!({"name": "in", "type": "HTTP_INBOUND", "direction": "INGRESS",
+                                     "properties": {"format": "records"}}))
+    .await;
+    let (_, hook) =
+        create(json!({"name": "hook", "type": "WEBHOOK", "properties": {"url": "http://127.0.0.1:1/in"}})).await;
+    let action = |integration: &serde_json::Value, kind: &str| {
+        let url = format!("{base}/v2/integrations/{}/actions/{kind}", integration["id"].as_str().unwrap());
+        let key = key.clone();
+        async move {
+            let (status, body) = call(Method::POST, &url, &key, None).await;
+            assert_eq!(status, 202, "{body}");
+            body["id"].as_str().unwrap().to_owned()
+        }
+    };
+    let replay = action(&inbound, "replay-unmapped").await;
+    let sent = action(&hook, "test-send").await;
+    let server_args = ["--url", &base, "--api-key", &key];
+
+    let out = run(switchyard(dir.path()).args(["actions", "watch", &replay]).args(server_args));
+    let printed = text(&out.stdout);
+    assert!(printed.contains(&format!("{replay} (replay-unmapped) succeeded")), "{printed}");
+    let failed = switchyard(dir.path()).args(["actions", "watch", &sent]).args(server_args).output().unwrap();
+    assert!(!failed.status.success(), "a failed action exits non-zero");
+    assert!(text(&failed.stdout).contains("(test-send) failed"), "{}", text(&failed.stdout));
+    assert!(text(&failed.stderr).contains("the action failed"), "{}", text(&failed.stderr));
+
+    // The key from the environment; a filter by status.
+    let listed = text(
+        &run(switchyard(dir.path()).args(["actions", "list", "--url", &base]).env("SWITCHYARD_API_KEY", &key)).stdout,
+    );
+    assert!(listed.contains(&replay) && listed.contains(&sent), "{listed}");
+    assert!(!listed.contains(&key), "the key is never printed");
+    let only =
+        text(&run(switchyard(dir.path()).args(["actions", "list", "--status", "failed"]).args(server_args)).stdout);
+    assert!(only.contains(&sent) && !only.contains(&replay), "{only}");
+    let wrong = switchyard(dir.path()).args(["actions", "list", "--url", &base, "--api-key", "nope"]).output().unwrap();
+    assert!(!wrong.status.success() && text(&wrong.stderr).contains("401"), "{}", text(&wrong.stderr));
+}
+
 #[tokio::test]
 async fn configuration_layers_defaults_file_environment_flags() {
     let dir = tempfile::tempdir().unwrap();

@@ -139,8 +139,8 @@ impl SqsIngress {
         let receipts: Vec<&str> = messages.iter().map(|m| m["ReceiptHandle"].as_str().unwrap_or_default()).collect();
         let every = Duration::from_secs((visibility / 2).max(1));
         let batch = messages.iter().map(|m| self.message(m)).collect();
-        let (stored, failed) =
-            store_batch(sink, batch, every, |n| self.set_visibility(&receipts[n..], visibility)).await;
+        let batched = store_batch(sink, batch, every, |n| self.set_visibility(&receipts[n..], visibility)).await;
+        let (stored, failed) = (batched.stored, batched.error);
         let deleted = self.delete(&receipts[..stored]).await;
         match failed {
             None => deleted.map(|()| false),

@@ -161,9 +161,10 @@ impl PubSubIngress {
             received.iter().map(|r| r["ackId"].as_str().unwrap_or_default().to_owned()).collect();
         let every = Duration::from_secs((self.ack_deadline / 2).max(1));
         let batch = received.iter().map(|r| Self::message(topic, r)).collect();
-        let (stored, failed) =
+        let batched =
             store_batch(sink, batch, every, |n| self.set_deadline(subscription, &ack_ids[n..], self.ack_deadline))
                 .await;
+        let (stored, failed) = (batched.stored, batched.error);
         if stored > 0 {
             let body = json!({"ackIds": &ack_ids[..stored]});
             self.ok(http::Method::POST, &format!("{subscription}:acknowledge"), body).await?;

@@ -12,7 +12,7 @@ use switchyard_core::{now_ms, InboundMessage, Integration, Secret};
 
 use crate::egress::{BuildError, EgressContext};
 use crate::http::HttpClient;
-use crate::poll::{Fetched, Page, PollError, Source, Window, WindowTemplate};
+use crate::poll::{Ask, Fetched, Page, PollError, Source, Window, WindowTemplate};
 use crate::shared::Settings;
 
 /// The most of one answer a poll reads.
@@ -271,12 +271,8 @@ fn next_link(header: &str) -> Option<String> {
 
 #[async_trait]
 impl Source for HttpPollSource {
-    async fn fetch(
-        &self,
-        window: Window,
-        page: &Value,
-        marks: &BTreeMap<String, String>,
-    ) -> Result<Fetched, PollError> {
+    async fn fetch(&self, ask: Ask<'_>) -> Result<Fetched, PollError> {
+        let (window, page, marks) = (ask.window, ask.page, ask.marks);
         let url = self.url(window, page, marks.get(CURSOR).map(String::as_str))?;
         let first = page.is_null();
         let request = self.request(window, &url, first, marks)?;

@@ -151,14 +151,28 @@ impl PollError {
     }
 }
 
+/// What a page is asked for.
+#[derive(Debug, Clone, Copy)]
+pub struct Ask<'a> {
+    pub window: Window,
+    /// `Value::Null` for the window's first page, else what the page before named.
+    pub page: &'a Value,
+    /// What the source asked to be sent back (empty for a backfill).
+    pub marks: &'a BTreeMap<String, String>,
+    /// A past range asked by a backfill, not a poll of what is new.
+    pub backfill: bool,
+}
+
 /// What a polled type fetches from.
 #[async_trait]
 pub trait Source: Send + Sync {
-    /// One page of what the source holds over `window`: the first when
-    /// `page` is `Value::Null`, else the one a previous page named. `marks`
-    /// are what the source asked to be sent back (empty for a backfill).
-    async fn fetch(&self, window: Window, page: &Value, marks: &BTreeMap<String, String>)
-        -> Result<Fetched, PollError>;
+    /// One page of what the source holds over the window asked.
+    async fn fetch(&self, ask: Ask<'_>) -> Result<Fetched, PollError>;
+    /// The longest window one backfill request may cover (the source's
+    /// limit on a range); `None`: a backfill's whole range is one window.
+    fn backfill_span(&self) -> Option<Duration> {
+        None
+    }
 }
 
 /// `intervalSeconds`, with the type's default and least value.
@@ -195,7 +209,43 @@ impl Schedule {
     }
 }
 
-/// The receiver of every polled type: the schedule and the pages, over the type's [`Source`].
+/// A backfill as it runs: an action's range, and how far it got (its
+/// progress, kept in the action: a restart resumes there).
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Backfill {
+    /// The action's id.
+    #[serde(skip)]
+    pub id: String,
+    #[serde(skip)]
+    pub from: i64,
+    #[serde(skip)]
+    pub to: i64,
+    /// Where the window being fetched starts (ms).
+    pub position: i64,
+    /// The next page of that window (`null`: its first).
+    #[serde(default)]
+    pub page: Value,
+    pub pages: u64,
+    pub messages: u64,
+    pub records: u64,
+    pub percent: f64,
+}
+
+impl Backfill {
+    /// A new one over [from, to).
+    pub fn new(id: String, from: i64, to: i64) -> Self {
+        Self { id, from, to, position: from, ..Default::default() }
+    }
+}
+
+/// Consecutive give-ups (a source failing for now) after which a backfill fails.
+const BACKFILL_GIVE_UPS: u32 = 20;
+
+/// The receiver of every polled type: the schedule, the pages and the
+/// backfills, over the type's [`Source`]. Backfills run between polls, a
+/// page at a time, so ticks stay on time and the source sees one request
+/// of this integration at once.
 pub struct Polled<S> {
     source: S,
     schedule: Schedule,
@@ -220,28 +270,53 @@ enum Ended {
     Store(String),
 }
 
+/// A page fetched and what it held handed over, stored.
+struct Handed {
+    /// The page without its messages.
+    page: Page,
+    messages: usize,
+    records: usize,
+}
+
 #[async_trait]
 impl<S: Source> Ingress for Polled<S> {
     async fn run(&mut self, sink: &dyn IngressSink) -> Result<(), String> {
         let mut state: PollState =
             sink.progress(PROGRESS).await.and_then(|v| serde_json::from_str(&v).ok()).unwrap_or_default();
-        let mut first = true;
+        let mut due = self.schedule.due(&state, now_ms(), rand::thread_rng().gen_range(0.0..1.0));
+        if state.polled_at.is_some_and(|at| at < self.changed_at) {
+            due = now_ms();
+        }
+        let mut job = sink.backfill().await?;
+        let mut give_ups = 0;
         loop {
-            let mut due = self.schedule.due(&state, now_ms(), rand::thread_rng().gen_range(0.0..1.0));
-            if first && state.polled_at.is_some_and(|at| at < self.changed_at) {
-                due = now_ms();
-            }
-            first = false;
-            let wait = Duration::from_millis((due - now_ms()).max(0) as u64);
-            tokio::select! {
-                _ = tokio::time::sleep(wait) => {}
-                _ = sink.stopping() => return Ok(()),
+            if now_ms() < due {
+                if let Some(j) = job.as_mut() {
+                    let step = self.backfill_step(sink, j, due, &mut give_ups).await;
+                    match step {
+                        Ok(true) => {}
+                        Ok(false) => job = sink.backfill().await?,
+                        Err(Ended::Stopping) => return Ok(()),
+                        Err(Ended::Store(e)) => return Err(e),
+                    }
+                    continue;
+                }
+                let wait = Duration::from_millis((due - now_ms()).max(0) as u64);
+                tokio::select! {
+                    _ = tokio::time::sleep(wait) => {}
+                    _ = sink.backfill_asked() => {
+                        job = sink.backfill().await?;
+                        continue;
+                    }
+                    _ = sink.stopping() => return Ok(()),
+                }
             }
             match self.poll(sink, &mut state).await {
                 Ok(()) => {}
                 Err(Ended::Stopping) => return Ok(()),
                 Err(Ended::Store(e)) => return Err(e),
             }
+            due = self.schedule.due(&state, now_ms(), rand::thread_rng().gen_range(0.0..1.0));
         }
     }
 }
@@ -251,8 +326,7 @@ impl<S: Source> Polled<S> {
     /// page until the last, retried until the next tick; reported.
     async fn poll(&self, sink: &dyn IngressSink, state: &mut PollState) -> Result<(), Ended> {
         let at = now_ms();
-        let interval = self.schedule.interval.as_millis() as i64;
-        let next_tick = at + interval;
+        let next_tick = at + self.schedule.interval.as_millis() as i64;
         let (window, mut page, mut pending) = match state.open.take() {
             Some(open) => (open.window, open.page, open.marks),
             None => {
@@ -261,46 +335,40 @@ impl<S: Source> Polled<S> {
             }
         };
         state.polled_at = Some(at);
-        let (mut messages, mut not_modified, mut pages, mut more) = (0, false, 0, false);
+        let (mut messages, mut pages) = (0, 0);
         let report = |outcome, messages, next_at, error| {
             sink.link(LinkEvent::Polled(PollReport { at, outcome, messages, next_at, error }))
         };
         loop {
-            let fetched = self.fetch_retrying(sink, window, &page, &state.marks, at, next_tick).await?;
-            let page_done = match fetched {
+            let ask = Ask { window, page: &page, marks: &state.marks, backfill: false };
+            let mut after = state.clone();
+            let fetched = match self.fetch_retrying(sink, ask, next_tick, Some(at)).await? {
+                Ok(fetched) => fetched,
                 Err(e) => {
                     // Left where it is: the next tick resumes this window at this page.
                     state.open = Some(OpenPoll { window, page, marks: pending });
-                    let outcome = match e {
-                        PollError::Retry { .. } => PollOutcome::Retrying,
-                        PollError::Fail(_) => PollOutcome::Failed,
-                    };
-                    let why = match &e {
-                        PollError::Retry { reason, .. } => format!("{reason}; tried again at the next poll"),
-                        PollError::Fail(reason) => reason.clone(),
+                    let (outcome, why) = match e {
+                        PollError::Retry { reason, .. } => {
+                            (PollOutcome::Retrying, format!("{reason}; tried again at the next poll"))
+                        }
+                        PollError::Fail(reason) => (PollOutcome::Failed, reason),
                     };
                     report(outcome, messages, next_tick, Some(why));
                     return Ok(());
                 }
-                Ok(Fetched::NotModified) => {
-                    not_modified = true;
-                    None
-                }
-                Ok(Fetched::Page(p)) => Some(p),
             };
-            let mut after = state.clone();
-            let mut handed = Vec::new();
-            match page_done {
-                None => {
+            let mut more = false;
+            match &fetched {
+                Fetched::NotModified => {
                     after.open = None;
                     after.until = Some(window.until);
                 }
-                Some(p) => {
-                    pending.extend(p.marks);
+                Fetched::Page(p) => {
+                    pending.extend(p.marks.clone());
                     pages += 1;
-                    match p.next {
+                    match &p.next {
                         Some(next) => {
-                            after.open = Some(OpenPoll { window, page: next, marks: pending.clone() });
+                            after.open = Some(OpenPoll { window, page: next.clone(), marks: pending.clone() });
                             // A window of more pages than a poll fetches goes on at the next tick.
                             more = pages >= MAX_PAGES;
                         }
@@ -310,22 +378,11 @@ impl<S: Source> Polled<S> {
                             after.marks.extend(std::mem::take(&mut pending));
                         }
                     }
-                    handed = p.messages;
                 }
             }
             let progress = serde_json::to_string(&after).unwrap_or_default();
-            match handed.last_mut() {
-                Some(last) => {
-                    last.progress.push((PROGRESS.to_owned(), progress));
-                    let (stored, error) = store_batch(sink, handed, Duration::from_secs(3600), |_| async {}).await;
-                    messages += stored;
-                    if let Some(e) = error {
-                        // What was not stored is fetched again: the state before this page is the one kept.
-                        return Err(if sink_stopping(sink).await { Ended::Stopping } else { Ended::Store(e) });
-                    }
-                }
-                None => sink.save_progress(PROGRESS, &progress).await.map_err(Ended::Store)?,
-            }
+            let not_modified = matches!(fetched, Fetched::NotModified);
+            messages += self.hand_over(sink, fetched, Some(progress)).await?.messages;
             *state = after;
             match &state.open {
                 Some(open) if !more => page = open.page.clone(),
@@ -339,21 +396,101 @@ impl<S: Source> Polled<S> {
         }
     }
 
+    /// Hands a page's messages to the sink and waits until they are stored;
+    /// `progress`, the poll's state after the page, is written with the
+    /// last of them, or alone when there is none.
+    async fn hand_over(
+        &self,
+        sink: &dyn IngressSink,
+        fetched: Fetched,
+        progress: Option<String>,
+    ) -> Result<Handed, Ended> {
+        let mut page = match fetched {
+            Fetched::Page(p) => p,
+            Fetched::NotModified => Page::default(),
+        };
+        let mut messages = std::mem::take(&mut page.messages);
+        if messages.is_empty() {
+            if let Some(progress) = progress {
+                sink.save_progress(PROGRESS, &progress).await.map_err(Ended::Store)?;
+            }
+            return Ok(Handed { page, messages: 0, records: 0 });
+        }
+        if let (Some(last), Some(progress)) = (messages.last_mut(), progress) {
+            last.progress.push((PROGRESS.to_owned(), progress));
+        }
+        let batched = store_batch(sink, messages, Duration::from_secs(3600), |_| async {}).await;
+        if let Some(e) = batched.error {
+            // What was not stored is fetched again: the state before this page is the one kept.
+            return Err(if sink_stopping(sink).await { Ended::Stopping } else { Ended::Store(e) });
+        }
+        Ok(Handed { page, messages: batched.stored, records: batched.records })
+    }
+
+    /// One page of a backfill, its progress written after it; `Ok(false)`
+    /// when the backfill ended (done, failed or cancelled).
+    async fn backfill_step(
+        &self,
+        sink: &dyn IngressSink,
+        job: &mut Backfill,
+        due: i64,
+        give_ups: &mut u32,
+    ) -> Result<bool, Ended> {
+        let until = match self.source.backfill_span() {
+            Some(span) => (job.position + span.as_millis() as i64).min(job.to),
+            None => job.to,
+        };
+        let window = Window { since: job.position, until };
+        let none = BTreeMap::new();
+        let ask = Ask { window, page: &job.page, marks: &none, backfill: true };
+        let end = match self.fetch_retrying(sink, ask, due, None).await? {
+            Err(PollError::Retry { reason, .. }) => {
+                *give_ups += 1;
+                if *give_ups < BACKFILL_GIVE_UPS {
+                    // Tried again after the poll that is due.
+                    return Ok(true);
+                }
+                Some(Err(format!("{reason}, {BACKFILL_GIVE_UPS} times in a row")))
+            }
+            Err(PollError::Fail(reason)) => Some(Err(reason)),
+            Ok(fetched) => {
+                *give_ups = 0;
+                let handed = self.hand_over(sink, fetched, None).await?;
+                job.pages += 1;
+                job.messages += handed.messages as u64;
+                job.records += handed.records as u64;
+                match handed.page.next {
+                    Some(next) => job.page = next,
+                    None => {
+                        job.position = window.until;
+                        job.page = Value::Null;
+                    }
+                }
+                let span = (job.to - job.from).max(1) as f64;
+                job.percent = (100.0 * (job.position - job.from) as f64 / span).clamp(0.0, 100.0);
+                (job.position >= job.to).then_some(Ok(()))
+            }
+        };
+        let finished = end.is_some();
+        let going = sink.backfill_progress(job, end).await.map_err(Ended::Store)?;
+        Ok(going && !finished)
+    }
+
     /// A page, retried with back-off while the source fails for now, until
     /// `deadline` (the next tick); `Ok(Err(_))` is the error given up on.
+    /// `poll`: when the poll it is a page of started, to report retries in
+    /// the status (a backfill's retries are its own).
     async fn fetch_retrying(
         &self,
         sink: &dyn IngressSink,
-        window: Window,
-        page: &Value,
-        marks: &BTreeMap<String, String>,
-        at: i64,
+        ask: Ask<'_>,
         deadline: i64,
+        poll: Option<i64>,
     ) -> Result<Result<Fetched, PollError>, Ended> {
         let mut backoff = crate::connection::Backoff::default();
         loop {
             let fetched = tokio::select! {
-                fetched = self.source.fetch(window, page, marks) => fetched,
+                fetched = self.source.fetch(ask) => fetched,
                 _ = sink.stopping() => return Err(Ended::Stopping),
             };
             let error = match fetched {
@@ -366,14 +503,16 @@ impl<S: Source> Polled<S> {
             if retry_at >= deadline {
                 return Ok(Err(error));
             }
-            let why = format!("{}; retrying in {}", error.reason(), humantime::format_duration(round_s(wait)));
-            sink.link(LinkEvent::Polled(PollReport {
-                at,
-                outcome: PollOutcome::Retrying,
-                messages: 0,
-                next_at: retry_at,
-                error: Some(why),
-            }));
+            if let Some(at) = poll {
+                let why = format!("{}; retrying in {}", error.reason(), humantime::format_duration(round_s(wait)));
+                sink.link(LinkEvent::Polled(PollReport {
+                    at,
+                    outcome: PollOutcome::Retrying,
+                    messages: 0,
+                    next_at: retry_at,
+                    error: Some(why),
+                }));
+            }
             tokio::select! {
                 _ = tokio::time::sleep(wait) => {}
                 _ = sink.stopping() => return Err(Ended::Stopping),

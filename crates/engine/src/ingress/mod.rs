@@ -52,6 +52,8 @@ struct Running {
     started_at: i64,
     stop: CancellationToken,
     done: tokio::sync::oneshot::Receiver<()>,
+    /// Told when a backfill is asked of it (polled types).
+    asked: Arc<tokio::sync::Notify>,
 }
 
 /// An endpoint integration's door, as requests find it.
@@ -213,12 +215,14 @@ impl Supervisor {
         let templated = integration.properties.values().any(|v| v.to_string().contains("{{"))
             || integration.secrets.values().any(|s| s.expose().contains("{{"));
         let updated_at = integration.updated_at;
-        let task = supervise(engine, org.clone(), integration, connection, stop.clone(), fence.clone());
+        let asked = Arc::new(tokio::sync::Notify::new());
+        let task = supervise(engine, org.clone(), integration, connection, stop.clone(), fence.clone(), asked.clone());
         tracker.spawn(async move {
             task.await;
             let _ = finished.send(());
         });
-        let running = Running { org: org.clone(), templated, updated_at, fence, started_at: now_ms(), stop, done };
+        let running =
+            Running { org: org.clone(), templated, updated_at, fence, started_at: now_ms(), stop, done, asked };
         self.lock_running().insert(id.clone(), running);
     }
 
@@ -254,6 +258,14 @@ impl Supervisor {
             .collect();
         for id in ids {
             self.changed(org, &id);
+        }
+    }
+
+    /// A backfill was asked of the integration: its receiver, if it runs
+    /// here, takes it up (with several nodes, the holder finds it itself).
+    pub(crate) fn backfill_asked(&self, id: &IntegrationId) {
+        if let Some(running) = self.lock_running().get(id) {
+            running.asked.notify_one();
         }
     }
 
@@ -361,6 +373,7 @@ async fn supervise(
     connection: Arc<Connection>,
     stop: CancellationToken,
     fence: Option<Fence>,
+    asked: Arc<tokio::sync::Notify>,
 ) {
     let id = integration.id.clone();
     let endpoint = matches!(role(&integration), Some(Role::Endpoint(_)));
@@ -390,8 +403,16 @@ async fn supervise(
         }
     };
     let interval = decoder.expected_interval;
-    let sink =
-        Arc::new(Sink::new(engine.clone(), org, id.clone(), decoder, connection.clone(), stop.clone(), fence.clone()));
+    let sink = Arc::new(Sink::new(
+        engine.clone(),
+        org,
+        id.clone(),
+        decoder,
+        connection.clone(),
+        stop.clone(),
+        fence.clone(),
+        asked,
+    ));
     let mut receiver: Box<dyn Ingress> = match built {
         Built::Receiver(Ok(receiver)) => receiver,
         Built::Endpoint(Ok(endpoint)) => {

@@ -9,10 +9,13 @@ use std::sync::{Arc, Mutex};
 use std::time::Instant;
 
 use async_trait::async_trait;
+use serde_json::json;
 use switchyard_connectors::decode::Decoder;
-use switchyard_connectors::ingress::Storing;
+use switchyard_connectors::ingress::{Storing, Taken};
+use switchyard_connectors::poll::Backfill;
 use switchyard_connectors::{IngressSink, LinkEvent};
-use switchyard_core::{now_ms, InboundMessage, IntegrationId, OrgId};
+use switchyard_core::{now_ms, ActionId, ActionStatus, InboundMessage, IntegrationId, OrgId};
+use switchyard_store::{ActionFilter, PageRequest};
 use tokio_util::sync::CancellationToken;
 
 use super::status::{Connection, ConnectionState};
@@ -31,9 +34,15 @@ pub(super) struct Sink {
     stop: CancellationToken,
     /// The lease this node runs the integration by, with several nodes.
     fence: Option<switchyard_store::Fence>,
+    /// Told when a backfill is asked of the integration on this node.
+    asked: Arc<tokio::sync::Notify>,
 }
 
+/// With several nodes, how often a receiver looks for backfills asked on another node.
+const BACKFILLS_ELSEWHERE: std::time::Duration = std::time::Duration::from_secs(5);
+
 impl Sink {
+    #[allow(clippy::too_many_arguments)]
     pub(super) fn new(
         engine: Arc<Engine>,
         org: OrgId,
@@ -42,9 +51,11 @@ impl Sink {
         connection: Arc<Connection>,
         stop: CancellationToken,
         fence: Option<switchyard_store::Fence>,
+        asked: Arc<tokio::sync::Notify>,
     ) -> Self {
         let bucket = Mutex::new(TokenBucket::new(decoder.rate, Instant::now()));
-        Self { engine, org, integration, decoder, connection, bucket, order: Default::default(), stop, fence }
+        let order = Default::default();
+        Self { engine, org, integration, decoder, connection, bucket, order, stop, fence, asked }
     }
 }
 
@@ -107,7 +118,7 @@ impl IngressSink for Sink {
             }
         }
         let storing = self.store(message).await?;
-        Ok(Box::pin(async move { storing.await.map(|r| r.outcome) }))
+        Ok(Box::pin(async move { storing.await.map(|r| Taken { outcome: r.outcome, records: r.records }) }))
     }
 
     fn link(&self, event: LinkEvent) {
@@ -134,5 +145,59 @@ impl IngressSink for Sink {
 
     async fn stopping(&self) {
         self.stop.cancelled().await
+    }
+
+    async fn backfill(&self) -> Result<Option<Backfill>, String> {
+        let filter = ActionFilter {
+            integration: Some(self.integration.clone()),
+            kind: Some(crate::actions::BACKFILL.to_owned()),
+            statuses: vec![ActionStatus::Queued, ActionStatus::Running],
+        };
+        let page = PageRequest { limit: 100, after: None };
+        let found = self.engine.store.list_actions(&self.org, &filter, &page).await.map_err(|e| e.to_string())?;
+        // Newest first: the oldest asked runs first.
+        let Some(action) = found.items.into_iter().last() else { return Ok(None) };
+        let time = |name: &str| action.params.get(name).and_then(serde_json::Value::as_i64).unwrap_or(0);
+        let mut job: Backfill = serde_json::from_value(action.progress.clone())
+            .unwrap_or_else(|_| Backfill::new(String::new(), time("from"), time("from")));
+        (job.id, job.from, job.to) = (action.id.to_string(), time("from"), time("to"));
+        job.position = job.position.clamp(job.from, job.to);
+        Ok(Some(job))
+    }
+
+    async fn backfill_progress(&self, job: &Backfill, end: Option<Result<(), String>>) -> Result<bool, String> {
+        let id = ActionId::parse(&job.id).map_err(|e| e.to_string())?;
+        let store = &self.engine.store;
+        let Some(mut action) = store.get_action(&self.org, &id).await.map_err(|e| e.to_string())? else {
+            return Ok(false); // deleted with its integration
+        };
+        if !action.status.is_unfinished() {
+            return Ok(false);
+        }
+        let now = now_ms();
+        action.progress = serde_json::to_value(job).unwrap_or_default();
+        action.updated_at = now;
+        action.status = match &end {
+            None => ActionStatus::Running,
+            Some(Ok(())) => ActionStatus::Succeeded,
+            Some(Err(_)) => ActionStatus::Failed,
+        };
+        if let Some(end) = end {
+            action.finished_at = Some(now);
+            action.result = Some(json!({"pages": job.pages, "messages": job.messages, "records": job.records}));
+            action.error = end.err();
+        }
+        store.update_action(&self.org, &action).await.map_err(|e| e.to_string())
+    }
+
+    async fn backfill_asked(&self) {
+        if self.fence.is_some() {
+            tokio::select! {
+                _ = self.asked.notified() => {}
+                _ = tokio::time::sleep(BACKFILLS_ELSEWHERE) => {}
+            }
+        } else {
+            self.asked.notified().await
+        }
     }
 }
