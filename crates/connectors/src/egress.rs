@@ -109,6 +109,8 @@ pub trait Resources: Send + Sync {
     /// `{"device": {"id", "name", "deviceType", "externalIds", "metadata"},
     /// "place": {"id", "name", "metadata"}}`; absent parts when unknown.
     async fn describe(&self, org: &OrgId, device: &DeviceId) -> serde_json::Value;
+    /// A Place, for the types that fetch for where it is (weather).
+    async fn place(&self, org: &OrgId, place: &switchyard_core::PlaceId) -> Option<switchyard_core::Place>;
 }
 
 /// What connectors share: the HTTP client (no redirects, the egress policy

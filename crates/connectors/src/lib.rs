@@ -31,6 +31,7 @@ pub mod poll;
 pub mod shared;
 mod tls;
 pub mod twilio;
+pub mod weather;
 pub mod webhook;
 pub mod websocket;
 
@@ -243,6 +244,7 @@ pub fn registry() -> &'static [ConnectorType] {
             http_poll::connector_type(),
             websocket::connector_type(),
             particle::connector_type(),
+            weather::connector_type(),
             amqp::connector_type(),
             nats::connector_type(),
             aws_sns::connector_type(),
@@ -384,6 +386,7 @@ mod tests {
                 ("HTTP_POLL", Direction::Ingress),
                 ("WEBSOCKET", Direction::Ingress),
                 ("PARTICLE", Direction::Ingress),
+                ("WEATHER", Direction::Ingress),
                 ("AMQP", Direction::Egress),
                 ("NATS", Direction::Egress),
                 ("AWS_SNS", Direction::Egress),

@@ -1,7 +1,6 @@
 //! Types the catalog lists as disabled ("coming soon") until their connector
 //! works end to end. Each carries the properties it will take, so the wizard
 //! can show them; when a connector is built it moves to a folder of its own.
-use serde_json::json;
 use switchyard_core::spec::{PropertyKind as K, PropertySpec as P};
 use switchyard_core::{Direction, ResourceType};
 
@@ -30,34 +29,19 @@ fn planned(
 
 pub(crate) fn types() -> Vec<ConnectorType> {
     use Direction::{Egress, Ingress};
-    let mut types = vec![
-        planned(
-            "WEATHER",
-            "Weather",
-            "Weather observations and forecasts for a Place.",
-            vec![(
-                Ingress,
-                vec![
-                    P::new("place", "Place", K::Resource).resource(ResourceType::Place).required(),
-                    P::new("apiKey", "API key", K::Secret).required(),
-                    P::new("intervalSeconds", "Interval (s)", K::Number).range(300.0, 86400.0).default(json!(900)),
-                ],
-            )],
-        ),
-        planned(
-            "UTILITY_DATA",
-            "Utility data",
-            "Meter and billing data from a utility.",
-            vec![(
-                Ingress,
-                vec![
-                    P::new("provider", "Provider", K::String).required(),
-                    P::new("apiKey", "API key", K::Secret).required(),
-                    P::new("place", "Place", K::Resource).resource(ResourceType::Place).required(),
-                ],
-            )],
-        ),
-    ];
+    let mut types = vec![planned(
+        "UTILITY_DATA",
+        "Utility data",
+        "Meter and billing data from a utility.",
+        vec![(
+            Ingress,
+            vec![
+                P::new("provider", "Provider", K::String).required(),
+                P::new("apiKey", "API key", K::Secret).required(),
+                P::new("place", "Place", K::Resource).resource(ResourceType::Place).required(),
+            ],
+        )],
+    )];
     types.push(ConnectorType {
         key: "LUA_SCRIPT".into(),
         name: "Scripted integration".into(),

@@ -45,6 +45,11 @@ impl<'a> Settings<'a> {
         Self { specs, props: &resolved.properties, secrets: &resolved.secrets }
     }
 
+    /// Whether the type declares the property.
+    pub fn declares(&self, name: &str) -> bool {
+        self.specs.iter().any(|s| s.name == name)
+    }
+
     fn spec(&self, name: &str) -> Result<&'a P, BuildError> {
         self.specs
             .iter()

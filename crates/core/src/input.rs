@@ -20,6 +20,7 @@ pub struct CreatePlace {
     pub parent_id: Option<String>,
     #[serde(default)]
     pub metadata: Metadata,
+    pub location: Option<crate::Location>,
 }
 
 /// Omitted fields are kept; `parentId: null` makes the Place a root.
@@ -32,6 +33,10 @@ pub struct UpdatePlace {
     #[schema(value_type = Option<String>)]
     pub parent_id: Option<Option<String>>,
     pub metadata: Option<Metadata>,
+    /// `null` removes the location.
+    #[serde(default, deserialize_with = "double_option")]
+    #[schema(value_type = Option<crate::Location>)]
+    pub location: Option<Option<crate::Location>>,
 }
 
 #[derive(Debug, Clone, Deserialize, ToSchema)]

@@ -122,6 +122,9 @@ pub struct Place {
     pub name: String,
     pub parent_id: Option<PlaceId>,
     pub metadata: Metadata,
+    /// Where it is: what weather integrations fetch for.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub location: Option<Location>,
     pub created_at: i64,
     pub updated_at: i64,
 }
@@ -191,6 +194,36 @@ pub struct ResourceEntry {
     #[serde(serialize_with = "crate::path::serialize_display")]
     pub path: ResourcePath,
     pub device_type: Option<String>,
+}
+
+/// Where a Place is.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct Location {
+    /// Degrees north, -90 to 90.
+    #[schema(minimum = -90, maximum = 90)]
+    pub latitude: f64,
+    /// Degrees east, -180 to 180.
+    #[schema(minimum = -180, maximum = 180)]
+    pub longitude: f64,
+    /// An IANA time zone (`Europe/Berlin`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schema(max_length = 64)]
+    pub timezone: Option<String>,
+}
+
+pub fn validate_location(field: &str, l: &Location, errors: &mut ValidationErrors) {
+    if !(l.latitude.is_finite() && (-90.0..=90.0).contains(&l.latitude)) {
+        errors.push(format!("{field}.latitude"), "must be between -90 and 90");
+    }
+    if !(l.longitude.is_finite() && (-180.0..=180.0).contains(&l.longitude)) {
+        errors.push(format!("{field}.longitude"), "must be between -180 and 180");
+    }
+    if let Some(tz) = &l.timezone {
+        if tz.len() > 64 || jiff::tz::TimeZone::get(tz).is_err() {
+            errors.push(format!("{field}.timezone"), "must be an IANA time zone, such as Europe/Berlin or UTC");
+        }
+    }
 }
 
 pub fn validate_name(field: &str, name: &str, errors: &mut ValidationErrors) {

@@ -267,7 +267,7 @@ impl Engine {
         if let (Err(IngestError::Unmapped { external_ids, .. }), Some(place), Some(drafts)) =
             (&found, &decoder.place, again)
         {
-            match self.map_new_devices(org, integration, place, external_ids).await {
+            match self.map_new_devices(org, integration, decoder, place, external_ids).await {
                 Err(IngestError::Invalid(e)) => {
                     return Ok(Err((MessageOutcome::Unmapped, format!("no device could be created for it: {e}"))))
                 }
@@ -290,6 +290,7 @@ impl Engine {
         &self,
         org: &OrgId,
         integration: &IntegrationId,
+        decoder: &Decoder,
         place: &str,
         external_ids: &[String],
     ) -> Result<(), IngestError> {
@@ -303,7 +304,7 @@ impl Engine {
             let device = switchyard_core::input::CreateDevice {
                 name: external.clone(),
                 place_id: place.to_string(),
-                device_type: "device".into(),
+                device_type: decoder.device_type.into(),
                 external_ids: [(integration.to_string(), external.clone())].into(),
                 metadata: Default::default(),
             };

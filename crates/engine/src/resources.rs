@@ -24,4 +24,8 @@ impl switchyard_connectors::Resources for StoreResources {
         );
         Value::Object(out)
     }
+
+    async fn place(&self, org: &OrgId, place: &switchyard_core::PlaceId) -> Option<switchyard_core::Place> {
+        self.0.get_place(org, place).await.ok().flatten()
+    }
 }

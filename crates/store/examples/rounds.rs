@@ -24,6 +24,7 @@ async fn main() {
         name: "p".into(),
         parent_id: None,
         metadata: Metadata::new(),
+        location: None,
         created_at: now,
         updated_at: now,
     };

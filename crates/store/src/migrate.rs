@@ -20,6 +20,7 @@ const MIGRATIONS: &[(i64, &str, &str)] = &[
     (12, "leases", include_str!("../migrations/0012_leases.sql")),
     (13, "secret globals", include_str!("../migrations/0013_secret_globals.sql")),
     (14, "ingress progress", include_str!("../migrations/0014_ingress_progress.sql")),
+    (15, "place location", include_str!("../migrations/0015_place_location.sql")),
 ];
 
 const LOCK_KEY: i64 = 0x5357_5944; // "SWYD"

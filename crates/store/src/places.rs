@@ -4,7 +4,7 @@ use switchyard_core::{Device, DeviceId, OrgId, Place, PlaceId, ResourceEntry, Re
 use crate::db::{q, Conn, Row};
 use crate::{from_json, json_text, page_clause, paged, Page, PageRequest, PlaceStore, Result, SqlStore, StoreError};
 
-const PLACE_COLUMNS: &str = "id, name, parent_id, metadata, created_at, updated_at";
+const PLACE_COLUMNS: &str = "id, name, parent_id, metadata, location, created_at, updated_at";
 const DEVICE_COLUMNS: &str = "id, name, place_id, device_type, external_ids, metadata, created_at, updated_at";
 
 fn place_from(row: &Row) -> Result<Place> {
@@ -13,6 +13,7 @@ fn place_from(row: &Row) -> Result<Place> {
         name: row.get("name")?,
         parent_id: row.get::<Option<String>>("parent_id")?.map(PlaceId::from_stored),
         metadata: from_json("places.metadata", &row.get::<String>("metadata")?)?,
+        location: row.get::<Option<String>>("location")?.map(|l| from_json("places.location", &l)).transpose()?,
         created_at: row.get("created_at")?,
         updated_at: row.get("updated_at")?,
     })
@@ -54,14 +55,16 @@ impl PlaceStore for SqlStore {
     async fn create_place(&self, org: &OrgId, place: &Place) -> Result<()> {
         self.pool
             .execute(
-                q("INSERT INTO places (id, org_id, parent_id, name, metadata, created_at, updated_at) VALUES ($1, $2, $3, $4, $5, $6, $7)")
-                    .bind(&place.id)
-                    .bind(org)
-                    .bind(place.parent_id.as_ref().map(|p| p.as_str()))
-                    .bind(place.name.as_str())
-                    .bind(json_text(&place.metadata))
-                    .bind(place.created_at)
-                    .bind(place.updated_at),
+                q("INSERT INTO places (id, org_id, parent_id, name, metadata, location, created_at, updated_at) \
+                   VALUES ($1, $2, $3, $4, $5, $6, $7, $8)")
+                .bind(&place.id)
+                .bind(org)
+                .bind(place.parent_id.as_ref().map(|p| p.as_str()))
+                .bind(place.name.as_str())
+                .bind(json_text(&place.metadata))
+                .bind(place.location.as_ref().map(json_text))
+                .bind(place.created_at)
+                .bind(place.updated_at),
             )
             .await
             .map(drop)
@@ -123,13 +126,15 @@ impl PlaceStore for SqlStore {
         let n = tx
             .conn()
             .execute(
-                q("UPDATE places SET name = $3, parent_id = $4, metadata = $5, updated_at = $6 WHERE org_id = $1 AND id = $2")
-                    .bind(org)
-                    .bind(&place.id)
-                    .bind(place.name.as_str())
-                    .bind(place.parent_id.as_ref().map(|p| p.as_str()))
-                    .bind(json_text(&place.metadata))
-                    .bind(place.updated_at),
+                q("UPDATE places SET name = $3, parent_id = $4, metadata = $5, updated_at = $6, location = $7 \
+                   WHERE org_id = $1 AND id = $2")
+                .bind(org)
+                .bind(&place.id)
+                .bind(place.name.as_str())
+                .bind(place.parent_id.as_ref().map(|p| p.as_str()))
+                .bind(json_text(&place.metadata))
+                .bind(place.updated_at)
+                .bind(place.location.as_ref().map(json_text)),
             )
             .await?;
         tx.commit().await?;

@@ -42,6 +42,7 @@ const WORKING: &[&str] = &[
     "HTTP_POLL",
     "WEBSOCKET",
     "PARTICLE",
+    "WEATHER",
     "AMQP",
     "NATS",
     "AWS_SNS",
@@ -118,7 +119,7 @@ async fn property_specs_per_type_and_direction() {
     assert_eq!(egress.body["directions"][0]["availability"], "available");
     let ingress = app.get("/v2/integrations/properties?type=MQTT&direction=INGRESS").await;
     assert_eq!(ingress.body["directions"][0]["availability"], "available");
-    let polled = app.get("/v2/integrations/properties?type=WEATHER&direction=INGRESS").await;
+    let polled = app.get("/v2/integrations/properties?type=UTILITY_DATA&direction=INGRESS").await;
     assert_eq!(polled.body["directions"][0]["availability"], "disabled", "not yet");
     assert!(egress.body["directions"][0]["properties"]
         .as_array()

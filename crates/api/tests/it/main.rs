@@ -37,6 +37,7 @@ mod particle;
 mod receiver;
 mod reliability;
 mod resources;
+mod weather;
 mod websocket;
 
 pub struct App {

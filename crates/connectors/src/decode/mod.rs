@@ -158,6 +158,8 @@ pub struct Decoder {
     /// Records with no id of their own are keyed by (device, property,
     /// timestamp): a polled source fetches what it stored before again.
     pub keyed: bool,
+    /// The type of the devices made for unmapped external ids in `place`.
+    pub device_type: &'static str,
 }
 
 impl Decoder {
@@ -165,12 +167,20 @@ impl Decoder {
         let s = Settings::of(integration)?;
         let mut decoder = Self::read(&s).map_err(BuildError::Config)?;
         decoder.keyed = crate::poll::is_polled(&integration.type_key);
+        decoder.device_type = crate::poll::device_type(&integration.type_key);
         Ok(decoder)
     }
 
+    /// A type that makes its own records (weather, utility data) declares
+    /// none of the decoding properties but the Place and the rate: it
+    /// hands over Switchyard's record JSON.
     fn read(s: &Settings<'_>) -> Result<Self, String> {
-        let text = |name| s.text(name).map_err(|e| e.to_string()).map(|t| t.map(str::trim).filter(|t| !t.is_empty()));
-        let format = match text(FORMAT)?.unwrap_or("json") {
+        let text = |name| match s.declares(name) {
+            true => s.text(name).map_err(|e| e.to_string()).map(|t| t.map(str::trim).filter(|t| !t.is_empty())),
+            false => Ok(None),
+        };
+        let own = if s.declares(FORMAT) { "json" } else { "records" };
+        let format = match text(FORMAT)?.unwrap_or(own) {
             "records" => Format::Records,
             "senml" => Format::Senml,
             "raw" => Format::Raw,
@@ -196,7 +206,10 @@ impl Decoder {
                 p => Ok(p.map(str::to_owned)),
             }
         };
-        let number = |name| s.number(name).map_err(|e| e.to_string());
+        let number = |name| match s.declares(name) {
+            true => s.number(name).map_err(|e| e.to_string()),
+            false => Ok(None),
+        };
         Ok(Self {
             format,
             external_id,
@@ -208,6 +221,7 @@ impl Decoder {
             expected_interval: number(EXPECTED_INTERVAL)?,
             place: text(PLACE)?.map(str::to_owned),
             keyed: false,
+            device_type: "device",
         })
     }
 

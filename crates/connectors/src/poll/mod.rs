@@ -41,6 +41,15 @@ pub fn is_polled(type_key: &str) -> bool {
     TYPES.contains(&type_key)
 }
 
+/// The type of the devices a polled type's records get when their Place has none mapped.
+pub fn device_type(type_key: &str) -> &'static str {
+    match type_key {
+        "WEATHER" => "weather",
+        "UTILITY_DATA" => "meter",
+        _ => "device",
+    }
+}
+
 /// The progress name a poll's state is kept under.
 pub const PROGRESS: &str = "poll";
 

@@ -3,7 +3,8 @@
 //! invalidates the organization's routes.
 use switchyard_core::input::{CreateDevice, CreatePlace, UpdateDevice, UpdatePlace};
 use switchyard_core::{
-    now_ms, validate_metadata, validate_name, Device, DeviceId, OrgId, Place, PlaceId, ValidationErrors,
+    now_ms, validate_location, validate_metadata, validate_name, Device, DeviceId, OrgId, Place, PlaceId,
+    ValidationErrors,
 };
 
 use super::{deleted, ConfigError, Configuration};
@@ -30,6 +31,9 @@ impl Configuration<'_> {
         let mut errors = ValidationErrors::default();
         validate_name("name", &input.name, &mut errors);
         validate_metadata("metadata", &input.metadata, &mut errors);
+        if let Some(location) = &input.location {
+            validate_location("location", location, &mut errors);
+        }
         errors.into_result()?;
         let parent_id = match &input.parent_id {
             Some(raw) => Some(self.existing_place(org, "parentId", raw).await?),
@@ -41,6 +45,7 @@ impl Configuration<'_> {
             name: input.name.trim().to_owned(),
             parent_id,
             metadata: input.metadata,
+            location: input.location,
             created_at: now,
             updated_at: now,
         };
@@ -58,6 +63,9 @@ impl Configuration<'_> {
         if let Some(metadata) = &input.metadata {
             validate_metadata("metadata", metadata, &mut errors);
         }
+        if let Some(Some(location)) = &input.location {
+            validate_location("location", location, &mut errors);
+        }
         errors.into_result()?;
         match &input.parent_id {
             None => {}
@@ -69,6 +77,9 @@ impl Configuration<'_> {
         }
         if let Some(metadata) = input.metadata {
             place.metadata = metadata;
+        }
+        if let Some(location) = input.location {
+            place.location = location;
         }
         place.updated_at = now_ms();
         if !self.engine.store.update_place(org, &place).await? {

@@ -23,6 +23,7 @@ fn place(name: &str, parent: Option<&PlaceId>) -> Place {
         name: name.into(),
         parent_id: parent.cloned(),
         metadata: Metadata::new(),
+        location: None,
         created_at: now_ms(),
         updated_at: now_ms(),
     }
