@@ -101,6 +101,10 @@ pub trait IngressSink: Send + Sync {
     ) -> Result<bool, String>;
     /// Resolves when a backfill may have been asked for since the last call.
     async fn backfill_asked(&self);
+    /// A secret the receiver kept under `name` (a refreshed OAuth token).
+    async fn kept_secret(&self, name: &str) -> Option<switchyard_core::Secret>;
+    /// Keeps a secret, encrypted like the integration's own, durably before it returns.
+    async fn keep_secret(&self, name: &str, value: &switchyard_core::Secret) -> Result<(), String>;
 }
 
 /// A connection to one source. `run` returns when the link fails (with

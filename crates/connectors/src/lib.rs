@@ -31,6 +31,7 @@ pub mod poll;
 pub mod shared;
 mod tls;
 pub mod twilio;
+pub mod utility_data;
 pub mod weather;
 pub mod webhook;
 pub mod websocket;
@@ -245,6 +246,7 @@ pub fn registry() -> &'static [ConnectorType] {
             websocket::connector_type(),
             particle::connector_type(),
             weather::connector_type(),
+            utility_data::connector_type(),
             amqp::connector_type(),
             nats::connector_type(),
             aws_sns::connector_type(),
@@ -387,6 +389,7 @@ mod tests {
                 ("WEBSOCKET", Direction::Ingress),
                 ("PARTICLE", Direction::Ingress),
                 ("WEATHER", Direction::Ingress),
+                ("UTILITY_DATA", Direction::Ingress),
                 ("AMQP", Direction::Egress),
                 ("NATS", Direction::Egress),
                 ("AWS_SNS", Direction::Egress),

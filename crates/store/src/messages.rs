@@ -1,7 +1,9 @@
 //! Reading back what came in: an ingress integration's message log, and
 //! stored records (a device's, newest first) with their sources.
 use async_trait::async_trait;
-use switchyard_core::{IntegrationId, LoggedMessage, MessageId, MessageOutcome, OrgId, Record, RecordId, RecordSource};
+use switchyard_core::{
+    IntegrationId, LoggedMessage, MessageId, MessageOutcome, OrgId, Record, RecordId, RecordSource, Secret,
+};
 
 use crate::db::{q, Durability, Row};
 use crate::{
@@ -26,6 +28,16 @@ pub trait IngressStore: Send + Sync {
     async fn get_progress(&self, org: &OrgId, integration: &IntegrationId, name: &str) -> Result<Option<String>>;
     /// Keeps `value` under `name` for the integration's receiver, durably; gone with the integration.
     async fn set_progress(&self, org: &OrgId, integration: &IntegrationId, name: &str, value: &str) -> Result<()>;
+    /// A secret the receiver keeps (a refreshed OAuth token), encrypted like
+    /// the integration's own secrets.
+    async fn get_kept_secret(&self, org: &OrgId, integration: &IntegrationId, name: &str) -> Result<Option<Secret>>;
+    async fn set_kept_secret(&self, org: &OrgId, integration: &IntegrationId, name: &str, value: &Secret)
+        -> Result<()>;
+}
+
+/// The progress row a kept secret is sealed in.
+fn kept(name: &str) -> String {
+    format!("secret:{name}")
 }
 
 /// Appends `AND id < $n ORDER BY id DESC LIMIT $m`: newest first.
@@ -79,6 +91,22 @@ impl IngressStore for SqlStore {
         );
         set.push_sql(PROGRESS.tail());
         self.pool.execute(set).await.map(drop)
+    }
+
+    async fn get_kept_secret(&self, org: &OrgId, integration: &IntegrationId, name: &str) -> Result<Option<Secret>> {
+        let Some(sealed) = self.get_progress(org, integration, &kept(name)).await? else { return Ok(None) };
+        Ok(self.open_secrets("ingress_progress.value", &sealed)?.remove(name))
+    }
+
+    async fn set_kept_secret(
+        &self,
+        org: &OrgId,
+        integration: &IntegrationId,
+        name: &str,
+        value: &Secret,
+    ) -> Result<()> {
+        let sealed = self.seal(&[(name.to_owned(), value.clone())].into());
+        self.set_progress(org, integration, &kept(name), &sealed).await
     }
 
     async fn list_messages(

@@ -43,6 +43,7 @@ const WORKING: &[&str] = &[
     "WEBSOCKET",
     "PARTICLE",
     "WEATHER",
+    "UTILITY_DATA",
     "AMQP",
     "NATS",
     "AWS_SNS",
@@ -119,8 +120,6 @@ async fn property_specs_per_type_and_direction() {
     assert_eq!(egress.body["directions"][0]["availability"], "available");
     let ingress = app.get("/v2/integrations/properties?type=MQTT&direction=INGRESS").await;
     assert_eq!(ingress.body["directions"][0]["availability"], "available");
-    let polled = app.get("/v2/integrations/properties?type=UTILITY_DATA&direction=INGRESS").await;
-    assert_eq!(polled.body["directions"][0]["availability"], "disabled", "not yet");
     assert!(egress.body["directions"][0]["properties"]
         .as_array()
         .unwrap()

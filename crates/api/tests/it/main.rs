@@ -37,6 +37,7 @@ mod particle;
 mod receiver;
 mod reliability;
 mod resources;
+mod utility;
 mod weather;
 mod websocket;
 

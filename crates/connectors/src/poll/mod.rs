@@ -161,7 +161,7 @@ impl PollError {
 }
 
 /// What a page is asked for.
-#[derive(Debug, Clone, Copy)]
+#[derive(Clone, Copy)]
 pub struct Ask<'a> {
     pub window: Window,
     /// `Value::Null` for the window's first page, else what the page before named.
@@ -170,6 +170,9 @@ pub struct Ask<'a> {
     pub marks: &'a BTreeMap<String, String>,
     /// A past range asked by a backfill, not a poll of what is new.
     pub backfill: bool,
+    /// The integration's sink, for what a source keeps beside the poll's
+    /// state (a refreshed OAuth token).
+    pub sink: &'a dyn IngressSink,
 }
 
 /// What a polled type fetches from.
@@ -349,7 +352,7 @@ impl<S: Source> Polled<S> {
             sink.link(LinkEvent::Polled(PollReport { at, outcome, messages, next_at, error }))
         };
         loop {
-            let ask = Ask { window, page: &page, marks: &state.marks, backfill: false };
+            let ask = Ask { window, page: &page, marks: &state.marks, backfill: false, sink };
             let mut after = state.clone();
             let fetched = match self.fetch_retrying(sink, ask, next_tick, Some(at)).await? {
                 Ok(fetched) => fetched,
@@ -451,7 +454,7 @@ impl<S: Source> Polled<S> {
         };
         let window = Window { since: job.position, until };
         let none = BTreeMap::new();
-        let ask = Ask { window, page: &job.page, marks: &none, backfill: true };
+        let ask = Ask { window, page: &job.page, marks: &none, backfill: true, sink };
         let end = match self.fetch_retrying(sink, ask, due, None).await? {
             Err(PollError::Retry { reason, .. }) => {
                 *give_ups += 1;

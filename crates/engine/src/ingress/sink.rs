@@ -190,6 +190,20 @@ impl IngressSink for Sink {
         store.update_action(&self.org, &action).await.map_err(|e| e.to_string())
     }
 
+    async fn kept_secret(&self, name: &str) -> Option<switchyard_core::Secret> {
+        match self.engine.store.get_kept_secret(&self.org, &self.integration, name).await {
+            Ok(found) => found,
+            Err(e) => {
+                tracing::warn!(integration = %self.integration, error = %e, "reading a kept secret failed");
+                None
+            }
+        }
+    }
+
+    async fn keep_secret(&self, name: &str, value: &switchyard_core::Secret) -> Result<(), String> {
+        self.engine.store.set_kept_secret(&self.org, &self.integration, name, value).await.map_err(|e| e.to_string())
+    }
+
     async fn backfill_asked(&self) {
         if self.fence.is_some() {
             tokio::select! {
