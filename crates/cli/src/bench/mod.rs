@@ -16,6 +16,7 @@ use switchyard_core::{keys, now_ms, ApiKey, ApiKeyId, Cipher, Org, OrgId, Scope}
 use crate::client::Api;
 
 mod ingress;
+mod polled;
 
 /// Of every request the bench makes (none comes near it).
 const TIMEOUT: Duration = Duration::from_secs(60);
@@ -42,6 +43,8 @@ pub struct BenchArgs {
     pub clients: usize,
     #[command(flatten)]
     pub ingress: ingress::IngressArgs,
+    #[command(flatten)]
+    pub polled: polled::PolledArgs,
 }
 
 /// Counts arrivals and keeps, per record id, when it arrived.
@@ -369,6 +372,7 @@ pub async fn run(args: BenchArgs, engine: switchyard_engine::EngineConfig) -> an
     println!("{:<62} {:>14.1} {:>12}", "    peak RSS, MB", peak_rss as f64 / 1024.0, "");
     println!("    ({} latency samples)", latencies.len());
     ingress::run(&broker, &args.ingress, &idle, args.latency_seconds, &api, &engine, &receiver, &device_path).await?;
+    polled::run(&args.polled, &api, &engine).await?;
     stop.cancel();
     Ok(())
 }

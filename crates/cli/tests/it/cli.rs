@@ -227,8 +227,21 @@ fn bench_runs_end_to_end_and_prints_every_figure() {
         "1",
         "--clients",
         "4",
+        "--backfill-meters",
+        "2",
+        "--backfill-days",
+        "40",
+        "--polled",
+        "3",
+        "--polled-seconds",
+        "2",
     ]));
     let out = text(&out.stdout);
+    let stored = line_after(&out, "    (j) records stored");
+    assert_eq!(stored.split_whitespace().collect::<Vec<_>>(), ["1920", "1920"], "2 meters × 40 days × 24 h: {out}");
+    assert_eq!(line_after(&out, "    (j) again: records stored").split_whitespace().next(), Some("0"), "{out}");
+    assert!(figure(&out, "    baseline: the same pages fetched and parsed alone, readings/s") > 0.0, "{out}");
+    assert!(figure(&out, "    (k) CPU while they wait and poll, % of one core") >= 0.0, "{out}");
     for label in [
         "(a) baseline: same client straight to the receiver, req/s",
         "    (a) again after (b), (c) and (d), req/s",
@@ -277,6 +290,10 @@ fn bench_runs_one_measure_alone_when_the_others_are_sized_zero() {
         "0",
         "--clients",
         "4",
+        "--backfill-meters",
+        "0",
+        "--polled",
+        "0",
     ]));
     let out = text(&out.stdout);
     assert!(figure(&out, "(b) delivered records/s, ingest batches of 100") > 0.0, "{out}");

@@ -323,20 +323,23 @@ impl<S: Source> Ingress for Polled<S> {
                     _ = sink.stopping() => return Ok(()),
                 }
             }
-            match self.poll(sink, &mut state).await {
+            // The next tick's jitter, drawn before the poll so that its report says when that is.
+            let draw = rand::thread_rng().gen_range(0.0..1.0);
+            match self.poll(sink, &mut state, draw).await {
                 Ok(()) => {}
                 Err(Ended::Stopping) => return Ok(()),
                 Err(Ended::Store(e)) => return Err(e),
             }
-            due = self.schedule.due(&state, now_ms(), rand::thread_rng().gen_range(0.0..1.0));
+            due = self.schedule.due(&state, now_ms(), draw);
         }
     }
 }
 
 impl<S: Source> Polled<S> {
     /// One poll: the open one resumed at its page, or a new window; every
-    /// page until the last, retried until the next tick; reported.
-    async fn poll(&self, sink: &dyn IngressSink, state: &mut PollState) -> Result<(), Ended> {
+    /// page until the last, retried until the next tick; reported, with
+    /// the next tick (its jitter drawn as `draw`).
+    async fn poll(&self, sink: &dyn IngressSink, state: &mut PollState, draw: f64) -> Result<(), Ended> {
         let at = now_ms();
         let next_tick = at + self.schedule.interval.as_millis() as i64;
         let (window, mut page, mut pending) = match state.open.take() {
@@ -365,7 +368,7 @@ impl<S: Source> Polled<S> {
                         }
                         PollError::Fail(reason) => (PollOutcome::Failed, reason),
                     };
-                    report(outcome, messages, next_tick, Some(why));
+                    report(outcome, messages, self.schedule.due(state, now_ms(), draw), Some(why));
                     return Ok(());
                 }
             };
@@ -400,7 +403,7 @@ impl<S: Source> Polled<S> {
                 Some(open) if !more => page = open.page.clone(),
                 _ => {
                     let outcome = if not_modified { PollOutcome::NotModified } else { PollOutcome::Polled };
-                    let next = self.schedule.due(state, now_ms(), 0.0);
+                    let next = self.schedule.due(state, now_ms(), draw);
                     report(outcome, messages, next, None);
                     return Ok(());
                 }
