@@ -120,3 +120,113 @@ async fn two_nodes_run_each_connection_once_and_take_over_a_killed_one() {
         stored.len()
     );
 }
+
+/// When a local endpoint was polled, by path (`/p/{n}`).
+type Polls = std::sync::Arc<std::sync::Mutex<std::collections::BTreeMap<String, Vec<Instant>>>>;
+
+async fn polled_endpoint() -> (String, Polls) {
+    let polls: Polls = Default::default();
+    let seen = polls.clone();
+    let app = axum::Router::new().fallback(move |uri: axum::http::Uri| {
+        let seen = seen.clone();
+        async move {
+            seen.lock().unwrap().entry(uri.path().to_owned()).or_default().push(Instant::now());
+            axum::Json(json!({"data": []}))
+        }
+    });
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("http://{}", listener.local_addr().unwrap());
+    tokio::spawn(async move { axum::serve(listener, app).await });
+    (url, polls)
+}
+
+/// Polled integrations' timers on two nodes: each fires on exactly one
+/// node (never two polls of one integration within its interval), and a
+/// killed holder's timers move to the other within 15 s.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_nodes_fire_each_timer_once_and_move_a_killed_ones() {
+    let (endpoint, polls) = polled_endpoint().await;
+    let dir = tempfile::tempdir().unwrap();
+    let url = switchyard_store::testing::fresh_postgres_url().await;
+    let node = |dir: &std::path::Path| {
+        Server::start(
+            switchyard(dir)
+                .args(["serve", "--listen", "127.0.0.1:0"])
+                .env("SWITCHYARD_DATABASE_URL", &url)
+                .env("SWITCHYARD_EGRESS_ALLOW", "127.0.0.1/32"),
+        )
+    };
+    let mut a = node(dir.path());
+    let mut b = node(dir.path());
+    let (key, _, _) = place_and_device(&a, dir.path()).await;
+    let mut ids = Vec::new();
+    for n in 0..4 {
+        let properties = json!({"url": format!("{endpoint}/p/{n}"), "intervalSeconds": 2, "itemsPointer": "/data",
+                                "format": "records"});
+        let body =
+            json!({"name": format!("poll {n}"), "type": "HTTP_POLL", "direction": "INGRESS", "properties": properties});
+        let on = if n % 2 == 0 { &a } else { &b };
+        let (status, created) = call(Method::POST, &format!("{}/v2/integrations", on.base), &key, Some(body)).await;
+        assert_eq!(status, 201, "{created}");
+        ids.push(created["id"].as_str().unwrap().to_owned());
+    }
+    let view = |s: &Server, id: &str| format!("{}/v2/integrations/{id}", s.base);
+    for id in &ids {
+        until(&view(&a, id), &key, Duration::from_secs(15), "polled", |v| {
+            v["connection"]["poll"]["lastOutcome"] == "polled" && (runs_on(v, &a) || runs_on(v, &b))
+        })
+        .await;
+    }
+    // Watch the timers for a while: one poll per interval each, never two nodes' worth.
+    let watched = Instant::now();
+    tokio::time::sleep(Duration::from_secs(7)).await;
+    let gaps = |since: Instant| -> Vec<(String, Vec<f64>)> {
+        polls
+            .lock()
+            .unwrap()
+            .iter()
+            .map(|(p, at)| {
+                let at: Vec<&Instant> = at.iter().filter(|t| **t >= since).collect();
+                (p.clone(), at.windows(2).map(|w| w[1].duration_since(*w[0]).as_secs_f64()).collect())
+            })
+            .collect()
+    };
+    for (path, g) in gaps(watched) {
+        assert!(g.len() >= 2, "{path} polled on schedule: {g:?}");
+        assert!(g.iter().all(|s| *s >= 1.8), "{path}: two polls within one interval, so two nodes fire it: {g:?}");
+    }
+    // Kill the node running the first one: within 15 s the other runs every timer.
+    let (_, seen) = call(Method::GET, &view(&a, &ids[0]), &key, None).await;
+    let (holder, other) = if runs_on(&seen, &a) { (&mut a, &mut b) } else { (&mut b, &mut a) };
+    holder.kill();
+    let killed = Instant::now();
+    for id in &ids {
+        until(&view(other, id), &key, Duration::from_secs(30), "taken over", |v| {
+            runs_on(v, other) && v["connection"]["poll"]["lastPollAt"].as_i64().is_some()
+        })
+        .await;
+    }
+    let moved = killed.elapsed();
+    let path = "/p/0".to_owned();
+    let resumed = loop {
+        if let Some(t) = polls.lock().unwrap()[&path].iter().find(|t| **t > killed) {
+            break t.duration_since(killed);
+        }
+        assert!(killed.elapsed() < Duration::from_secs(30), "the killed node's timer never fired again");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    };
+    assert!(
+        moved <= Duration::from_secs(15) && resumed <= Duration::from_secs(15),
+        "moved {moved:?}, resumed {resumed:?}"
+    );
+    let after = Instant::now();
+    tokio::time::sleep(Duration::from_secs(5)).await;
+    for (path, g) in gaps(after) {
+        assert!(g.iter().all(|s| *s >= 1.8), "{path} after the takeover: {g:?}");
+    }
+    println!(
+        "timers moved {:.1} s after the kill; the first fired again after {:.1} s",
+        moved.as_secs_f64(),
+        resumed.as_secs_f64()
+    );
+}
