@@ -43,6 +43,8 @@ struct Books {
     release: tokio::sync::Notify,
     /// The state endpoint's version: its ETag.
     version: Mutex<u64>,
+    /// The bodies POSTed to the feed.
+    bodies: Mutex<Vec<Value>>,
 }
 
 struct Vendor {
@@ -78,6 +80,7 @@ impl Vendor {
                     .post(move |s, q, u, h| readings(s, q, u, h, size)),
             )
             .route("/v1/state", axum::routing::get(current))
+            .route("/v1/feed", axum::routing::post(feed))
             .with_state(self.books.clone());
         let listener = tokio::net::TcpListener::bind(("127.0.0.1", self.port)).await.unwrap();
         let stop = self.stop.clone();
@@ -168,6 +171,19 @@ async fn readings(
         response.headers_mut().insert("link", link.parse().unwrap());
     }
     response
+}
+
+/// The readings after the cursor in the POSTed body (`{"after": "N"}`),
+/// with the next cursor; an API key header instead of the bearer token.
+async fn feed(State(b): State<Arc<Books>>, headers: HeaderMap, body: axum::body::Bytes) -> Response {
+    let asked: Value = serde_json::from_slice(&body).unwrap_or(Value::Null);
+    b.bodies.lock().unwrap().push(asked.clone());
+    if headers.get("x-vendor-key").and_then(|v| v.to_str().ok()) != Some("vendor-key-1") {
+        return (StatusCode::UNAUTHORIZED, "no key").into_response();
+    }
+    let after: usize = asked["after"].as_str().and_then(|a| a.parse().ok()).unwrap_or(0);
+    let data: Vec<Value> = b.items.lock().unwrap().iter().skip(after).map(|(_, v)| v.clone()).collect();
+    axum::Json(json!({"data": data, "cursor": (after + data.len()).to_string()})).into_response()
 }
 
 /// Every reading, with an ETag of the version: 304 when the caller has it.
@@ -528,6 +544,40 @@ async fn a_backfill_resumes_after_a_restart_and_stops_when_cancelled(backend: Ba
     assert_eq!(backwards.fields(), ["to"]);
 }
 
+/// A POST whose body is a template over the cursor the last answer gave,
+/// with an API key header: each poll asks only for what came after.
+async fn a_cursor_from_the_answer_is_the_next_polls(backend: Backend) {
+    let vendor = Vendor::start(100).await;
+    let app = spawn_configured(backend, |_| {}).await;
+    let (_, device, device_path) = app.place_and_device("meter").await;
+    vendor.add(json!({"device": "sensor-7", "n": 1, "at": LONG_AGO}));
+    vendor.add(json!({"device": "sensor-7", "n": 2, "at": LONG_AGO + 1000}));
+    let properties = json!({"url": format!("{}/v1/feed", vendor.base()), "method": "POST",
+        "body": "{\"after\": \"{{ cursor }}\"}", "auth": "apiKey", "apiKeyHeader": "X-Vendor-Key",
+        "apiKey": "vendor-key-1", "pagination": "none", "cursorPointer": "/cursor", "timestampPointer": "/at"});
+    let id = ingress_on(&app, &vendor, &device_path, properties).await;
+    let telemetry = format!("/v2/telemetry?deviceId={device}");
+    until(&app, &telemetry, "the first two", |l| records(l).len() == 2).await;
+    vendor.add(json!({"device": "sensor-7", "n": 3, "at": LONG_AGO + 2000}));
+    until(&app, &telemetry, "the third", |l| records(l).len() == 3).await;
+    let log = app.get(&format!("/v2/integrations/{id}/messages")).await.body;
+    assert_eq!(records(&log).len(), 3, "nothing asked for twice: {log:#}");
+    // The next poll asks after the third.
+    let asked = |after: &str| vendor.books.bodies.lock().unwrap().contains(&json!({"after": after}));
+    for _ in 0..500 {
+        if asked("3") {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    let bodies = vendor.books.bodies.lock().unwrap().clone();
+    assert_eq!(bodies[0], json!({"after": ""}), "no cursor yet");
+    assert!(asked("2") && asked("3"), "{bodies:?}");
+    assert_eq!(records(&app.get(&telemetry).await.body).len(), 3);
+    let shown = app.get(&format!("/v2/integrations/{id}")).await.body.to_string();
+    assert!(!shown.contains("vendor-key-1"), "the key is never shown");
+}
+
 /// Settings that cannot work are refused at create, naming the field.
 async fn settings_that_cannot_work_are_refused(backend: Backend) {
     let app = spawn_configured(backend, |_| {}).await;
@@ -564,6 +614,7 @@ on_both_stores!(
     an_unchanged_answer_is_not_modified_and_stores_nothing,
     failures_are_retried_or_fail_the_status_with_the_vendors_words,
     settings_that_cannot_work_are_refused,
+    a_cursor_from_the_answer_is_the_next_polls,
     a_backfill_fetches_a_past_range_once,
     a_backfill_resumes_after_a_restart_and_stops_when_cancelled,
 );

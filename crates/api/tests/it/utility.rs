@@ -244,6 +244,11 @@ struct Readings {
     to: i64,
     page_size: usize,
     asked: Arc<Mutex<Vec<BTreeMap<String, String>>>>,
+    /// Statuses answered before the real answers (with `Retry-After: 1`).
+    script: Arc<Mutex<std::collections::VecDeque<u16>>>,
+    /// A request for this page waits until `release` (once).
+    hold: Arc<Mutex<Option<usize>>>,
+    release: Arc<tokio::sync::Notify>,
 }
 
 fn reading_value(meter: usize, at: i64) -> f64 {
@@ -259,12 +264,20 @@ async fn intervals(
     if headers.get("authorization").and_then(|v| v.to_str().ok()) != Some("Bearer uapi-token") {
         return (StatusCode::UNAUTHORIZED, axum::Json(json!({"error": "Invalid token"}))).into_response();
     }
+    if let Some(status) = r.script.lock().unwrap().pop_front() {
+        return (StatusCode::from_u16(status).unwrap(), [("retry-after", "1")], "try later").into_response();
+    }
     let (Some(start), Some(end)) = (q.get("start").and_then(|t| time_of(t)), q.get("end").and_then(|t| time_of(t)))
     else {
         return (StatusCode::BAD_REQUEST, axum::Json(json!({"error": "start and end are required"}))).into_response();
     };
     let wanted: Vec<&str> = q.get("meters").map(|m| m.split(',').collect()).unwrap_or_default();
     let page: usize = q.get("page").and_then(|p| p.parse().ok()).unwrap_or(0);
+    let held = *r.hold.lock().unwrap();
+    if held == Some(page) {
+        *r.hold.lock().unwrap() = None;
+        r.release.notified().await;
+    }
     let mut all = Vec::new();
     for (i, meter) in r.meters.iter().enumerate().filter(|(_, m)| wanted.contains(&m.as_str())) {
         let mut at = r.from.max(start - start.rem_euclid(HOUR));
@@ -303,8 +316,10 @@ async fn intervals_api(readings: Readings) -> String {
     url
 }
 
-/// A poll asks again for the hours it looks back over, in pages, and
-/// stores each reading once; a backfill of an older range adds its days.
+/// A poll asks again for the hours it looks back over, in pages (a 429
+/// and a 503 on the way waited out), and stores each reading once, routed
+/// to a webhook; a restart while a page is fetched resumes at that page; a
+/// backfill of an older range adds its days.
 async fn an_intervals_api_is_polled_in_pages_and_backfilled(backend: Backend) {
     let now = switchyard_core::now_ms() / HOUR * HOUR;
     let asked = Arc::new(Mutex::new(Vec::new()));
@@ -314,9 +329,16 @@ async fn an_intervals_api_is_polled_in_pages_and_backfilled(backend: Backend) {
         to: now,
         page_size: 40,
         asked: asked.clone(),
+        script: Arc::new(Mutex::new([429, 503].into())),
+        hold: Arc::new(Mutex::new(Some(1))),
+        release: Arc::default(),
     };
+    let (hold, release) = (readings.hold.clone(), readings.release.clone());
     let url = intervals_api(readings).await;
     let app = spawn_configured(backend, |_| {}).await;
+    let rx = crate::receiver::Receiver::start(vec![]).await;
+    let trigger = json!({"kinds": ["value"], "objects": ["energy_received"]});
+    crate::receiver::webhook_with_trigger(&app, &rx.url, json!({}), trigger).await;
     let (_, meter, meter_path) = app.place_and_device("meter").await;
     let (_, other, other_path) = app.place_and_device("meter").await;
     // Mapped before it is enabled: the first poll finds readings at once.
@@ -326,9 +348,24 @@ async fn an_intervals_api_is_polled_in_pages_and_backfilled(backend: Backend) {
     map(&app, &integration, "m-1", &meter_path).await;
     map(&app, &integration, "m-2", &other_path).await;
     assert_eq!(app.put(&integration, json!({"enabled": true})).await.status, Status::OK);
+    // The second page is held: the node restarts while it is fetched, and the poll resumes there.
+    let held_at = loop {
+        if hold.lock().unwrap().is_none() {
+            break asked.lock().unwrap().len();
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+    };
+    let page_two = asked.lock().unwrap()[held_at - 1].clone();
+    assert_eq!(page_two["page"], "1");
+    let app = app.restart().await;
+    release.notify_waiters();
     let polled =
         until(&app, &integration, "a first poll", |i| i["connection"]["poll"]["lastOutcome"] == "polled").await;
-    assert!(polled["connection"]["poll"]["lastMessages"].as_u64().unwrap() >= 2, "{polled:#}");
+    let after: Vec<BTreeMap<String, String>> = asked.lock().unwrap()[held_at..].to_vec();
+    assert_eq!(after[0], page_two, "resumed at the page it was fetching, of the same window");
+    let first: Vec<bool> = asked.lock().unwrap()[..3].iter().map(|q| q.contains_key("page")).collect();
+    assert_eq!(first, [false, false, false], "429, 503, then the first page");
+    assert!(polled["connection"]["poll"]["lastMessages"].as_u64().unwrap() >= 1, "the rest of the window: {polled:#}");
     let mine =
         until(&app, &format!("/v2/telemetry?deviceId={meter}&property=energy_delivered&limit=200"), "a day", |l| {
             records(l).len() >= 24
@@ -341,8 +378,11 @@ async fn an_intervals_api_is_polled_in_pages_and_backfilled(backend: Backend) {
     assert_eq!(hour["record"]["unit"], "kWh");
     let generated = app.get(&format!("/v2/telemetry?deviceId={other}&property=energy_received&limit=1")).await.body;
     assert_eq!(records(&generated).len(), 1, "generation is received energy");
-    let pages = asked.lock().unwrap().iter().filter(|q| q.contains_key("page")).count();
-    assert!(pages >= 1, "the `next` pages were followed");
+    let received = |device: &str| format!("/v2/telemetry?deviceId={device}&property=energy_received&limit=200");
+    let n =
+        records(&app.get(&received(&meter)).await.body).len() + records(&app.get(&received(&other)).await.body).len();
+    let delivered = rx.wait_for(n).await;
+    assert!(delivered.iter().all(|r| r.json()["property"] == "energy_received"), "routed by the trigger's objects");
 
     let done = backfill_done(&app, &integration, now - 10 * DAY, now - 8 * DAY).await;
     assert_eq!(done["status"], "succeeded", "{done:#}");

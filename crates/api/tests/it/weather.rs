@@ -61,7 +61,11 @@ fn refuse(reason: &str) -> Response {
 async fn answer(State(asked): State<Arc<Asked>>, Query(q): Query<BTreeMap<String, String>>, which: &str) -> Response {
     asked.seen.lock().unwrap().push((which.to_owned(), q.clone()));
     if let Some((status, body)) = asked.script.lock().unwrap().pop_front() {
-        return (StatusCode::from_u16(status).unwrap(), axum::Json(body)).into_response();
+        let mut response = (StatusCode::from_u16(status).unwrap(), axum::Json(body)).into_response();
+        if status == 429 {
+            response.headers_mut().insert("retry-after", "1".parse().unwrap());
+        }
+        return response;
     }
     for coordinate in ["latitude", "longitude"] {
         if q.get(coordinate).and_then(|v| v.parse::<f64>().ok()).is_none() {
@@ -147,13 +151,23 @@ async fn observations_and_forecasts_land_on_a_weather_device(backend: Backend) {
     let put = app.put(&format!("/v2/places/{}", s.place), located).await;
     assert_eq!(put.status, Status::OK, "{:?}", put.body);
     assert_eq!(put.body["location"]["timezone"], "Europe/Berlin");
+    // Open-Meteo asks to slow down, then fails once: the first poll waits and tries again.
+    let busy = json!({"error": true, "reason": "Too many concurrent requests"});
+    peer.asked.script.lock().unwrap().extend([(429, busy), (503, json!({"error": true, "reason": "upstream"}))]);
     let integration = weather(&app, &peer, &s.place, json!({})).await;
     let polled =
         until(&app, &integration, "a first poll", |i| i["connection"]["poll"]["lastOutcome"] == "polled").await;
     assert_eq!(state(&polled), "connected");
+    assert_eq!(peer.seen("forecast").len(), 3, "429, 503, then the answer");
+    let history = app.get(&format!("{integration}/status-history")).await.body;
+    let errors: Vec<&str> = history["data"].as_array().unwrap().iter().filter_map(|c| c["error"].as_str()).collect();
+    assert!(
+        errors.iter().any(|e| e.starts_with("HTTP 429: Too many concurrent requests; retrying in 1s")),
+        "{errors:?}"
+    );
     assert_eq!(polled["actions"], json!(["replay-unmapped", "backfill"]));
 
-    let asked = &peer.seen("forecast")[0];
+    let asked = &peer.seen("forecast")[2];
     assert_eq!((asked["latitude"].as_str(), asked["longitude"].as_str()), ("52.52", "13.42"));
     assert_eq!(asked["current"], ALL);
     assert_eq!(asked["hourly"], ALL);

@@ -296,7 +296,8 @@ impl<S: Source> Ingress for Polled<S> {
         let mut state: PollState =
             sink.progress(PROGRESS).await.and_then(|v| serde_json::from_str(&v).ok()).unwrap_or_default();
         let mut due = self.schedule.due(&state, now_ms(), rand::thread_rng().gen_range(0.0..1.0));
-        if state.polled_at.is_some_and(|at| at < self.changed_at) {
+        // A poll stopped between its pages goes on at once; so does one made with other settings.
+        if state.open.is_some() || state.polled_at.is_some_and(|at| at < self.changed_at) {
             due = now_ms();
         }
         let mut job = sink.backfill().await?;
