@@ -72,6 +72,10 @@ async fn answer(State(asked): State<Arc<Asked>>, Query(q): Query<BTreeMap<String
             return refuse(&format!("Parameter '{coordinate}' is required"));
         }
     }
+    if q.get("apikey").is_some_and(|k| k != "om-key-1") {
+        return (StatusCode::UNAUTHORIZED, axum::Json(json!({"error": true, "reason": "Invalid API key"})))
+            .into_response();
+    }
     if q.get("timeformat").map(String::as_str) != Some("unixtime") {
         return refuse("this peer answers unix time only");
     }
@@ -268,6 +272,19 @@ async fn a_place_without_a_location_fails_the_status_with_what_to_do(backend: Ba
     assert_eq!(stored["data"][0]["record"]["property"], "temperature_2m");
     let shown = app.get(&integration).await.body;
     assert!(!shown.to_string().contains("om-key-1"), "the key is never shown");
+
+    // The same values again are nothing new; a key the instance refuses fails the status with its reason.
+    let asked_before = peer.seen("forecast").len();
+    let change = json!({"properties": {"forecastHours": 0, "variables": ["temperature_2m"], "timeoutSeconds": 20}});
+    assert_eq!(app.put(&integration, change).await.status, Status::OK);
+    until(&app, &integration, "polled again", |i| {
+        i["connection"]["poll"]["lastMessages"] == 1 && peer.seen("forecast").len() > asked_before
+    })
+    .await;
+    assert_eq!(records(&app.get(&format!("/v2/telemetry?deviceId={device}")).await.body).len(), 1, "nothing twice");
+    assert_eq!(app.put(&integration, json!({"properties": {"apiKey": "om-key-2"}})).await.status, Status::OK);
+    let refused = until(&app, &integration, "refused", |i| state(i) == "failed").await;
+    assert_eq!(refused["connection"]["lastError"], "HTTP 401: Invalid API key");
 }
 
 on_both_stores!(
