@@ -197,6 +197,15 @@ pub fn header_line(line: &str) -> Result<(String, String), String> {
     Ok((name.to_owned(), value.to_owned()))
 }
 
+/// Every line of a `headers` list property is `Name: value`; errors name the line.
+pub fn check_headers(s: &Settings<'_>, errors: &mut switchyard_core::ValidationErrors) {
+    for (i, line) in s.strings("headers").unwrap_or_default().iter().enumerate() {
+        if let Err(e) = header_line(line) {
+            errors.push(format!("properties.headers[{i}]"), e);
+        }
+    }
+}
+
 /// The rate limit property's name, for its spec and for reading it.
 const RATE: &str = "rateLimitPerSecond";
 

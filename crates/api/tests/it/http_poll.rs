@@ -224,9 +224,7 @@ impl Source for Vendor {
     }
     async fn stop(&mut self) {
         self.stop.cancel();
-        while tokio::net::TcpStream::connect(("127.0.0.1", self.port)).await.is_ok() {
-            tokio::time::sleep(Duration::from_millis(10)).await;
-        }
+        crate::connectors::until_port_free(self.port).await;
     }
     async fn start(&mut self) {
         self.up().await
@@ -435,6 +433,21 @@ fn readings_of_long_ago(vendor: &Vendor) {
     }
 }
 
+/// An hourly HTTP_POLL integration (pages of three) on a vendor holding ten
+/// readings of long ago, after its first poll: (vendor, app, device, integration id).
+async fn hourly_on_long_ago(backend: Backend) -> (Vendor, crate::App, String, String) {
+    let vendor = Vendor::start(3).await;
+    readings_of_long_ago(&vendor);
+    let app = spawn_configured(backend, |_| {}).await;
+    let (_, device, device_path) = app.place_and_device("meter").await;
+    let mut properties = vendor.readings_properties("page");
+    properties["intervalSeconds"] = json!(3600);
+    properties["timestampPointer"] = json!("/at");
+    let id = ingress_on(&app, &vendor, &device_path, properties).await;
+    until(&app, &format!("/v2/integrations/{id}"), "a first poll", |i| !i["connection"]["poll"].is_null()).await;
+    (vendor, app, device, id)
+}
+
 async fn backfill(app: &crate::App, integration: &str, from: i64, to: i64) -> String {
     let started = app.post(&format!("{integration}/actions/backfill"), json!({"from": from, "to": to})).await;
     assert_eq!(started.status, Status::ACCEPTED, "{:?}", started.body);
@@ -445,16 +458,9 @@ async fn backfill(app: &crate::App, integration: &str, from: i64, to: i64) -> St
 /// A past range is fetched in the vendor's pages and stored, with the
 /// action's progress; run again, it stores nothing twice.
 async fn a_backfill_fetches_a_past_range_once(backend: Backend) {
-    let vendor = Vendor::start(3).await;
-    readings_of_long_ago(&vendor);
-    let app = spawn_configured(backend, |_| {}).await;
-    let (_, device, device_path) = app.place_and_device("meter").await;
-    let mut properties = vendor.readings_properties("page");
-    properties["intervalSeconds"] = json!(3600);
-    properties["timestampPointer"] = json!("/at");
-    let id = ingress_on(&app, &vendor, &device_path, properties).await;
+    let (_vendor, app, device, id) = hourly_on_long_ago(backend).await;
     let integration = format!("/v2/integrations/{id}");
-    let view = until(&app, &integration, "a first poll", |i| !i["connection"]["poll"].is_null()).await;
+    let view = app.get(&integration).await.body;
     assert_eq!(view["actions"], json!(["replay-unmapped", "backfill"]));
     let telemetry = format!("/v2/telemetry?deviceId={device}&limit=100");
     assert_eq!(records(&app.get(&telemetry).await.body).len(), 0, "a poll sees only what is new");
@@ -480,16 +486,8 @@ async fn a_backfill_fetches_a_past_range_once(backend: Backend) {
 /// A backfill resumes after a restart at the page it was fetching; one
 /// cancelled stops after its page; a disabled integration backfills nothing.
 async fn a_backfill_resumes_after_a_restart_and_stops_when_cancelled(backend: Backend) {
-    let vendor = Vendor::start(3).await;
-    readings_of_long_ago(&vendor);
-    let app = spawn_configured(backend, |_| {}).await;
-    let (_, device, device_path) = app.place_and_device("meter").await;
-    let mut properties = vendor.readings_properties("page");
-    properties["intervalSeconds"] = json!(3600);
-    properties["timestampPointer"] = json!("/at");
-    let id = ingress_on(&app, &vendor, &device_path, properties).await;
+    let (vendor, app, device, id) = hourly_on_long_ago(backend).await;
     let integration = format!("/v2/integrations/{id}");
-    until(&app, &integration, "a first poll", |i| !i["connection"]["poll"].is_null()).await;
 
     *vendor.books.hold.lock().unwrap() = Some("page=3".into());
     let resumed = backfill(&app, &integration, LONG_AGO, LONG_AGO + DAY).await;

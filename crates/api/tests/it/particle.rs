@@ -122,10 +122,7 @@ impl Source for ParticleCloud {
     }
     async fn stop(&mut self) {
         self.stop.cancel();
-        // Until its port is free again.
-        while tokio::net::TcpStream::connect(("127.0.0.1", self.port)).await.is_ok() {
-            tokio::time::sleep(Duration::from_millis(10)).await;
-        }
+        crate::connectors::until_port_free(self.port).await;
     }
     async fn start(&mut self) {
         self.up().await

@@ -9,6 +9,16 @@ use serde_json::{json, Value};
 use crate::crash::{each_once, place_and_device, settled, Broker, Publisher};
 use crate::{call, switchyard, Server};
 
+/// A node on the PostgreSQL database at `url`, allowed to reach loopback.
+fn node(dir: &std::path::Path, url: &str) -> Server {
+    Server::start(
+        switchyard(dir)
+            .args(["serve", "--listen", "127.0.0.1:0"])
+            .env("SWITCHYARD_DATABASE_URL", url)
+            .env("SWITCHYARD_EGRESS_ALLOW", "127.0.0.1/32"),
+    )
+}
+
 /// Polls `url` until `done` holds for its body (`limit` at most); returns when.
 async fn until(url: &str, key: &str, limit: Duration, what: &str, done: impl Fn(&Value) -> bool) -> Instant {
     let deadline = Instant::now() + limit;
@@ -37,14 +47,7 @@ async fn two_nodes_run_each_connection_once_and_take_over_a_killed_one() {
     let broker = Broker::start().await;
     let dir = tempfile::tempdir().unwrap();
     let url = switchyard_store::testing::fresh_postgres_url().await;
-    let node = |dir: &std::path::Path| {
-        Server::start(
-            switchyard(dir)
-                .args(["serve", "--listen", "127.0.0.1:0"])
-                .env("SWITCHYARD_DATABASE_URL", &url)
-                .env("SWITCHYARD_EGRESS_ALLOW", "127.0.0.1/32"),
-        )
-    };
+    let node = |dir: &std::path::Path| node(dir, &url);
     let mut a = node(dir.path());
     let mut b = node(dir.path());
     let (key, place, device) = place_and_device(&a, dir.path()).await;
@@ -148,14 +151,7 @@ async fn two_nodes_fire_each_timer_once_and_move_a_killed_ones() {
     let (endpoint, polls) = polled_endpoint().await;
     let dir = tempfile::tempdir().unwrap();
     let url = switchyard_store::testing::fresh_postgres_url().await;
-    let node = |dir: &std::path::Path| {
-        Server::start(
-            switchyard(dir)
-                .args(["serve", "--listen", "127.0.0.1:0"])
-                .env("SWITCHYARD_DATABASE_URL", &url)
-                .env("SWITCHYARD_EGRESS_ALLOW", "127.0.0.1/32"),
-        )
-    };
+    let node = |dir: &std::path::Path| node(dir, &url);
     let mut a = node(dir.path());
     let mut b = node(dir.path());
     let (key, _, _) = place_and_device(&a, dir.path()).await;

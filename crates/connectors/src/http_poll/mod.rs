@@ -78,11 +78,7 @@ fn check(resolved: &Resolved) -> Result<(), ValidationErrors> {
     let specs = properties();
     let s = Settings::of_resolved(&specs, resolved);
     let mut errors = ValidationErrors::default();
-    for (i, line) in s.strings("headers").unwrap_or_default().iter().enumerate() {
-        if let Err(e) = crate::shared::header_line(line) {
-            errors.push(format!("properties.headers[{i}]"), e);
-        }
-    }
+    crate::shared::check_headers(&s, &mut errors);
     let text = |name: &'static str| s.text(name).ok().flatten().filter(|t| !t.trim().is_empty());
     for pointer in ["itemsPointer", "nextPointer", "cursorPointer"] {
         if let Some(p) = text(pointer).filter(|p| !p.starts_with('/')) {

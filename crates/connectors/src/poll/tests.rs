@@ -1,4 +1,5 @@
 use super::*;
+use switchyard_core::Metadata;
 
 const MIN: i64 = 60_000;
 

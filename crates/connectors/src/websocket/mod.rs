@@ -48,11 +48,7 @@ fn check(resolved: &Resolved) -> Result<(), ValidationErrors> {
     let specs = properties();
     let s = Settings::of_resolved(&specs, resolved);
     let mut errors = ValidationErrors::default();
-    for (i, line) in s.strings("headers").unwrap_or_default().iter().enumerate() {
-        if let Err(e) = crate::shared::header_line(line) {
-            errors.push(format!("properties.headers[{i}]"), e);
-        }
-    }
+    crate::shared::check_headers(&s, &mut errors);
     if let Some(ca) = s.text("caCertificate").ok().flatten() {
         if let Err(e) = crate::tls::certificates(ca) {
             errors.push("properties.caCertificate", e);

@@ -283,9 +283,7 @@ impl Google {
 
     async fn down(&self) {
         self.stop.lock().unwrap().cancel();
-        while tokio::net::TcpStream::connect(("127.0.0.1", self.port)).await.is_ok() {
-            tokio::time::sleep(Duration::from_millis(10)).await;
-        }
+        super::until_port_free(self.port).await;
     }
 
     /// Publishes to every subscription of `topic`, as a publisher would.

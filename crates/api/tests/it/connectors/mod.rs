@@ -22,6 +22,13 @@ mod nats;
 mod twilio;
 mod webhook;
 
+/// Waits until nothing listens on `port` any more (a peer this test stopped).
+pub async fn until_port_free(port: u16) {
+    while tokio::net::TcpStream::connect(("127.0.0.1", port)).await.is_ok() {
+        tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+    }
+}
+
 /// A free port on loopback (for a peer a test starts itself, or for nothing listening).
 pub fn free_port() -> u16 {
     std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
