@@ -109,6 +109,16 @@ impl Vendor {
         self.books.seen.lock().unwrap().clone()
     }
 
+    /// The first request whose URL holds `part`, once it came.
+    async fn asked_for(&self, part: &str) -> Seen {
+        loop {
+            if let Some(s) = self.seen().into_iter().find(|s| s.uri.contains(part)) {
+                return s;
+            }
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+    }
+
     /// The integration's properties: readings by window, `/data` the items,
     /// `device` naming the device, one poll a second.
     fn readings_properties(&self, pagination: &str) -> Value {
@@ -283,12 +293,7 @@ async fn pages_are_followed_and_a_restart_resumes_at_the_page_it_stopped(backend
     }
     let telemetry = format!("/v2/telemetry?deviceId={device}&limit=100");
     until(&app, &telemetry, "the first two pages", |l| records(l).len() == 6).await;
-    let held = loop {
-        if let Some(s) = vendor.seen().into_iter().find(|s| s.uri.contains("page=3")) {
-            break s;
-        }
-        tokio::time::sleep(Duration::from_millis(10)).await;
-    };
+    let held = vendor.asked_for("page=3").await;
     let app = app.restart().await;
     vendor.books.release.notify_waiters();
     until(&app, &telemetry, "all ten", |l| records(l).len() == 10).await;
@@ -495,12 +500,7 @@ async fn a_backfill_resumes_after_a_restart_and_stops_when_cancelled(backend: Ba
     until(&app, &telemetry, "two pages", |l| records(l).len() == 6).await;
     let running = until(&app, &resumed, "its progress", |a| a["progress"]["pages"] == 2).await;
     assert_eq!(running["status"], "running");
-    let held = loop {
-        if let Some(s) = vendor.seen().into_iter().find(|s| s.uri.contains("page=3")) {
-            break s;
-        }
-        tokio::time::sleep(Duration::from_millis(10)).await;
-    };
+    let held = vendor.asked_for("page=3").await;
     let app = app.restart().await;
     vendor.books.release.notify_waiters();
     let done = until(&app, &resumed, "the backfill after the restart", |a| a["status"] == "succeeded").await;
