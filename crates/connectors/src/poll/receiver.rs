@@ -18,7 +18,7 @@ const RETRY_MAX: Duration = Duration::from_secs(15 * 60);
 /// A backfill as it runs: an action's range, and how far it got (its
 /// progress, kept in the action: a restart resumes there).
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
-#[serde(rename_all = "camelCase")]
+#[serde(rename_all = "camelCase", default)]
 pub struct Backfill {
     /// The action's id.
     #[serde(skip)]
@@ -30,19 +30,11 @@ pub struct Backfill {
     /// Where the window being fetched starts (ms).
     pub position: i64,
     /// The next page of that window (`null`: its first).
-    #[serde(default)]
     pub page: Value,
     pub pages: u64,
     pub messages: u64,
     pub records: u64,
     pub percent: f64,
-}
-
-impl Backfill {
-    /// A new one over [from, to).
-    pub fn new(id: String, from: i64, to: i64) -> Self {
-        Self { id, from, to, position: from, ..Default::default() }
-    }
 }
 
 /// Consecutive give-ups (a source failing for now) after which a backfill fails.

@@ -158,8 +158,8 @@ impl IngressSink for Sink {
         // Newest first: the oldest asked runs first.
         let Some(action) = found.items.into_iter().last() else { return Ok(None) };
         let time = |name: &str| action.params.get(name).and_then(serde_json::Value::as_i64).unwrap_or(0);
-        let mut job: Backfill = serde_json::from_value(action.progress.clone())
-            .unwrap_or_else(|_| Backfill::new(String::new(), time("from"), time("from")));
+        // A new one's progress is `{}`: it starts at `from`.
+        let mut job: Backfill = serde_json::from_value(action.progress.clone()).unwrap_or_default();
         (job.id, job.from, job.to) = (action.id.to_string(), time("from"), time("to"));
         job.position = job.position.clamp(job.from, job.to);
         Ok(Some(job))
