@@ -249,7 +249,12 @@ impl<S: Source> Polled<S> {
             Err(PollError::Retry { reason, .. }) => {
                 *give_ups += 1;
                 if *give_ups < BACKFILL_GIVE_UPS {
-                    // Tried again after the poll that is due.
+                    // Tried again after the poll that is due, not before it.
+                    let wait = Duration::from_millis((due - now_ms()).max(0) as u64);
+                    tokio::select! {
+                        _ = tokio::time::sleep(wait) => {}
+                        _ = sink.stopping() => return Err(Ended::Stopping),
+                    }
                     return Ok(true);
                 }
                 Some(Err(format!("{reason}, {BACKFILL_GIVE_UPS} times in a row")))

@@ -39,7 +39,7 @@ pub(super) struct Sink {
 }
 
 /// With several nodes, how often a receiver looks for backfills asked on another node.
-const BACKFILLS_ELSEWHERE: std::time::Duration = std::time::Duration::from_secs(5);
+const BACKFILLS_ELSEWHERE: std::time::Duration = std::time::Duration::from_secs(15);
 
 impl Sink {
     #[allow(clippy::too_many_arguments)]
